@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookstream/hookstream/ingest"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
+)
+
+// ingestConfig is everything the ingest role is configured with.
+type ingestConfig struct {
+	common
+	httpAddr       string
+	secrets        string
+	spoolDir       string
+	maxBody        int64
+	seenTTL        time.Duration
+	committers     int
+	maxBatch       int
+	queueSize      int
+	enqueueTimeout time.Duration
+	redisTimeout   time.Duration
+}
+
+func (c *ingestConfig) register(fs *flag.FlagSet) {
+	c.common.register(fs)
+	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address the HTTP server listens on")
+	fs.StringVar(&c.secrets, "webhook-secrets", "", "comma-separated webhook secrets; every one is accepted, so a secret can be rotated without downtime (required)")
+	fs.StringVar(&c.spoolDir, "spool-dir", ".hookstream/spool", "local directory for the spool used while Redis is unreachable; put it on persistent disk")
+	fs.Int64Var(&c.maxBody, "max-body", 256<<10, "largest webhook body accepted, in bytes (larger: 413)")
+	fs.DurationVar(&c.seenTTL, "seen-ttl", 72*time.Hour, "how long an event id is remembered in Redis for dedup (Dwolla retries for 72h)")
+	fs.IntVar(&c.committers, "committers", 4, "pipelined Redis round trips in flight at once (group commit)")
+	fs.IntVar(&c.maxBatch, "max-batch", 256, "most events folded into one pipelined round trip")
+	fs.IntVar(&c.queueSize, "queue-size", 8192, "requests that may wait for a commit; beyond it requests wait --enqueue-timeout, then get 503")
+	fs.DurationVar(&c.enqueueTimeout, "enqueue-timeout", 2*time.Second, "bounded wait for room in a full commit queue before answering 503 + Retry-After")
+	fs.DurationVar(&c.redisTimeout, "redis-timeout", 2*time.Second, "bound on one Redis round trip; past it events are spooled locally")
+}
+
+func (c *ingestConfig) secretList() [][]byte {
+	var out [][]byte
+	for _, s := range strings.Split(c.secrets, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, []byte(s))
+		}
+	}
+	return out
+}
+
+func serveCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream serve", flag.ContinueOnError)
+	var cfg ingestConfig
+	cfg.register(fs)
+	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest (all = every role)")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "hookstream serve [--roles ingest] [flags]",
+		ShortHelp:  "run hookstream roles: the webhook receiver (ingest)",
+		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts down in order: stop
+accepting requests, wait for every accepted event to be committed (Redis or
+spool), stop the committers, close connections.
+
+The ingest role serves:
+  POST /webhooks/dwolla   the Dwolla webhook endpoint
+  GET  /healthz           liveness
+  GET  /readyz            readiness (Redis, PostgreSQL, spool) as JSON
+  GET  /metrics           Prometheus metrics
+
+Example:
+  HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			for _, r := range strings.Split(*roles, ",") {
+				switch strings.TrimSpace(r) {
+				case "all", "ingest":
+				default:
+					return fmt.Errorf("unknown role %q; known roles: ingest, all", r)
+				}
+			}
+			return serveIngest(ctx, &cfg, nil)
+		},
+	}
+}
+
+// redisClient opens a Redis client tuned for a role that handles failures
+// itself: short dial timeout, no hidden retries.
+func redisClient(url string, timeout time.Duration, poolSize int) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse Redis URL %q: %w; expected redis://host:port/db", url, err)
+	}
+	opt.DialTimeout = 500 * time.Millisecond
+	opt.ReadTimeout = timeout
+	opt.WriteTimeout = timeout
+	opt.MaxRetries = -1 // the spool is the retry
+	opt.PoolSize = max(opt.PoolSize, poolSize)
+	return redis.NewClient(opt), nil
+}
+
+// serveIngest runs the receiver until ctx ends. ready, if non-nil, receives the
+// listening address once the server accepts connections.
+func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) error {
+	log := slog.Default()
+	rdb, err := redisClient(cfg.redisURL, cfg.redisTimeout, cfg.committers+4)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	opts := ingest.Options{
+		Secrets:        cfg.secretList(),
+		MaxBody:        cfg.maxBody,
+		SeenTTL:        cfg.seenTTL,
+		SpoolDir:       cfg.spoolDir,
+		QueueSize:      cfg.queueSize,
+		MaxBatch:       cfg.maxBatch,
+		Committers:     cfg.committers,
+		EnqueueTimeout: cfg.enqueueTimeout,
+		RedisTimeout:   cfg.redisTimeout,
+		Logger:         log,
+	}
+	if cfg.dbURL != "" {
+		// PostgreSQL only feeds the readiness report here; ingest runs without it.
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		pool, err := store.Open(pctx, cfg.dbURL)
+		cancel()
+		if err != nil {
+			log.Warn("PostgreSQL unreachable; ingest runs without it", "err", err)
+		} else {
+			defer pool.Close()
+			opts.DB = pool
+		}
+	}
+	recv, err := ingest.New(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), opts)
+	if err != nil {
+		return err
+	}
+	if err := recv.Start(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		recv.Stop(context.Background())
+		return fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", cfg.httpAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           recv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("ingest listening", "addr", ln.Addr().String(), "webhook_url", "http://"+ln.Addr().String()+"/webhooks/dwolla",
+		"namespace", cfg.namespace, "partitions", cfg.partitions, "secrets", len(opts.Secrets))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		recv.Stop(context.Background())
+		return fmt.Errorf("http server: %w", err)
+	}
+	// Shutdown order: stop accepting, let in-flight requests finish (each waits
+	// for its commit), then stop the committers and close the spool.
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("http shutdown", "err", err)
+	}
+	if err := recv.Stop(sctx); err != nil {
+		return err
+	}
+	log.Info("ingest stopped")
+	return nil
+}

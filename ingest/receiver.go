@@ -1,0 +1,317 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/redis/go-redis/v9"
+)
+
+// Pinger is anything that can tell whether it is reachable, such as *pgxpool.Pool.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+var (
+	ackSeconds = metrics.NewPrometheusHistogramExt(`hookstream_ingest_ack_seconds`,
+		[]float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10})
+	reqStored     = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="stored"}`)
+	reqDuplicate  = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="duplicate"}`)
+	reqSpooled    = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="spooled"}`)
+	reqNoSig      = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="missing_signature"}`)
+	reqBadSig     = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="bad_signature"}`)
+	reqBadRequest = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="bad_request"}`)
+	reqTooLarge   = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="too_large"}`)
+	reqMethod     = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="method_not_allowed"}`)
+	reqOverloaded = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="overloaded"}`)
+	reqFailed     = metrics.NewCounter(`hookstream_ingest_requests_total{outcome="failed"}`)
+)
+
+// Receiver is the webhook receiver. Create it with New, mount Handler, call
+// Start before serving and Stop after the HTTP server has shut down.
+type Receiver struct {
+	opts     Options
+	verifier *dwolla.Verifier
+	producer *stream.Producer
+	keys     stream.Keys
+	spool    *spool
+
+	redisUp atomic.Bool
+	queue   chan *pending
+	quit    chan struct{}
+
+	stopMu   sync.RWMutex
+	stopping bool
+	inflight sync.WaitGroup
+
+	committers sync.WaitGroup
+	drainDone  sync.WaitGroup
+	bufs       sync.Pool
+}
+
+// New validates opts and returns a Receiver writing to the partition streams of keys.
+func New(rdb redis.UniversalClient, keys stream.Keys, opts Options) (*Receiver, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("invalid ingest options: %w", err)
+	}
+	r := &Receiver{
+		opts:     opts,
+		verifier: dwolla.NewVerifier(opts.Secrets),
+		producer: stream.NewProducer(rdb, keys, opts.SeenTTL),
+		keys:     keys,
+		queue:    make(chan *pending, opts.QueueSize),
+		quit:     make(chan struct{}),
+	}
+	r.bufs.New = func() any { return new(bytes.Buffer) }
+	return r, nil
+}
+
+// Start opens the spool and starts the committers and the spool drainer. It
+// does not fail when Redis is down: the receiver then starts in spool mode.
+func (r *Receiver) Start(ctx context.Context) error {
+	sp, err := openSpool(r.opts.SpoolDir, r.opts.Logger)
+	if err != nil {
+		return err
+	}
+	r.spool = sp
+	metrics.GetOrCreateGauge(`hookstream_spool_depth`, func() float64 { return float64(r.spool.Depth()) })
+	metrics.GetOrCreateGauge(`hookstream_ingest_redis_up`, func() float64 {
+		if r.redisUp.Load() {
+			return 1
+		}
+		return 0
+	})
+	lctx, cancel := context.WithTimeout(ctx, r.opts.RedisTimeout)
+	defer cancel()
+	if err := r.producer.Load(lctx); err != nil {
+		r.opts.Logger.Error("redis unreachable at start; spooling events to local disk until it is back", "err", err, "spool_dir", r.opts.SpoolDir)
+	} else {
+		r.redisUp.Store(true)
+	}
+	for range r.opts.Committers {
+		r.committers.Add(1)
+		go r.committer()
+	}
+	r.drainDone.Add(1)
+	go r.drainer()
+	return nil
+}
+
+// Stop stops taking new events, waits for every accepted one to be committed
+// (to Redis or the spool), then stops the committers and the drainer and
+// closes the spool. Shut the HTTP server down first so no request is cut off.
+func (r *Receiver) Stop(ctx context.Context) error {
+	r.stopMu.Lock()
+	r.stopping = true
+	r.stopMu.Unlock()
+	waited := make(chan struct{})
+	go func() { r.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("ingest stop: requests still waiting for their commit: %w", ctx.Err())
+	}
+	close(r.quit)
+	r.committers.Wait()
+	r.drainDone.Wait()
+	return r.spool.Close()
+}
+
+// Handler serves POST /webhooks/dwolla, GET /healthz, GET /readyz and GET /metrics.
+func (r *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/dwolla", http.HandlerFunc(r.ServeWebhook))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"alive"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", r.serveReady)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		metrics.WritePrometheus(w, true)
+	})
+	return mux
+}
+
+// response is the JSON body of every webhook answer.
+type response struct {
+	Status string `json:"status"`          // stored | duplicate | spooled | error
+	ID     string `json:"id,omitempty"`    // event id, lower-cased
+	Entry  string `json:"entry,omitempty"` // stream entry that holds the event
+	Field  string `json:"field,omitempty"` // the offending field of a 400
+	Error  string `json:"error,omitempty"` // what was wrong
+	Retry  int    `json:"retry_after,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ServeWebhook handles one Dwolla webhook delivery.
+func (r *Receiver) ServeWebhook(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	code := r.serveWebhook(w, req, start)
+	if code < 300 {
+		ackSeconds.UpdateDuration(start)
+	}
+}
+
+func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request, start time.Time) int {
+	if req.Method != http.MethodPost {
+		reqMethod.Inc()
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, response{Status: "error", Error: "only POST is accepted"})
+		return http.StatusMethodNotAllowed
+	}
+	if req.ContentLength > r.opts.MaxBody {
+		reqTooLarge.Inc()
+		writeJSON(w, http.StatusRequestEntityTooLarge, response{Status: "error", Error: fmt.Sprintf("body of %d bytes exceeds the %d byte limit", req.ContentLength, r.opts.MaxBody)})
+		return http.StatusRequestEntityTooLarge
+	}
+	buf := r.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer r.bufs.Put(buf)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.opts.MaxBody)); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			reqTooLarge.Inc()
+			writeJSON(w, http.StatusRequestEntityTooLarge, response{Status: "error", Error: fmt.Sprintf("body exceeds the %d byte limit", r.opts.MaxBody)})
+			return http.StatusRequestEntityTooLarge
+		}
+		reqBadRequest.Inc()
+		writeJSON(w, http.StatusBadRequest, response{Status: "error", Error: "cannot read body: " + err.Error()})
+		return http.StatusBadRequest
+	}
+	body := buf.Bytes()
+
+	// Authenticate before parsing anything: an unsigned body is not looked at.
+	sig := dwolla.SignatureFrom(req.Header)
+	if sig == "" {
+		reqNoSig.Inc()
+		writeJSON(w, http.StatusUnauthorized, response{Status: "error", Error: "missing " + dwolla.SignatureHeader + " header"})
+		return http.StatusUnauthorized
+	}
+	if !r.verifier.Verify(body, sig) {
+		reqBadSig.Inc()
+		writeJSON(w, http.StatusUnauthorized, response{Status: "error", Error: dwolla.SignatureHeader + " does not match the body under any configured secret"})
+		return http.StatusUnauthorized
+	}
+
+	ev, err := dwolla.ParseEvent(body)
+	if err != nil {
+		reqBadRequest.Inc()
+		resp := response{Status: "error", Error: err.Error()}
+		if fe, ok := errors.AsType[*dwolla.FieldError](err); ok {
+			resp.Field = fe.Field
+		}
+		writeJSON(w, http.StatusBadRequest, resp)
+		return http.StatusBadRequest
+	}
+
+	e := stream.Entry{
+		Partition: r.keys.Partition(ev.PartitionKey()),
+		ID:        ev.ID,
+		Fields: []string{
+			"id", ev.ID,
+			"topic", ev.Topic,
+			"created", ev.Created.Format(time.RFC3339Nano),
+			"received", start.UTC().Format(time.RFC3339Nano),
+			"source", r.opts.Source,
+			"body", string(body),
+		},
+	}
+	o, entryID, err := r.commit(req.Context(), e)
+	switch {
+	case err == nil && o == outcomeStored:
+		reqStored.Inc()
+		writeJSON(w, http.StatusOK, response{Status: "stored", ID: ev.ID, Entry: entryID})
+		return http.StatusOK
+	case err == nil && o == outcomeDuplicate:
+		reqDuplicate.Inc()
+		writeJSON(w, http.StatusOK, response{Status: "duplicate", ID: ev.ID, Entry: entryID})
+		return http.StatusOK
+	case err == nil && o == outcomeSpooled:
+		reqSpooled.Inc()
+		writeJSON(w, http.StatusAccepted, response{Status: "spooled", ID: ev.ID})
+		return http.StatusAccepted
+	}
+	if errors.Is(err, errOverloaded) {
+		reqOverloaded.Inc()
+	} else {
+		reqFailed.Inc()
+	}
+	secs := int(r.opts.RetryAfter / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writeJSON(w, http.StatusServiceUnavailable, response{Status: "error", ID: ev.ID, Error: "not stored: " + err.Error(), Retry: max(secs, 1)})
+	return http.StatusServiceUnavailable
+}
+
+// Ready is the readiness report served on /readyz.
+type Ready struct {
+	Ready    bool       `json:"ready"`
+	Redis    string     `json:"redis"`    // up | down
+	Postgres string     `json:"postgres"` // up | down: <error> | not configured
+	Spool    SpoolState `json:"spool"`
+}
+
+// SpoolState describes the local spool.
+type SpoolState struct {
+	Dir      string `json:"dir"`
+	Depth    int64  `json:"depth"`
+	Writable bool   `json:"writable"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Readiness reports whether the receiver can accept events: it can while
+// either Redis or the spool can take them. PostgreSQL is reported, not required.
+func (r *Receiver) Readiness(ctx context.Context) Ready {
+	rd := Ready{Redis: "down", Postgres: "not configured", Spool: SpoolState{Dir: r.opts.SpoolDir}}
+	if r.redisUp.Load() {
+		rd.Redis = "up"
+	}
+	if r.spool != nil {
+		rd.Spool.Depth = r.spool.Depth()
+		if err := r.spool.Writable(); err != nil {
+			rd.Spool.Error = err.Error()
+		} else {
+			rd.Spool.Writable = true
+		}
+	}
+	if r.opts.DB != nil {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := r.opts.DB.Ping(pctx); err != nil {
+			rd.Postgres = "down: " + err.Error()
+		} else {
+			rd.Postgres = "up"
+		}
+		cancel()
+	}
+	rd.Ready = rd.Redis == "up" || rd.Spool.Writable
+	return rd
+}
+
+func (r *Receiver) serveReady(w http.ResponseWriter, req *http.Request) {
+	rd := r.Readiness(req.Context())
+	code := http.StatusOK
+	if !rd.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(rd)
+}

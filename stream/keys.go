@@ -1,0 +1,49 @@
+package stream
+
+import (
+	"hash/fnv"
+	"strconv"
+)
+
+// DefaultPartitions is how many partition streams a namespace has unless configured.
+const DefaultPartitions = 16
+
+// Keys names the Redis keys of one namespace. The zero value is not usable; use NewKeys.
+type Keys struct {
+	Namespace  string
+	Partitions int
+	streams    []string
+	seenPrefix []string
+}
+
+// NewKeys returns the key names for namespace ns with p partitions.
+func NewKeys(ns string, p int) Keys {
+	if p <= 0 {
+		p = DefaultPartitions
+	}
+	k := Keys{Namespace: ns, Partitions: p, streams: make([]string, p), seenPrefix: make([]string, p)}
+	for i := range p {
+		tag := ns + ":{" + strconv.Itoa(i) + "}:"
+		k.streams[i] = tag + "events"
+		k.seenPrefix[i] = tag + "seen:"
+	}
+	return k
+}
+
+// Stream is the partition's event stream.
+func (k Keys) Stream(p int) string { return k.streams[p] }
+
+// Seen is the dedup marker of event id in partition p. It holds the stream
+// entry id the event was stored under and expires after the seen TTL.
+func (k Keys) Seen(p int, id string) string { return k.seenPrefix[p] + id }
+
+// Partition maps a partition key (customer id, else resource id) to a
+// partition. FNV-1a: stable across processes, versions and languages.
+func (k Keys) Partition(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(k.Partitions))
+}
+
+// Pattern matches every key of the namespace (for tests and tooling that clean up).
+func (k Keys) Pattern() string { return k.Namespace + ":*" }
