@@ -1,0 +1,144 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+// privateRedis starts a redis-server this test may kill, and a client tuned
+// like production's (short dial timeout, no hidden retries).
+func privateRedis(t *testing.T) (*testenv.RedisServer, *redis.Client) {
+	srv := testenv.StartRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{
+		Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+// TestRedisOutage kills the real Redis process mid-traffic, keeps sending,
+// restarts it, and checks every event ends in the stream exactly once and
+// every delivery was answered 2xx.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	redisSrv, rdb := privateRedis(t)
+	h := newHarness(t, rdb, Options{ProbeInterval: 20 * time.Millisecond, RedisTimeout: time.Second})
+
+	const total = 3000
+	var sent atomic.Int64
+	var mu sync.Mutex
+	codes := map[int]int{}
+	next := make(chan int)
+	go func() {
+		for i := range total {
+			switch i {
+			case total / 3:
+				redisSrv.Kill()
+			case 2 * total / 3:
+				redisSrv.Start()
+			}
+			next <- i
+		}
+		close(next)
+	}()
+	client := &http.Client{Timeout: 15 * time.Second}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				b := event(fmt.Sprintf("outage-%d", i))
+				req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/webhooks/dwolla", bytesReader(b))
+				req.Header.Set(dwolla.SignatureHeader, dwolla.Sign(secret, b))
+				code := 0
+				if resp, err := client.Do(req); err == nil {
+					code = resp.StatusCode
+					resp.Body.Close()
+				}
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if codes[200]+codes[202] != total {
+		t.Fatalf("answers %v: every delivery should be 200 (stored) or 202 (spooled)", codes)
+	}
+	if codes[202] == 0 {
+		t.Fatalf("answers %v: nothing was spooled, so Redis was never down during traffic", codes)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.recv.spool.Depth() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still holds %d entries 30s after Redis came back", h.recv.spool.Depth())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := h.streamIDs()
+	for i := range total {
+		if n := got[fmt.Sprintf("outage-%d", i)]; n != 1 {
+			t.Fatalf("event outage-%d is in the streams %d times; want exactly once (answers %v)", i, n, codes)
+		}
+	}
+	if len(got) != total {
+		t.Fatalf("streams hold %d events, want %d", len(got), total)
+	}
+	t.Logf("answers: %v", codes)
+}
+
+// TestOverload fills the commit queue while Redis is paused and checks the
+// overflow gets 503 with Retry-After, and that nothing accepted is lost.
+func TestOverload(t *testing.T) {
+	t.Parallel()
+	_, rdb := privateRedis(t)
+	h := newHarness(t, rdb, Options{Committers: 1, QueueSize: 1, MaxBatch: 1, EnqueueTimeout: 20 * time.Millisecond, RedisTimeout: 10 * time.Second, RetryAfter: 3 * time.Second})
+	if err := rdb.Do(context.Background(), "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var overloaded []int
+	stored := 0
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			r := h.postSigned(event(fmt.Sprintf("ov-%d", i)))
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.code {
+			case 503:
+				if r.hdr.Get("Retry-After") != "3" {
+					t.Errorf("503 without Retry-After: %v", r.hdr)
+				}
+				overloaded = append(overloaded, i)
+			case 200:
+				stored++
+			default:
+				t.Errorf("unexpected answer %d %+v", r.code, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	if len(overloaded) == 0 || stored == 0 {
+		t.Fatalf("stored %d, overloaded %d: want both", stored, len(overloaded))
+	}
+	// Dwolla retries the 503s; they are stored then.
+	for _, i := range overloaded {
+		if r := h.postSigned(event(fmt.Sprintf("ov-%d", i))); r.code != 200 {
+			t.Fatalf("retry of ov-%d: %d", i, r.code)
+		}
+	}
+	if got := h.streamIDs(); len(got) != 10 {
+		t.Fatalf("streams hold %d events, want 10", len(got))
+	}
+}

@@ -1,0 +1,87 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestAppendBatchDedup(t *testing.T) {
+	t.Parallel()
+	rdb, ns := testenv.Redis(t)
+	keys := NewKeys(ns, 4)
+	p := NewProducer(rdb, keys, time.Hour)
+	ctx := context.Background()
+	mk := func(id string) Entry {
+		return Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id, "body", "{}"}}
+	}
+	// The same id twice in one batch: the first is stored, the second is a
+	// duplicate pointing at the same entry.
+	batch := []Entry{mk("a"), mk("b"), mk("a")}
+	res := make([]Result, len(batch))
+	if err := p.AppendBatch(ctx, batch, res); err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || res[1].Duplicate || !res[2].Duplicate || res[2].EntryID != res[0].EntryID {
+		t.Fatalf("results %+v", res)
+	}
+	ttl := rdb.TTL(ctx, keys.Seen(batch[0].Partition, "a")).Val()
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("seen TTL %v, want about 1h", ttl)
+	}
+	var total int64
+	for i := range keys.Partitions {
+		total += rdb.XLen(ctx, keys.Stream(i)).Val()
+	}
+	if total != 2 {
+		t.Fatalf("streams hold %d entries, want 2", total)
+	}
+}
+
+// TestAppendAfterScriptFlush uses a private server, since SCRIPT FLUSH would
+// touch other tests' scripts on a shared one.
+func TestAppendAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
+	defer rdb.Close()
+	keys := NewKeys("hs", 2)
+	p := NewProducer(rdb, keys, time.Hour)
+	ctx := context.Background()
+	if err := p.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ScriptFlush(ctx)
+	res := make([]Result, 1)
+	if err := p.AppendBatch(ctx, []Entry{{Partition: 1, ID: "x", Fields: []string{"id", "x"}}}, res); err != nil || res[0].Err != nil {
+		t.Fatalf("append after SCRIPT FLUSH: %v %v", err, res[0].Err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	k := NewKeys("hs", 16)
+	if k.Stream(3) != "hs:{3}:events" || k.Seen(3, "abc") != "hs:{3}:seen:abc" {
+		t.Fatalf("key names %s %s", k.Stream(3), k.Seen(3, "abc"))
+	}
+	// The partition function is part of the storage format: pin it.
+	f := func(key string, want int) {
+		t.Helper()
+		if got := k.Partition(key); got != want {
+			t.Fatalf("Partition(%q) = %d, want %d", key, got, want)
+		}
+	}
+	f("", 5) // FNV-1a offset basis 0x811C9DC5 mod 16
+	f("customer-1", 7)
+	f("a6f09251-c2de-4833-94a8-5c70916cebbc", 3)
+	seen := map[int]bool{}
+	for i := range 1000 {
+		seen[k.Partition(fmt.Sprintf("customer-%d", i))] = true
+	}
+	if len(seen) != 16 {
+		t.Fatalf("1000 customers spread over %d of 16 partitions", len(seen))
+	}
+}
