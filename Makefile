@@ -1,0 +1,57 @@
+# hookstream — make targets. `make dev` and `make test` find or start Redis and PostgreSQL
+# themselves (scripts/services.sh; see README.md).
+
+# Go lives in /usr/local/go/bin on a fresh machine, which is not always on PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+
+GO ?= go
+BIN := bin/hookstream
+WITH_SERVICES := scripts/with-services.sh
+SERVICES := scripts/services.sh
+FUZZTIME ?= 30s
+BENCH_ARGS ?=
+
+.DEFAULT_GOAL := build
+
+.PHONY: help build dev test vet fmt bench fuzz services-up services-down services-status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
+
+build: ## build bin/hookstream
+	$(GO) build -o $(BIN) ./cmd/hookstream
+
+dev: build ## run hookstream locally with simulated Dwolla traffic (Ctrl-C stops all it started)
+	$(WITH_SERVICES) $(BIN) dev
+
+test: ## run every test against real Redis and PostgreSQL
+	$(WITH_SERVICES) $(GO) test -count=1 ./...
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt: ## fail when a Go file is not gofmt-formatted
+	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './.hookstream/*' \
+		-not -path '*/node_modules/*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$files" ]; then echo "not gofmt-formatted (run gofmt -w):" >&2; echo "$$files" >&2; exit 1; fi
+
+bench: build ## benchmark ingest against the naive receivers (see docs/benchmarks.md)
+	$(WITH_SERVICES) $(BIN) bench ingest $(BENCH_ARGS)
+
+fuzz: ## fuzz the Dwolla request parser for FUZZTIME (default 30s)
+	$(GO) test ./dwolla -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
+
+services-up: ## start (or find) Redis and PostgreSQL and write .hookstream/env
+	$(SERVICES) up
+
+services-down: ## stop the private Redis and PostgreSQL that services-up started
+	$(SERVICES) down
+
+services-status: ## show the private instances and the URLs in .hookstream/env
+	$(SERVICES) status
+
+clean: ## remove bin/, stop the private instances, then delete their data
+	rm -rf bin
+	$(SERVICES) purge
