@@ -2,11 +2,11 @@ package dwolla
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
 // Link is one HAL link of an event.
@@ -16,8 +16,8 @@ type Link struct {
 	ResourceType string `json:"resource-type,omitempty"`
 }
 
-// Links are the HAL links hookstream routes on. Others in the body are kept in
-// the raw bytes but not parsed.
+// Links are the HAL links hookstream routes on (only their hrefs are read).
+// Others in the body are kept in the raw bytes but not parsed.
 type Links struct {
 	Self     Link `json:"self"`
 	Account  Link `json:"account"`
@@ -34,17 +34,6 @@ type Event struct {
 	ResourceID    string    // `resourceId`, else the last segment of _links.resource
 	CorrelationID string
 	Links         Links
-}
-
-// wire is the JSON shape; times stay strings so a bad one gets a precise error.
-type wire struct {
-	ID            string `json:"id"`
-	ResourceID    string `json:"resourceId"`
-	Topic         string `json:"topic"`
-	Created       string `json:"created"`
-	Timestamp     string `json:"timestamp"`
-	CorrelationID string `json:"correlationId"`
-	Links         Links  `json:"_links"`
 }
 
 // FieldError says which part of an event body is wrong and why. Field is ""
@@ -64,28 +53,55 @@ func (e *FieldError) Error() string {
 // MaxIDLength bounds ids so a hostile body cannot make huge Redis keys.
 const MaxIDLength = 128
 
+// parsers are reused: parsing is on the receiver's hot path, and fastjson
+// parses an envelope several times faster than encoding/json with far fewer
+// allocations (BenchmarkParseEvent).
+var parsers fastjson.ParserPool
+
 // ParseEvent parses and validates a webhook body. It requires a JSON object
 // with a string `id`, a string `topic` and an ISO-8601 `created` (or legacy
 // `timestamp`). Unknown topics are valid: Dwolla adds topics without notice.
 // Errors are *FieldError.
 func ParseEvent(body []byte) (Event, error) {
-	var w wire
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Event{}, &FieldError{Reason: "body must be a JSON object"}
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return Event{}, &FieldError{Field: te.Field, Reason: fmt.Sprintf("must be a JSON %s, got %s", kindOf(te), te.Value)}
-		}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
 		return Event{}, &FieldError{Reason: "body is not valid JSON: " + err.Error()}
 	}
+	var fe *FieldError
+	// str reads an optional string field; a present non-string is an error.
+	str := func(name string, path ...string) string {
+		x := v.Get(path...)
+		if x == nil || x.Type() == fastjson.TypeNull {
+			return ""
+		}
+		if x.Type() != fastjson.TypeString {
+			if fe == nil {
+				fe = &FieldError{Field: name, Reason: "must be a JSON string, got " + x.Type().String()}
+			}
+			return ""
+		}
+		b, _ := x.StringBytes()
+		return string(b)
+	}
 	ev := Event{
-		ID:            strings.ToLower(strings.TrimSpace(w.ID)),
-		Topic:         strings.TrimSpace(w.Topic),
-		CorrelationID: w.CorrelationID,
-		Links:         w.Links,
+		ID:            strings.ToLower(strings.TrimSpace(str("id", "id"))),
+		Topic:         strings.TrimSpace(str("topic", "topic")),
+		ResourceID:    strings.ToLower(strings.TrimSpace(str("resourceId", "resourceId"))),
+		CorrelationID: str("correlationId", "correlationId"),
+	}
+	created, timestamp := str("created", "created"), str("timestamp", "timestamp")
+	ev.Links.Self.Href = str("_links.self.href", "_links", "self", "href")
+	ev.Links.Account.Href = str("_links.account.href", "_links", "account", "href")
+	ev.Links.Resource.Href = str("_links.resource.href", "_links", "resource", "href")
+	ev.Links.Customer.Href = str("_links.customer.href", "_links", "customer", "href")
+	if fe != nil {
+		return Event{}, fe
 	}
 	switch {
 	case ev.ID == "":
@@ -97,9 +113,9 @@ func ParseEvent(body []byte) (Event, error) {
 	case len(ev.Topic) > MaxIDLength:
 		return Event{}, &FieldError{Field: "topic", Reason: fmt.Sprintf("longer than %d characters", MaxIDLength)}
 	}
-	field, raw := "created", w.Created
+	field, raw := "created", created
 	if raw == "" {
-		field, raw = "timestamp", w.Timestamp
+		field, raw = "timestamp", timestamp
 	}
 	if raw == "" {
 		return Event{}, &FieldError{Field: "created", Reason: "missing (neither created nor timestamp is set)"}
@@ -109,21 +125,13 @@ func ParseEvent(body []byte) (Event, error) {
 		return Event{}, &FieldError{Field: field, Reason: err.Error()}
 	}
 	ev.Created = t
-	ev.ResourceID = strings.ToLower(strings.TrimSpace(w.ResourceID))
 	if ev.ResourceID == "" {
-		ev.ResourceID = lastSegment(w.Links.Resource.Href)
+		ev.ResourceID = lastSegment(ev.Links.Resource.Href)
 	}
 	if len(ev.ResourceID) > MaxIDLength {
 		return Event{}, &FieldError{Field: "resourceId", Reason: fmt.Sprintf("longer than %d characters", MaxIDLength)}
 	}
 	return ev, nil
-}
-
-func kindOf(te *json.UnmarshalTypeError) string {
-	if te.Type == nil {
-		return "value"
-	}
-	return te.Type.Kind().String()
 }
 
 // ParseTime accepts RFC 3339 with or without fractional seconds, and a zone-less

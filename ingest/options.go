@@ -42,6 +42,10 @@ type Options struct {
 	Source string
 	// DB, if set, is pinged for the readiness report (it never makes ingest unready).
 	DB Pinger
+	// VerifyOnly answers 200 after the signature check and parse, storing
+	// nothing. It exists only so `hookstream bench ingest` can measure the
+	// HTTP+HMAC ceiling with exactly this handler; never use it in production.
+	VerifyOnly bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

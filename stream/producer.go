@@ -11,26 +11,45 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// appendScript stores an event at most once: if the partition has not seen the
-// id, it XADDs the entry and marks the id seen with the new entry id, in one
-// atomic step, so an id is never marked seen without being stored. It returns
-// {1, entryID} for a new event and {0, entryID} for a duplicate.
+// appendScript stores a batch of events of one partition, each at most once:
+// for every event whose id the partition has not seen, it XADDs the entry and
+// marks the id seen with the new entry id, in one atomic step, so an id is
+// never marked seen without being stored. Batching many events into one call
+// matters: Redis's per-call Lua overhead is several times the cost of the
+// XADD itself (see docs/benchmarks.md).
 //
-// KEYS[1] seen marker, KEYS[2] partition stream; ARGV[1] seen TTL in seconds,
-// ARGV[2..] the entry's field/value pairs.
+// KEYS[1] is the partition stream, KEYS[2..n+1] the events' seen markers.
+// ARGV[1] is the seen TTL in seconds, ARGV[2] the number of fields per entry
+// (f), ARGV[3..f+2] the field names, then f values per event.
+// It returns, per event, the entry id prefixed "+" when stored now or "="
+// when the event was already stored.
 var appendScript = redis.NewScript(`
-local prev = redis.call('GET', KEYS[1])
-if prev then return {0, prev} end
-local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-return {1, id}
+local ttl = ARGV[1]
+local f = tonumber(ARGV[2])
+local out = {}
+local args = {}
+for j = 1, f do args[2*j-1] = ARGV[2+j] end
+local base = 2 + f
+for i = 2, #KEYS do
+  local prev = redis.call('GET', KEYS[i])
+  if prev then
+    out[#out+1] = '=' .. prev
+  else
+    for j = 1, f do args[2*j] = ARGV[base+j] end
+    local id = redis.call('XADD', KEYS[1], '*', unpack(args))
+    redis.call('SET', KEYS[i], id, 'EX', ttl)
+    out[#out+1] = '+' .. id
+  end
+  base = base + f
+end
+return out
 `)
 
 // Entry is one event on its way into a partition stream.
 type Entry struct {
 	Partition int
 	ID        string   // dedup key: the lower-cased Dwolla event id
-	Fields    []string // field/value pairs stored in the stream entry
+	Fields    []string // field/value pairs stored in the stream entry (even length)
 }
 
 // Result is the outcome of appending one Entry.
@@ -41,8 +60,9 @@ type Result struct {
 }
 
 // Producer appends entries with the atomic dedup step. AppendBatch sends a
-// whole batch in one pipelined round trip; callers that serve many concurrent
-// requests group them into batches (see ingest's group commit).
+// whole batch in one pipelined round trip with one script call per
+// partition; callers that serve many concurrent requests group them into
+// batches (see ingest's group commit).
 type Producer struct {
 	rdb  redis.UniversalClient
 	keys Keys
@@ -85,41 +105,106 @@ func (p *Producer) AppendBatch(ctx context.Context, entries []Entry, res []Resul
 }
 
 func (p *Producer) appendOnce(ctx context.Context, entries []Entry, res []Result) error {
-	cmds := make([]*redis.Cmd, len(entries))
-	pipe := p.rdb.Pipeline()
+	// Group by partition, keeping arrival order within a group: one script
+	// call per group, all calls in one pipeline.
+	groups := make(map[int][]int, p.keys.Partitions)
+	order := make([]int, 0, p.keys.Partitions)
 	for i := range entries {
-		e := &entries[i]
-		args := make([]any, 0, 1+len(e.Fields))
-		args = append(args, p.ttl)
-		for _, f := range e.Fields {
-			args = append(args, f)
+		pt := entries[i].Partition
+		if pt < 0 || pt >= p.keys.Partitions {
+			res[i] = Result{Err: fmt.Errorf("partition %d out of range [0,%d); was the partition count changed?", pt, p.keys.Partitions)}
+			continue
 		}
-		cmds[i] = appendScript.EvalSha(ctx, pipe, []string{p.keys.Seen(e.Partition, e.ID), p.keys.Stream(e.Partition)}, args...)
+		if _, ok := groups[pt]; !ok {
+			order = append(order, pt)
+		}
+		groups[pt] = append(groups[pt], i)
+	}
+	pipe := p.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, 0, len(order))
+	calls := make([][]int, 0, len(order))
+	for _, pt := range order {
+		for _, run := range splitByShape(entries, groups[pt]) {
+			cmds = append(cmds, p.evalRun(ctx, pipe, pt, entries, run))
+			calls = append(calls, run)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !isReplyError(err) {
 		return err // transport failure: nothing below is meaningful
 	}
-	for i, c := range cmds {
-		res[i] = parseResult(c)
-		if res[i].Err != nil && isNoScript(res[i].Err) {
-			return res[i].Err
+	for c, cmd := range cmds {
+		vals, err := cmd.StringSlice()
+		if err == nil && len(vals) != len(calls[c]) {
+			err = fmt.Errorf("append script returned %d results for %d events", len(vals), len(calls[c]))
+		}
+		if err != nil {
+			if isNoScript(err) {
+				return err
+			}
+			for _, i := range calls[c] {
+				res[i] = Result{Err: err}
+			}
+			continue
+		}
+		for k, i := range calls[c] {
+			v := vals[k]
+			res[i] = Result{EntryID: v[1:], Duplicate: v[0] == '='}
 		}
 	}
 	return nil
 }
 
-func parseResult(c *redis.Cmd) Result {
-	v, err := c.Slice()
-	if err != nil {
-		return Result{Err: err}
+// evalRun queues one script call for the entries run of partition pt, which
+// share their field names.
+func (p *Producer) evalRun(ctx context.Context, pipe redis.Pipeliner, pt int, entries []Entry, run []int) *redis.Cmd {
+	first := &entries[run[0]]
+	nf := len(first.Fields) / 2
+	keys := make([]string, 0, 1+len(run))
+	keys = append(keys, p.keys.Stream(pt))
+	args := make([]any, 0, 2+nf+nf*len(run))
+	args = append(args, p.ttl, nf)
+	for j := range nf {
+		args = append(args, first.Fields[2*j])
 	}
-	if len(v) != 2 {
-		return Result{Err: fmt.Errorf("append script returned %d values, want 2", len(v))}
+	for _, i := range run {
+		e := &entries[i]
+		keys = append(keys, p.keys.Seen(pt, e.ID))
+		for j := range nf {
+			args = append(args, e.Fields[2*j+1])
+		}
 	}
-	n, _ := v[0].(int64)
-	id, _ := v[1].(string)
-	return Result{EntryID: id, Duplicate: n == 0}
+	return appendScript.EvalSha(ctx, pipe, keys, args...)
+}
+
+// splitByShape splits the indexes of one partition into runs of entries with
+// the same field names, so one script call can share them. A receiver's
+// entries all have one shape, so this is normally a single run.
+func splitByShape(entries []Entry, idx []int) [][]int {
+	var runs [][]int
+	start := 0
+	for k := 1; k <= len(idx); k++ {
+		if k == len(idx) || !sameNames(entries[idx[start]].Fields, entries[idx[k]].Fields) {
+			runs = append(runs, idx[start:k])
+			start = k
+		}
+	}
+	return runs
+}
+
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for j := 0; j < len(a); j += 2 {
+		if a[j] != b[j] {
+			return false
+		}
+	}
+	return true
 }
 
 func isNoScript(err error) bool {

@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/redis/go-redis/v9"
+)
+
+// NaiveReceiver is the reference hookstream is measured against: what a
+// careful first version would do. It checks the signature and parses the body
+// like hookstream, then issues one XADD per request and waits for it. It does
+// not deduplicate and has no spool, so it is neither exactly-once nor durable
+// across a Redis outage: the benchmark shows what those guarantees cost (or
+// save, with group commit).
+func NaiveReceiver(rdb redis.UniversalClient, keys stream.Keys, secrets [][]byte, maxBody int64) http.Handler {
+	v := dwolla.NewVerifier(secrets)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if !v.Verify(body, dwolla.SignatureFrom(r.Header)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		ev, err := dwolla.ParseEvent(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		err = rdb.XAdd(r.Context(), &redis.XAddArgs{
+			Stream: keys.Stream(keys.Partition(ev.PartitionKey())),
+			Values: []string{"id", ev.ID, "topic", ev.Topic, "created", ev.Created.Format(time.RFC3339Nano),
+				"received", time.Now().UTC().Format(time.RFC3339Nano), "source", "webhook", "body", string(body)},
+		}).Err()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"stored"}`))
+	})
+}
+
+// Cleanup deletes every key of a benchmark namespace.
+func Cleanup(ctx context.Context, rdb redis.UniversalClient, ns string) error {
+	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}
