@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/hookstream/hookstream/ingest"
+	"github.com/hookstream/hookstream/internal/bench"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
+)
+
+func benchCommand() *ffcli.Command {
+	return &ffcli.Command{
+		Name:        "bench",
+		ShortUsage:  "hookstream bench ingest [flags]",
+		ShortHelp:   "measure hookstream against reference implementations in one run",
+		Subcommands: []*ffcli.Command{benchIngestCommand()},
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+type benchIngestConfig struct {
+	common
+	target     string
+	duration   time.Duration
+	rounds     int
+	conc       int
+	rate       float64
+	openDur    time.Duration
+	cpuProfile string
+	committers int
+	maxBatch   int
+	keep       bool
+}
+
+func benchIngestCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream bench ingest", flag.ContinueOnError)
+	var c benchIngestConfig
+	c.common.register(fs)
+	fs.StringVar(&c.target, "target", "", "drive an already running receiver at this webhook URL instead of starting the three in-process ones (needs --bench-secret to be one of its secrets)")
+	fs.DurationVar(&c.duration, "duration", 8*time.Second, "length of each closed-loop phase")
+	fs.IntVar(&c.rounds, "rounds", 3, "closed-loop rounds; each round runs every receiver once, in rotating order, and the median is reported")
+	fs.IntVar(&c.conc, "concurrency", 64, "concurrent requests in the closed-loop phases")
+	fs.Float64Var(&c.rate, "rate", 5000, "requests per second of the open-loop phase")
+	fs.DurationVar(&c.openDur, "open-duration", 20*time.Second, "length of the open-loop phase")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of hookstream's closed-loop phases to this file")
+	fs.IntVar(&c.committers, "committers", 4, "hookstream receiver: pipelined round trips in flight")
+	fs.IntVar(&c.maxBatch, "max-batch", 256, "hookstream receiver: most events per round trip")
+	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys instead of deleting them")
+	secret := fs.String("bench-secret", "bench-secret", "secret the generated webhooks are signed with")
+	return &ffcli.Command{
+		Name:       "ingest",
+		ShortUsage: "hookstream bench ingest [flags]",
+		ShortHelp:  "receiver throughput and ACK latency versus a naive receiver and the HMAC-only ceiling",
+		LongHelp: `Starts, in this process on loopback, three receivers that share Redis:
+
+  hookstream   the real receiver: HMAC, parse, atomic dedup+XADD with group
+               commit (pipelined round trips), spool fallback
+  naive-xadd   net/http + the same HMAC and parse, then one XADD per request
+               (no dedup, no spool)
+  hmac-only    hookstream's own handler with storing switched off: the ceiling
+               for HTTP + HMAC + parse on this machine
+
+and drives each closed-loop (--concurrency workers) for --rounds rounds in
+rotating order, reporting the median throughput and the ratios measured in
+this one run. Then it offers --rate requests/s open-loop to hookstream and
+naive-xadd and reports ACK latency percentiles measured from each request's
+scheduled time, and non-2xx answers. Every event is unique and signed.
+
+Its keys live under a fresh namespace bench-<random> that is deleted at the end.`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			return runBenchIngest(ctx, &c, []byte(*secret))
+		},
+	}
+}
+
+type benchTarget struct {
+	name string
+	url  string
+}
+
+func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) error {
+	fmt.Printf("machine: %s/%s, %d CPUs, GOMAXPROCS %d, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	ns := testenv.Name("bench-")
+	bodies := bench.NewBodies(secret, ns+"-")
+	var targets []benchTarget
+	if c.target != "" {
+		targets = []benchTarget{{"target", c.target}}
+	} else {
+		rdb, err := redisClient(c.redisURL, 2*time.Second, c.committers+4)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		naiveOpt, _ := redis.ParseURL(c.redisURL)
+		naiveOpt.PoolSize = c.conc // one connection per concurrent request: its best case
+		naiveRdb := redis.NewClient(naiveOpt)
+		defer naiveRdb.Close()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis at %s: %w; set HOOKSTREAM_REDIS_URL or run `make bench`, which starts one", c.redisURL, err)
+		}
+		if !c.keep {
+			defer func() {
+				for _, suffix := range []string{"hs", "naive"} {
+					bench.Cleanup(context.Background(), rdb, ns+"-"+suffix)
+				}
+			}()
+		}
+		spool, err := os.MkdirTemp("", "hookstream-bench-spool-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(spool)
+
+		start := func(name string, h http.Handler) (string, func()) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				panic(err)
+			}
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+			go srv.Serve(ln)
+			return "http://" + ln.Addr().String() + "/webhooks/dwolla", func() { srv.Close() }
+		}
+		mk := func(suffix string, verifyOnly bool) (*ingest.Receiver, error) {
+			r, err := ingest.New(rdb, stream.NewKeys(ns+"-"+suffix, c.partitions), ingest.Options{
+				Secrets: [][]byte{secret}, SpoolDir: spool + "/" + suffix, Committers: c.committers,
+				MaxBatch: c.maxBatch, VerifyOnly: verifyOnly,
+			})
+			if err != nil {
+				return nil, err
+			}
+			return r, r.Start(ctx)
+		}
+		hs, err := mk("hs", false)
+		if err != nil {
+			return err
+		}
+		defer hs.Stop(context.Background())
+		vo, err := mk("verify", true)
+		if err != nil {
+			return err
+		}
+		defer vo.Stop(context.Background())
+		hsURL, stop1 := start("hookstream", hs.Handler())
+		defer stop1()
+		naiveURL, stop2 := start("naive-xadd", bench.NaiveReceiver(naiveRdb, stream.NewKeys(ns+"-naive", c.partitions), [][]byte{secret}, 256<<10))
+		defer stop2()
+		voURL, stop3 := start("hmac-only", vo.Handler())
+		defer stop3()
+		targets = []benchTarget{{"hookstream", hsURL}, {"naive-xadd", naiveURL}, {"hmac-only", voURL}}
+	}
+
+	// Warm up connections, pools and the CPU governor.
+	for _, t := range targets {
+		bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, time.Second)
+	}
+	fmt.Printf("\nclosed loop: %d concurrent requests, %s per phase, %d rounds\n", c.conc, c.duration, c.rounds)
+	var prof *os.File
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		prof = f
+		defer f.Close()
+	}
+	tput := map[string][]float64{}
+	for round := range c.rounds {
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			if prof != nil && t.name == "hookstream" {
+				pprof.StartCPUProfile(prof)
+			}
+			res := bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, c.duration)
+			if prof != nil && t.name == "hookstream" {
+				pprof.StopCPUProfile()
+				prof = nil // one phase is enough for a profile
+			}
+			fmt.Printf("round %d  %s\n", round+1, res)
+			tput[t.name] = append(tput[t.name], res.Throughput())
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	median := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	fmt.Println("\nmedian throughput (2xx/s):")
+	for _, t := range targets {
+		fmt.Printf("  %-12s %9.0f\n", t.name, median(tput[t.name]))
+	}
+	if len(targets) == 3 {
+		hs, nv, vo := median(tput["hookstream"]), median(tput["naive-xadd"]), median(tput["hmac-only"])
+		fmt.Printf("ratios: hookstream/naive-xadd = %.2fx (goal >= 1.10), hookstream/hmac-only = %.2fx (goal >= 0.70)\n", hs/nv, hs/vo)
+	}
+
+	fmt.Printf("\nopen loop: %.0f requests/s for %s, latency from scheduled send time\n", c.rate, c.openDur)
+	for _, t := range targets {
+		if t.name == "hmac-only" {
+			continue
+		}
+		res := bench.OpenLoop(ctx, t.name, t.url, bodies, c.rate, c.openDur, 512)
+		fmt.Printf("  %s\n", res)
+	}
+	return nil
+}
