@@ -85,3 +85,33 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("1000 customers spread over %d of 16 partitions", len(seen))
 	}
 }
+
+func TestAppendBatchShapesAndRange(t *testing.T) {
+	t.Parallel()
+	rdb, ns := testenv.Redis(t)
+	keys := NewKeys(ns, 2)
+	p := NewProducer(rdb, keys, time.Hour)
+	ctx := context.Background()
+	batch := []Entry{
+		{Partition: 0, ID: "a", Fields: []string{"id", "a", "source", "webhook"}},
+		{Partition: 0, ID: "b", Fields: []string{"id", "b", "source", "reconcile", "extra", "1"}}, // another shape
+		{Partition: 0, ID: "c", Fields: []string{"id", "c", "source", "webhook"}},
+		{Partition: 5, ID: "d", Fields: []string{"id", "d"}}, // no such partition
+	}
+	res := make([]Result, len(batch))
+	if err := p.AppendBatch(ctx, batch, res); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if res[i].Err != nil || res[i].Duplicate || res[i].EntryID == "" {
+			t.Fatalf("entry %d: %+v", i, res[i])
+		}
+	}
+	if res[3].Err == nil {
+		t.Fatal("partition 5 of 2 should be refused")
+	}
+	msgs := rdb.XRange(ctx, keys.Stream(0), "-", "+").Val()
+	if len(msgs) != 3 || msgs[1].Values["extra"] != "1" || msgs[2].Values["source"] != "webhook" {
+		t.Fatalf("stream holds %+v", msgs)
+	}
+}
