@@ -11,18 +11,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// appendScript stores a batch of events of one partition, each at most once:
-// for every event whose id the partition has not seen, it XADDs the entry and
-// marks the id seen with the new entry id, in one atomic step, so an id is
-// never marked seen without being stored. Batching many events into one call
-// matters: Redis's per-call Lua overhead is several times the cost of the
-// XADD itself (see docs/benchmarks.md).
+// appendScript stores a batch of events, each at most once: for every event
+// whose id its partition has not seen, it XADDs the entry to the partition
+// stream and marks the id seen with the new entry id, in one atomic step, so
+// an id is never marked seen without being stored. Batching many events into
+// one call matters: Redis's per-call Lua overhead is larger than the XADD
+// itself (docs/benchmarks.md).
 //
-// KEYS[1] is the partition stream, KEYS[2..n+1] the events' seen markers.
-// ARGV[1] is the seen TTL in seconds, ARGV[2] the number of fields per entry
-// (f), ARGV[3..f+2] the field names, then f values per event.
-// It returns, per event, the entry id prefixed "+" when stored now or "="
-// when the event was already stored.
+// KEYS holds one (stream, seen marker) pair per event. ARGV[1] is the seen TTL
+// in seconds, ARGV[2] the number of fields per entry (f), ARGV[3..f+2] the
+// field names, then f values per event. It returns, per event, the entry id
+// prefixed "+" when stored now or "=" when the event was already stored.
 var appendScript = redis.NewScript(`
 local ttl = ARGV[1]
 local f = tonumber(ARGV[2])
@@ -30,14 +29,15 @@ local out = {}
 local args = {}
 for j = 1, f do args[2*j-1] = ARGV[2+j] end
 local base = 2 + f
-for i = 2, #KEYS do
-  local prev = redis.call('GET', KEYS[i])
+for i = 1, #KEYS, 2 do
+  local seen = KEYS[i+1]
+  local prev = redis.call('GET', seen)
   if prev then
     out[#out+1] = '=' .. prev
   else
     for j = 1, f do args[2*j] = ARGV[base+j] end
-    local id = redis.call('XADD', KEYS[1], '*', unpack(args))
-    redis.call('SET', KEYS[i], id, 'EX', ttl)
+    local id = redis.call('XADD', KEYS[i], '*', unpack(args))
+    redis.call('SET', seen, id, 'EX', ttl)
     out[#out+1] = '+' .. id
   end
   base = base + f
@@ -60,13 +60,17 @@ type Result struct {
 }
 
 // Producer appends entries with the atomic dedup step. AppendBatch sends a
-// whole batch in one pipelined round trip with one script call per
-// partition; callers that serve many concurrent requests group them into
-// batches (see ingest's group commit).
+// whole batch in one pipelined round trip; callers that serve many concurrent
+// requests group them into batches (see ingest's group commit).
+//
+// On a single Redis server one script call carries the whole batch. On Redis
+// Cluster a script may only touch keys of one slot, so there the batch is
+// split by partition (each partition's keys share the hash tag {p}).
 type Producer struct {
-	rdb  redis.UniversalClient
-	keys Keys
-	ttl  string
+	rdb          redis.UniversalClient
+	keys         Keys
+	ttl          string
+	perPartition bool
 }
 
 // NewProducer returns a producer writing under keys; seenTTL is how long an
@@ -76,7 +80,8 @@ func NewProducer(rdb redis.UniversalClient, keys Keys, seenTTL time.Duration) *P
 	if secs < 1 {
 		secs = 1
 	}
-	return &Producer{rdb: rdb, keys: keys, ttl: strconv.FormatInt(secs, 10)}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Producer{rdb: rdb, keys: keys, ttl: strconv.FormatInt(secs, 10), perPartition: cluster}
 }
 
 // Keys returns the key names the producer writes to.
@@ -105,27 +110,38 @@ func (p *Producer) AppendBatch(ctx context.Context, entries []Entry, res []Resul
 }
 
 func (p *Producer) appendOnce(ctx context.Context, entries []Entry, res []Result) error {
-	// Group by partition, keeping arrival order within a group: one script
-	// call per group, all calls in one pipeline.
-	groups := make(map[int][]int, p.keys.Partitions)
-	order := make([]int, 0, p.keys.Partitions)
+	// Group into script calls: one group, or one per partition on a cluster;
+	// arrival order is kept within a group.
+	var groups [][]int
+	var index map[int]int // partition -> group, on a cluster
+	if p.perPartition {
+		index = make(map[int]int)
+	}
 	for i := range entries {
 		pt := entries[i].Partition
 		if pt < 0 || pt >= p.keys.Partitions {
 			res[i] = Result{Err: fmt.Errorf("partition %d out of range [0,%d); was the partition count changed?", pt, p.keys.Partitions)}
 			continue
 		}
-		if _, ok := groups[pt]; !ok {
-			order = append(order, pt)
+		g := 0
+		if p.perPartition {
+			var ok bool
+			if g, ok = index[pt]; !ok {
+				g = len(groups)
+				index[pt] = g
+			}
 		}
-		groups[pt] = append(groups[pt], i)
+		if g == len(groups) {
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
 	}
 	pipe := p.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, 0, len(order))
-	calls := make([][]int, 0, len(order))
-	for _, pt := range order {
-		for _, run := range splitByShape(entries, groups[pt]) {
-			cmds = append(cmds, p.evalRun(ctx, pipe, pt, entries, run))
+	var cmds []*redis.Cmd
+	var calls [][]int
+	for _, g := range groups {
+		for _, run := range splitByShape(entries, g) {
+			cmds = append(cmds, p.evalRun(ctx, pipe, entries, run))
 			calls = append(calls, run)
 		}
 	}
@@ -158,13 +174,12 @@ func (p *Producer) appendOnce(ctx context.Context, entries []Entry, res []Result
 	return nil
 }
 
-// evalRun queues one script call for the entries run of partition pt, which
-// share their field names.
-func (p *Producer) evalRun(ctx context.Context, pipe redis.Pipeliner, pt int, entries []Entry, run []int) *redis.Cmd {
+// evalRun queues one script call for the entries of run, which share their
+// field names.
+func (p *Producer) evalRun(ctx context.Context, pipe redis.Pipeliner, entries []Entry, run []int) *redis.Cmd {
 	first := &entries[run[0]]
 	nf := len(first.Fields) / 2
-	keys := make([]string, 0, 1+len(run))
-	keys = append(keys, p.keys.Stream(pt))
+	keys := make([]string, 0, 2*len(run))
 	args := make([]any, 0, 2+nf+nf*len(run))
 	args = append(args, p.ttl, nf)
 	for j := range nf {
@@ -172,7 +187,7 @@ func (p *Producer) evalRun(ctx context.Context, pipe redis.Pipeliner, pt int, en
 	}
 	for _, i := range run {
 		e := &entries[i]
-		keys = append(keys, p.keys.Seen(pt, e.ID))
+		keys = append(keys, p.keys.Stream(e.Partition), p.keys.Seen(e.Partition, e.ID))
 		for j := range nf {
 			args = append(args, e.Fields[2*j+1])
 		}

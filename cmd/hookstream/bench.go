@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/ingest"
@@ -38,6 +40,7 @@ type benchIngestConfig struct {
 	conc       int
 	rate       float64
 	openDur    time.Duration
+	openConns  int
 	cpuProfile string
 	committers int
 	maxBatch   int
@@ -54,6 +57,7 @@ func benchIngestCommand() *ffcli.Command {
 	fs.IntVar(&c.conc, "concurrency", 64, "concurrent requests in the closed-loop phases")
 	fs.Float64Var(&c.rate, "rate", 5000, "requests per second of the open-loop phase")
 	fs.DurationVar(&c.openDur, "open-duration", 20*time.Second, "length of the open-loop phase")
+	fs.IntVar(&c.openConns, "open-connections", 64, "most requests in flight in the open-loop phase (each on its own connection); when all are busy, a request waits and the wait counts in its latency")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of hookstream's closed-loop phases to this file")
 	fs.IntVar(&c.committers, "committers", 4, "hookstream receiver: pipelined round trips in flight")
 	fs.IntVar(&c.maxBatch, "max-batch", 256, "hookstream receiver: most events per round trip")
@@ -88,8 +92,27 @@ Its keys live under a fresh namespace bench-<random> that is deleted at the end.
 }
 
 type benchTarget struct {
-	name string
-	url  string
+	name  string
+	url   string
+	reset func() // empties the receiver's namespace before a phase
+}
+
+// redisCPU returns the CPU time the Redis server has used so far (INFO cpu),
+// or 0 when it cannot be read.
+func redisCPU(ctx context.Context, rdb redis.UniversalClient) time.Duration {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) error {
@@ -97,8 +120,9 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 	ns := testenv.Name("bench-")
 	bodies := bench.NewBodies(secret, ns+"-")
 	var targets []benchTarget
+	cpuOf := func() time.Duration { return 0 }
 	if c.target != "" {
-		targets = []benchTarget{{"target", c.target}}
+		targets = []benchTarget{{name: "target", url: c.target}}
 	} else {
 		rdb, err := redisClient(c.redisURL, 2*time.Second, c.committers+4)
 		if err != nil {
@@ -160,7 +184,29 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		defer stop2()
 		voURL, stop3 := start("hmac-only", vo.Handler())
 		defer stop3()
-		targets = []benchTarget{{"hookstream", hsURL}, {"naive-xadd", naiveURL}, {"hmac-only", voURL}}
+		// Each phase starts from an empty namespace, so Redis's memory and its
+		// AOF rewrites stay the same size for every phase and receiver.
+		reset := func(suffix string) func() {
+			return func() { bench.Cleanup(context.Background(), rdb, ns+"-"+suffix) }
+		}
+		targets = []benchTarget{{"hookstream", hsURL, reset("hs")}, {"naive-xadd", naiveURL, reset("naive")}, {"hmac-only", voURL, nil}}
+		cpuOf = func() time.Duration { return redisCPU(ctx, rdb) }
+	}
+	// phase runs one load phase and adds Redis's CPU time per request.
+	phase := func(t benchTarget, run func() bench.Result) bench.Result {
+		if t.reset != nil {
+			t.reset()
+		}
+		before := cpuOf()
+		busy0, total0 := bench.MachineCPU()
+		res := run()
+		if used := cpuOf() - before; used > 0 && res.Requests > 0 {
+			res.RedisCPUPerRequest = used / time.Duration(res.Requests)
+		}
+		if busy1, total1 := bench.MachineCPU(); total1 > total0 {
+			res.MachineBusy = float64(busy1-busy0) / float64(total1-total0)
+		}
+		return res
 	}
 
 	// Warm up connections, pools and the CPU governor.
@@ -184,7 +230,7 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 			if prof != nil && t.name == "hookstream" {
 				pprof.StartCPUProfile(prof)
 			}
-			res := bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, c.duration)
+			res := phase(t, func() bench.Result { return bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, c.duration) })
 			if prof != nil && t.name == "hookstream" {
 				pprof.StopCPUProfile()
 				prof = nil // one phase is enough for a profile
@@ -217,7 +263,7 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		if t.name == "hmac-only" {
 			continue
 		}
-		res := bench.OpenLoop(ctx, t.name, t.url, bodies, c.rate, c.openDur, 512)
+		res := phase(t, func() bench.Result { return bench.OpenLoop(ctx, t.name, t.url, bodies, c.rate, c.openDur, c.openConns) })
 		fmt.Printf("  %s\n", res)
 	}
 	return nil

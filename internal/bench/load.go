@@ -64,6 +64,12 @@ type Result struct {
 	Non2xx    int64
 	Errors    int64
 	Latencies []time.Duration // sorted
+	// RedisCPUPerRequest is the Redis server's CPU time per request during
+	// the phase, when the caller measured it.
+	RedisCPUPerRequest time.Duration
+	// MachineBusy is the fraction of all CPUs' time that was not idle during
+	// the phase (from /proc/stat), when the caller measured it.
+	MachineBusy float64
 }
 
 // Throughput is completed 2xx requests per second.
@@ -81,9 +87,16 @@ func (r Result) Quantile(q float64) time.Duration {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%-16s %9.0f req/s  p50 %7s  p90 %7s  p99 %7s  max %7s  non-2xx %d  errors %d",
+	s := fmt.Sprintf("%-12s %7.0f req/s  p50 %8s  p90 %8s  p99 %8s  max %8s  non-2xx %d  errors %d",
 		r.Name, r.Throughput(), r.Quantile(.5).Round(time.Microsecond), r.Quantile(.9).Round(time.Microsecond),
 		r.Quantile(.99).Round(time.Microsecond), r.Quantile(1).Round(time.Microsecond), r.Non2xx, r.Errors)
+	if r.MachineBusy > 0 {
+		s += fmt.Sprintf("  cpu busy %.0f%%", 100*r.MachineBusy)
+	}
+	if r.RedisCPUPerRequest > 0 {
+		s += fmt.Sprintf("  redis cpu/req %.1fµs", float64(r.RedisCPUPerRequest)/float64(time.Microsecond))
+	}
+	return s
 }
 
 // Client returns an HTTP client that keeps conns connections open to one host.
