@@ -34,11 +34,12 @@ const (
 
 // pending is one request waiting for its group commit.
 type pending struct {
-	entry   stream.Entry
-	entryID string
-	outcome outcome
-	err     error
-	done    chan struct{}
+	entry    stream.Entry
+	received time.Time // kept in the entry only if it is spooled
+	entryID  string
+	outcome  outcome
+	err      error
+	done     chan struct{}
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
@@ -46,7 +47,7 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 // commit stores one entry: it queues it for the next group commit and waits
 // for the outcome. Once queued, it always waits for the committer, even if ctx
 // ends, because the caller's buffers are in flight.
-func (r *Receiver) commit(ctx context.Context, e stream.Entry) (outcome, string, error) {
+func (r *Receiver) commit(ctx context.Context, e stream.Entry, received time.Time) (outcome, string, error) {
 	r.stopMu.RLock()
 	if r.stopping {
 		r.stopMu.RUnlock()
@@ -57,7 +58,7 @@ func (r *Receiver) commit(ctx context.Context, e stream.Entry) (outcome, string,
 	defer r.inflight.Done()
 
 	p := pendingPool.Get().(*pending)
-	p.entry = e
+	p.entry, p.received = e, received
 	select {
 	case r.queue <- p:
 	default:
@@ -156,6 +157,11 @@ func (r *Receiver) commitBatch(batch []*pending, entries []stream.Entry, results
 }
 
 func (r *Receiver) spoolBatch(batch []*pending, entries []stream.Entry) {
+	// A spooled event reaches the stream late, so its entry id no longer
+	// tells when it was received: record that explicitly.
+	for i, p := range batch {
+		entries[i] = entries[i].WithReceived(p.received)
+	}
 	err := r.spool.Append(entries)
 	for _, p := range batch {
 		if err != nil {

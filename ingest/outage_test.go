@@ -86,6 +86,18 @@ func TestRedisOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	got := h.streamIDs()
+	// Spooled events carry their receipt time; the others have it in the entry id.
+	late := 0
+	for p := range h.keys.Partitions {
+		for _, m := range h.rdb.XRange(context.Background(), h.keys.Stream(p), "-", "+").Val() {
+			if _, ok := m.Values["received"]; ok {
+				late++
+			}
+		}
+	}
+	if late == 0 || late > codes[202] {
+		t.Fatalf("%d entries carry a received time; want between 1 and the %d spooled", late, codes[202])
+	}
 	for i := range total {
 		if n := got[fmt.Sprintf("outage-%d", i)]; n != 1 {
 			t.Fatalf("event outage-%d is in the streams %d times; want exactly once (answers %v)", i, n, codes)

@@ -262,23 +262,12 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request, start 
 		return http.StatusBadRequest
 	}
 
-	e := stream.Entry{
-		Partition: r.keys.Partition(ev.PartitionKey()),
-		ID:        ev.ID,
-		Fields: []string{
-			"id", ev.ID,
-			"topic", ev.Topic,
-			"created", ev.Created.Format(time.RFC3339Nano),
-			"received", start.UTC().Format(time.RFC3339Nano),
-			"source", r.opts.Source,
-			"body", string(body),
-		},
-	}
+	e := stream.NewEntry(r.keys.Partition(ev.PartitionKey()), ev.ID, body, r.opts.Source)
 	if r.opts.VerifyOnly {
 		writeOK(w, http.StatusOK, "verified", e.ID, "")
 		return http.StatusOK
 	}
-	o, entryID, err := r.commit(req.Context(), e)
+	o, entryID, err := r.commit(req.Context(), e, start)
 	switch {
 	case err == nil && o == outcomeStored:
 		reqStored.Inc()

@@ -115,3 +115,42 @@ func TestAppendBatchShapesAndRange(t *testing.T) {
 		t.Fatalf("stream holds %+v", msgs)
 	}
 }
+
+// TestAppendBatchPerPartition runs the Redis Cluster grouping (one script call
+// per partition) against a single server, which accepts it too.
+func TestAppendBatchPerPartition(t *testing.T) {
+	t.Parallel()
+	rdb, ns := testenv.Redis(t)
+	keys := NewKeys(ns, 4)
+	p := NewProducer(rdb, keys, time.Hour)
+	p.perPartition = true
+	ctx := context.Background()
+	var batch []Entry
+	for i := range 40 {
+		id := fmt.Sprintf("e%d", i%30) // ten duplicates in the same batch
+		batch = append(batch, Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id}})
+	}
+	res := make([]Result, len(batch))
+	if err := p.AppendBatch(ctx, batch, res); err != nil {
+		t.Fatal(err)
+	}
+	dups := 0
+	for i, r := range res {
+		if r.Err != nil || r.EntryID == "" {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+		if r.Duplicate {
+			dups++
+			if r.EntryID != res[i-30].EntryID {
+				t.Fatalf("duplicate %d points at %s, original at %s", i, r.EntryID, res[i-30].EntryID)
+			}
+		}
+	}
+	var total int64
+	for i := range keys.Partitions {
+		total += rdb.XLen(ctx, keys.Stream(i)).Val()
+	}
+	if dups != 10 || total != 30 {
+		t.Fatalf("%d duplicates, %d entries; want 10 and 30", dups, total)
+	}
+}

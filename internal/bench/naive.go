@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/stream"
@@ -34,11 +33,8 @@ func NaiveReceiver(rdb redis.UniversalClient, keys stream.Keys, secrets [][]byte
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		err = rdb.XAdd(r.Context(), &redis.XAddArgs{
-			Stream: keys.Stream(keys.Partition(ev.PartitionKey())),
-			Values: []string{"id", ev.ID, "topic", ev.Topic, "created", ev.Created.Format(time.RFC3339Nano),
-				"received", time.Now().UTC().Format(time.RFC3339Nano), "source", "webhook", "body", string(body)},
-		}).Err()
+		e := stream.NewEntry(keys.Partition(ev.PartitionKey()), ev.ID, body, stream.SourceWebhook)
+		err = rdb.XAdd(r.Context(), &redis.XAddArgs{Stream: keys.Stream(e.Partition), Values: e.Fields}).Err()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
