@@ -25,9 +25,9 @@ import (
 func benchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "bench",
-		ShortUsage:  "hookstream bench ingest [flags]",
-		ShortHelp:   "measure hookstream against reference implementations in one run",
-		Subcommands: []*ffcli.Command{benchIngestCommand()},
+		ShortUsage:  "hookstream bench ingest|memory [flags]",
+		ShortHelp:   "measure hookstream: ingest against reference receivers in one run, Redis memory per event",
+		Subcommands: []*ffcli.Command{benchIngestCommand(), benchMemoryCommand()},
 		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }

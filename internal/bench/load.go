@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"slices"
@@ -18,24 +19,27 @@ import (
 	"github.com/hookstream/hookstream/dwolla"
 )
 
-// Bodies makes unique, signed, realistic webhook bodies on the fly. The event
-// ids are unique within one Bodies value; customers repeat, as in real
-// traffic, so partitions fill unevenly the way they would.
+// Bodies makes unique, signed, realistic webhook bodies on the fly. Event ids
+// are UUID-shaped (36 characters, like Dwolla's), unique within one Bodies
+// value and, with high probability, across values with different seeds;
+// customers repeat, as in real traffic.
 type Bodies struct {
 	secret []byte
-	prefix string
+	seed   uint32
 	n      atomic.Int64
 }
 
-// NewBodies returns a generator whose ids start with prefix.
-func NewBodies(secret []byte, prefix string) *Bodies {
-	return &Bodies{secret: secret, prefix: prefix}
+// NewBodies returns a generator whose ids are derived from seed.
+func NewBodies(secret []byte, seed string) *Bodies {
+	h := fnv.New32a()
+	h.Write([]byte(seed))
+	return &Bodies{secret: secret, seed: h.Sum32()}
 }
 
 // Next returns a fresh body and its signature.
 func (b *Bodies) Next(dst []byte) ([]byte, string) {
 	i := b.n.Add(1)
-	id := b.prefix + strconv.FormatInt(i, 10)
+	id := fmt.Sprintf("%08x-0000-4000-8000-%012x", b.seed, i)
 	cust := strconv.FormatInt(i%5000, 10)
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	dst = append(dst[:0], `{"id":"`...)
