@@ -11,9 +11,10 @@ import (
 )
 
 var (
-	batchSize = metrics.NewHistogram(`hookstream_ingest_batch_size`)
-	redisUp   = metrics.NewCounter(`hookstream_ingest_redis_transitions_total{to="up"}`)
-	redisDown = metrics.NewCounter(`hookstream_ingest_redis_transitions_total{to="down"}`)
+	batchSize    = metrics.NewHistogram(`hookstream_ingest_batch_size`)
+	batchesTotal = metrics.NewCounter(`hookstream_ingest_batches_total`)
+	redisUp      = metrics.NewCounter(`hookstream_ingest_redis_transitions_total{to="up"}`)
+	redisDown    = metrics.NewCounter(`hookstream_ingest_redis_transitions_total{to="down"}`)
 )
 
 // errOverloaded is returned when the commit queue stayed full for EnqueueTimeout.
@@ -121,6 +122,7 @@ func (r *Receiver) committer() {
 
 func (r *Receiver) commitBatch(batch []*pending, entries []stream.Entry, results []stream.Result) {
 	batchSize.Update(float64(len(batch)))
+	batchesTotal.Inc()
 	if r.redisUp.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.RedisTimeout)
 		err := r.producer.AppendBatch(ctx, entries, results)

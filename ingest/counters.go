@@ -5,6 +5,15 @@ package ingest
 type Counters struct {
 	Stored, Duplicates, Spooled, Rejected, Overloaded, Failed uint64
 	Drained                                                   uint64 // spooled entries replayed into Redis
+	Batches                                                   uint64 // group commits (round trips or spool writes)
+}
+
+// MeanBatch is the average number of requests per group commit.
+func (c Counters) MeanBatch() float64 {
+	if c.Batches == 0 {
+		return 0
+	}
+	return float64(c.Stored+c.Duplicates+c.Spooled+c.Failed) / float64(c.Batches)
 }
 
 // Received is every request that got an answer other than a rejection.
@@ -15,7 +24,7 @@ func (c Counters) Sub(prev Counters) Counters {
 	return Counters{
 		Stored: c.Stored - prev.Stored, Duplicates: c.Duplicates - prev.Duplicates, Spooled: c.Spooled - prev.Spooled,
 		Rejected: c.Rejected - prev.Rejected, Overloaded: c.Overloaded - prev.Overloaded, Failed: c.Failed - prev.Failed,
-		Drained: c.Drained - prev.Drained,
+		Drained: c.Drained - prev.Drained, Batches: c.Batches - prev.Batches,
 	}
 }
 
@@ -29,5 +38,6 @@ func ReadCounters() Counters {
 		Overloaded: reqOverloaded.Get(),
 		Failed:     reqFailed.Get(),
 		Drained:    spoolDrainStored.Get() + spoolDrainDup.Get(),
+		Batches:    batchesTotal.Get(),
 	}
 }

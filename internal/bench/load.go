@@ -74,6 +74,8 @@ type Result struct {
 	// MachineBusy is the fraction of all CPUs' time that was not idle during
 	// the phase (from /proc/stat), when the caller measured it.
 	MachineBusy float64
+	// MeanBatch is the receiver's average requests per group commit, when known.
+	MeanBatch float64
 }
 
 // Throughput is completed 2xx requests per second.
@@ -94,6 +96,9 @@ func (r Result) String() string {
 	s := fmt.Sprintf("%-12s %7.0f req/s  p50 %8s  p90 %8s  p99 %8s  max %8s  non-2xx %d  errors %d",
 		r.Name, r.Throughput(), r.Quantile(.5).Round(time.Microsecond), r.Quantile(.9).Round(time.Microsecond),
 		r.Quantile(.99).Round(time.Microsecond), r.Quantile(1).Round(time.Microsecond), r.Non2xx, r.Errors)
+	if r.MeanBatch > 0 {
+		s += fmt.Sprintf("  batch %.1f", r.MeanBatch)
+	}
 	if r.MachineBusy > 0 {
 		s += fmt.Sprintf("  cpu busy %.0f%%", 100*r.MachineBusy)
 	}
