@@ -3,6 +3,7 @@ package sim
 import (
 	"cmp"
 	"container/heap"
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -193,6 +194,22 @@ func (o *Ordered) Next() Event {
 		}
 	}
 	return heap.Pop(&o.pending).(orderedEvent).ev
+}
+
+// NextDue returns the next event once its created time has come, so event
+// time tracks the wall clock as in production, or ctx's error.
+func (o *Ordered) NextDue(ctx context.Context) (Event, error) {
+	ev := o.Next()
+	if wait := time.Until(ev.Created); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+	return ev, nil
 }
 
 // Paths returns the path counts of every lifecycle generated so far,

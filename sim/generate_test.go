@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -456,4 +457,22 @@ func BenchmarkGenerate(b *testing.B) {
 		events += len(Generate(Config{Customers: 100, Seed: 1}).Events)
 	}
 	b.ReportMetric(float64(events)/float64(b.N), "events/op")
+}
+
+func TestOrderedNextDue(t *testing.T) {
+	start := time.Now().Add(50 * time.Millisecond)
+	o := NewOrdered(Config{Customers: 10, Seed: 3, Start: start, StepDelay: time.Millisecond})
+	ev, err := o.NextDue(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := time.Now(); now.Before(ev.Created) {
+		t.Fatalf("event created %v returned early at %v", ev.Created, now)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	late := NewOrdered(Config{Customers: 10, Seed: 3, Start: time.Now().Add(time.Hour)})
+	if _, err := late.NextDue(ctx); err == nil {
+		t.Fatal("NextDue should give up when ctx ends")
+	}
 }

@@ -1,8 +1,9 @@
-package stream
+package stream_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/hookstream/hookstream/stream"
 	"testing"
 	"time"
 
@@ -13,16 +14,16 @@ import (
 func TestAppendBatchDedup(t *testing.T) {
 	t.Parallel()
 	rdb, ns := testenv.Redis(t)
-	keys := NewKeys(ns, 4)
-	p := NewProducer(rdb, keys, time.Hour)
+	keys := stream.NewKeys(ns, 4)
+	p := stream.NewProducer(rdb, keys, time.Hour)
 	ctx := context.Background()
-	mk := func(id string) Entry {
-		return Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id, "body", "{}"}}
+	mk := func(id string) stream.Entry {
+		return stream.Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id, "body", "{}"}}
 	}
 	// The same id twice in one batch: the first is stored, the second is a
 	// duplicate pointing at the same entry.
-	batch := []Entry{mk("a"), mk("b"), mk("a")}
-	res := make([]Result, len(batch))
+	batch := []stream.Entry{mk("a"), mk("b"), mk("a")}
+	res := make([]stream.Result, len(batch))
 	if err := p.AppendBatch(ctx, batch, res); err != nil {
 		t.Fatal(err)
 	}
@@ -49,21 +50,21 @@ func TestAppendAfterScriptFlush(t *testing.T) {
 	srv := testenv.StartRedisServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
 	defer rdb.Close()
-	keys := NewKeys("hs", 2)
-	p := NewProducer(rdb, keys, time.Hour)
+	keys := stream.NewKeys("hs", 2)
+	p := stream.NewProducer(rdb, keys, time.Hour)
 	ctx := context.Background()
 	if err := p.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rdb.ScriptFlush(ctx)
-	res := make([]Result, 1)
-	if err := p.AppendBatch(ctx, []Entry{{Partition: 1, ID: "x", Fields: []string{"id", "x"}}}, res); err != nil || res[0].Err != nil {
+	res := make([]stream.Result, 1)
+	if err := p.AppendBatch(ctx, []stream.Entry{{Partition: 1, ID: "x", Fields: []string{"id", "x"}}}, res); err != nil || res[0].Err != nil {
 		t.Fatalf("append after SCRIPT FLUSH: %v %v", err, res[0].Err)
 	}
 }
 
 func TestKeys(t *testing.T) {
-	k := NewKeys("hs", 16)
+	k := stream.NewKeys("hs", 16)
 	if k.Stream(3) != "hs:{3}:events" || k.Seen(3, "abc") != "hs:{3}:seen:abc" {
 		t.Fatalf("key names %s %s", k.Stream(3), k.Seen(3, "abc"))
 	}
@@ -89,16 +90,16 @@ func TestKeys(t *testing.T) {
 func TestAppendBatchShapesAndRange(t *testing.T) {
 	t.Parallel()
 	rdb, ns := testenv.Redis(t)
-	keys := NewKeys(ns, 2)
-	p := NewProducer(rdb, keys, time.Hour)
+	keys := stream.NewKeys(ns, 2)
+	p := stream.NewProducer(rdb, keys, time.Hour)
 	ctx := context.Background()
-	batch := []Entry{
+	batch := []stream.Entry{
 		{Partition: 0, ID: "a", Fields: []string{"id", "a", "source", "webhook"}},
 		{Partition: 0, ID: "b", Fields: []string{"id", "b", "source", "reconcile", "extra", "1"}}, // another shape
 		{Partition: 0, ID: "c", Fields: []string{"id", "c", "source", "webhook"}},
 		{Partition: 5, ID: "d", Fields: []string{"id", "d"}}, // no such partition
 	}
-	res := make([]Result, len(batch))
+	res := make([]stream.Result, len(batch))
 	if err := p.AppendBatch(ctx, batch, res); err != nil {
 		t.Fatal(err)
 	}
@@ -121,16 +122,16 @@ func TestAppendBatchShapesAndRange(t *testing.T) {
 func TestAppendBatchPerPartition(t *testing.T) {
 	t.Parallel()
 	rdb, ns := testenv.Redis(t)
-	keys := NewKeys(ns, 4)
-	p := NewProducer(rdb, keys, time.Hour)
-	p.perPartition = true
+	keys := stream.NewKeys(ns, 4)
+	p := stream.NewProducer(rdb, keys, time.Hour)
+	stream.SetPerPartition(p, true)
 	ctx := context.Background()
-	var batch []Entry
+	var batch []stream.Entry
 	for i := range 40 {
 		id := fmt.Sprintf("e%d", i%30) // ten duplicates in the same batch
-		batch = append(batch, Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id}})
+		batch = append(batch, stream.Entry{Partition: keys.Partition(id), ID: id, Fields: []string{"id", id}})
 	}
-	res := make([]Result, len(batch))
+	res := make([]stream.Result, len(batch))
 	if err := p.AppendBatch(ctx, batch, res); err != nil {
 		t.Fatal(err)
 	}

@@ -139,7 +139,7 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		if !c.keep {
 			defer func() {
 				for _, suffix := range []string{"hs", "naive"} {
-					bench.Cleanup(context.Background(), rdb, ns+"-"+suffix)
+					stream.DeleteKeys(context.Background(), rdb, ns+"-"+suffix+":*")
 				}
 			}()
 		}
@@ -187,7 +187,7 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		// Each phase starts from an empty namespace, so Redis's memory and its
 		// AOF rewrites stay the same size for every phase and receiver.
 		reset := func(suffix string) func() {
-			return func() { bench.Cleanup(context.Background(), rdb, ns+"-"+suffix) }
+			return func() { stream.DeleteKeys(context.Background(), rdb, ns+"-"+suffix+":*") }
 		}
 		targets = []benchTarget{{"hookstream", hsURL, reset("hs")}, {"naive-xadd", naiveURL, reset("naive")}, {"hmac-only", voURL, nil}}
 		cpuOf = func() time.Duration { return redisCPU(ctx, rdb) }

@@ -60,7 +60,7 @@ func runBenchMemory(ctx context.Context, c *common, n int) error {
 	defer rdb.Close()
 	ns := testenv.Name("m") // short, like the default "hs", so key sizes are realistic
 	keys := stream.NewKeys(ns, c.partitions)
-	defer bench.Cleanup(context.Background(), rdb, ns)
+	defer stream.DeleteKeys(context.Background(), rdb, keys.Pattern())
 	prod := stream.NewProducer(rdb, keys, 72*time.Hour)
 	if err := prod.Load(ctx); err != nil {
 		return fmt.Errorf("redis at %s: %w", c.redisURL, err)

@@ -108,13 +108,9 @@ func runDev(ctx context.Context, cfg *ingestConfig, perSec float64, stepDelay ti
 func feedRealTime(ctx context.Context, in chan<- sim.Event, src *sim.Ordered) {
 	defer close(in)
 	for {
-		ev := src.Next()
-		if w := time.Until(ev.Created); w > 0 {
-			select {
-			case <-time.After(w):
-			case <-ctx.Done():
-				return
-			}
+		ev, err := src.NextDue(ctx)
+		if err != nil {
+			return
 		}
 		select {
 		case in <- ev:

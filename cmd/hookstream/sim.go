@@ -250,17 +250,15 @@ func runSimContinuous(ctx context.Context, c *simConfig, gen sim.Config, send si
 		if truth != nil {
 			tw = sim.NewTruthWriter(truth)
 		}
-		timer := time.NewTimer(0)
-		defer timer.Stop()
 		for {
-			ev := src.Next()
-			if wait := time.Until(ev.Created); c.rate > 0 && wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
+			var ev sim.Event
+			if c.rate > 0 {
+				var err error
+				if ev, err = src.NextDue(ctx); err != nil {
 					return
 				}
+			} else {
+				ev = src.Next()
 			}
 			select {
 			case in <- ev:

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"io"
 	"net/http"
 
@@ -42,25 +41,4 @@ func NaiveReceiver(rdb redis.UniversalClient, keys stream.Keys, secrets [][]byte
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"stored"}`))
 	})
-}
-
-// Cleanup deletes every key of a benchmark namespace.
-func Cleanup(ctx context.Context, rdb redis.UniversalClient, ns string) error {
-	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-			return err
-		}
-	}
-	return iter.Err()
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
@@ -67,21 +68,8 @@ func Redis(t testing.TB) (*redis.Client, string) {
 
 // DeleteKeys removes every key matching pattern (SCAN, never FLUSH).
 func DeleteKeys(t testing.TB, rdb redis.UniversalClient, pattern string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			rdb.Unlink(ctx, batch...)
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		rdb.Unlink(ctx, batch...)
-	}
-	if err := iter.Err(); err != nil {
-		t.Logf("cleanup of %s: %v", pattern, err)
+	if _, err := stream.DeleteKeys(context.Background(), rdb, pattern); err != nil {
+		t.Logf("cleanup: %v", err)
 	}
 }
 
