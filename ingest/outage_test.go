@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -152,5 +154,55 @@ func TestOverload(t *testing.T) {
 	}
 	if got := h.streamIDs(); len(got) != 10 {
 		t.Fatalf("streams hold %d events, want 10", len(got))
+	}
+}
+
+// TestReadinessDuringOutage: with Redis down the receiver stays ready while the
+// spool can take events, and reports not ready only when neither can.
+func TestReadinessDuringOutage(t *testing.T) {
+	t.Parallel()
+	redisSrv, rdb := privateRedis(t)
+	h := newHarness(t, rdb, Options{ProbeInterval: 20 * time.Millisecond})
+	redisSrv.Kill()
+	if r := h.postSigned(event("during-outage")); r.code != 202 || r.body.Status != "spooled" {
+		t.Fatalf("delivery while Redis is down: %d %+v", r.code, r.body)
+	}
+	rd := h.recv.Readiness(context.Background())
+	if !rd.Ready || !strings.HasPrefix(rd.Redis, "down: ") || rd.Spool.Depth != 1 {
+		t.Fatalf("readiness with Redis down and a writable spool: %+v", rd)
+	}
+	redisSrv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.recv.spool.Depth() > 0 || h.recv.Readiness(context.Background()).Redis != "up" {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool not drained after Redis came back: %+v", h.recv.Readiness(context.Background()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.streamIDs(); got["during-outage"] != 1 {
+		t.Fatalf("streams hold %v", got)
+	}
+}
+
+// TestNotReadyWhenNothingCanAccept: Redis down and a spool that cannot take
+// files (its directory replaced by a file, which stops root too) make the
+// receiver unready and its deliveries 503, never a false 2xx.
+func TestNotReadyWhenNothingCanAccept(t *testing.T) {
+	t.Parallel()
+	redisSrv, rdb := privateRedis(t)
+	spoolDir := t.TempDir() + "/spool"
+	h := newHarness(t, rdb, Options{SpoolDir: spoolDir, ProbeInterval: 20 * time.Millisecond, RetryAfter: 2 * time.Second})
+	redisSrv.Kill()
+	if err := os.Remove(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spoolDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rd := h.recv.Readiness(context.Background()); rd.Ready || rd.Spool.Writable || !strings.HasPrefix(rd.Redis, "down: ") {
+		t.Fatalf("readiness: %+v", rd)
+	}
+	if r := h.postSigned(event("nowhere")); r.code != 503 || r.hdr.Get("Retry-After") != "2" || r.body.Error == "" {
+		t.Fatalf("delivery with nowhere to store it: %d %+v", r.code, r.body)
 	}
 }

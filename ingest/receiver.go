@@ -43,6 +43,7 @@ var (
 type Receiver struct {
 	opts     Options
 	verifier *dwolla.Verifier
+	rdb      redis.UniversalClient
 	producer *stream.Producer
 	keys     stream.Keys
 	spool    *spool
@@ -69,6 +70,7 @@ func New(rdb redis.UniversalClient, keys stream.Keys, opts Options) (*Receiver, 
 	r := &Receiver{
 		opts:     opts,
 		verifier: dwolla.NewVerifier(opts.Secrets),
+		rdb:      rdb,
 		producer: stream.NewProducer(rdb, keys, opts.SeenTTL),
 		keys:     keys,
 		queue:    make(chan *pending, opts.QueueSize),
@@ -296,7 +298,7 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request, start 
 // Ready is the readiness report served on /readyz.
 type Ready struct {
 	Ready    bool       `json:"ready"`
-	Redis    string     `json:"redis"`    // up | down
+	Redis    string     `json:"redis"`    // up | down: <error> (a live PING)
 	Postgres string     `json:"postgres"` // up | down: <error> | not configured
 	Spool    SpoolState `json:"spool"`
 }
@@ -310,12 +312,15 @@ type SpoolState struct {
 }
 
 // Readiness reports whether the receiver can accept events: it can while
-// either Redis or the spool can take them. PostgreSQL is reported, not required.
+// either Redis (pinged now) or the spool can take them. PostgreSQL is
+// reported, not required.
 func (r *Receiver) Readiness(ctx context.Context) Ready {
-	rd := Ready{Redis: "down", Postgres: "not configured", Spool: SpoolState{Dir: r.opts.SpoolDir}}
-	if r.redisUp.Load() {
-		rd.Redis = "up"
+	rd := Ready{Redis: "up", Postgres: "not configured", Spool: SpoolState{Dir: r.opts.SpoolDir}}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	if err := r.rdb.Ping(rctx).Err(); err != nil {
+		rd.Redis = "down: " + err.Error()
 	}
+	cancel()
 	if r.spool != nil {
 		rd.Spool.Depth = r.spool.Depth()
 		if err := r.spool.Writable(); err != nil {
