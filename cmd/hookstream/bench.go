@@ -58,8 +58,8 @@ func benchIngestCommand() *ffcli.Command {
 	fs.Float64Var(&c.rate, "rate", 5000, "requests per second of the open-loop phase")
 	fs.DurationVar(&c.openDur, "open-duration", 20*time.Second, "length of the open-loop phase")
 	fs.IntVar(&c.openConns, "open-connections", 64, "most requests in flight in the open-loop phase (each on its own connection); when all are busy, a request waits and the wait counts in its latency")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of hookstream's closed-loop phases to this file")
-	fs.IntVar(&c.committers, "committers", 4, "hookstream receiver: pipelined round trips in flight")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write CPU profiles of the first closed-loop round to FILE.<receiver>, one per receiver, to compare where each spends its time")
+	fs.IntVar(&c.committers, "committers", 2, "hookstream receiver: pipelined round trips in flight")
 	fs.IntVar(&c.maxBatch, "max-batch", 256, "hookstream receiver: most events per round trip")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys instead of deleting them")
 	secret := fs.String("bench-secret", "bench-secret", "secret the generated webhooks are signed with")
@@ -218,27 +218,16 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, time.Second)
 	}
 	fmt.Printf("\nclosed loop: %d concurrent requests, %s per phase, %d rounds\n", c.conc, c.duration, c.rounds)
-	var prof *os.File
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		prof = f
-		defer f.Close()
-	}
 	tput := map[string][]float64{}
 	for round := range c.rounds {
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
-			if prof != nil && t.name == "hookstream" {
-				pprof.StartCPUProfile(prof)
+			stopProfile, err := startProfile(c.cpuProfile, t.name, round)
+			if err != nil {
+				return err
 			}
 			res := phase(t, func() bench.Result { return bench.ClosedLoop(ctx, t.name, t.url, bodies, c.conc, c.duration) })
-			if prof != nil && t.name == "hookstream" {
-				pprof.StopCPUProfile()
-				prof = nil // one phase is enough for a profile
-			}
+			stopProfile()
 			fmt.Printf("round %d  %s\n", round+1, res)
 			tput[t.name] = append(tput[t.name], res.Throughput())
 			if ctx.Err() != nil {
@@ -268,4 +257,21 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 		fmt.Printf("  %s\n", res)
 	}
 	return nil
+}
+
+// startProfile profiles the first round's phase of one receiver into
+// base.<name>; it does nothing for later rounds or without a base name.
+func startProfile(base, name string, round int) (stop func(), err error) {
+	if base == "" || round != 0 {
+		return func() {}, nil
+	}
+	f, err := os.Create(base + "." + name)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -40,7 +40,7 @@ func (c *ingestConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.spoolDir, "spool-dir", ".hookstream/spool", "local directory for the spool used while Redis is unreachable; put it on persistent disk")
 	fs.Int64Var(&c.maxBody, "max-body", 256<<10, "largest webhook body accepted, in bytes (larger: 413)")
 	fs.DurationVar(&c.seenTTL, "seen-ttl", 72*time.Hour, "how long an event id is remembered in Redis for dedup (Dwolla retries for 72h)")
-	fs.IntVar(&c.committers, "committers", 4, "pipelined Redis round trips in flight at once (group commit)")
+	fs.IntVar(&c.committers, "committers", 2, "pipelined Redis round trips in flight at once (group commit)")
 	fs.IntVar(&c.maxBatch, "max-batch", 256, "most events folded into one pipelined round trip")
 	fs.IntVar(&c.queueSize, "queue-size", 8192, "requests that may wait for a commit; beyond it requests wait --enqueue-timeout, then get 503")
 	fs.DurationVar(&c.enqueueTimeout, "enqueue-timeout", 2*time.Second, "bounded wait for room in a full commit queue before answering 503 + Retry-After")
