@@ -4,13 +4,24 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/stream"
 )
 
+// redisDownNow counts this process's receivers that see Redis as down (one,
+// outside tests and benchmarks).
+var redisDownNow atomic.Int64
+
 var (
+	_ = metrics.NewGauge(`hookstream_ingest_redis_up`, func() float64 {
+		if redisDownNow.Load() > 0 {
+			return 0
+		}
+		return 1
+	})
 	batchSize    = metrics.NewHistogram(`hookstream_ingest_batch_size`)
 	batchesTotal = metrics.NewCounter(`hookstream_ingest_batches_total`)
 	redisUp      = metrics.NewCounter(`hookstream_ingest_redis_transitions_total{to="up"}`)
@@ -180,6 +191,7 @@ func (r *Receiver) spoolBatch(batch []*pending, entries []stream.Entry) {
 func (r *Receiver) markDown(err error) {
 	if r.redisUp.CompareAndSwap(true, false) {
 		redisDown.Inc()
+		redisDownNow.Add(1)
 		r.opts.Logger.Error("redis unreachable; spooling events to local disk until it is back", "err", err, "spool_dir", r.opts.SpoolDir)
 	}
 }
@@ -204,6 +216,7 @@ func (r *Receiver) drainer() {
 			}
 			r.redisUp.Store(true)
 			redisUp.Inc()
+			redisDownNow.Add(-1)
 			r.opts.Logger.Info("redis reachable again", "spooled", r.spool.Depth())
 		}
 		if r.spool.Depth() > 0 {

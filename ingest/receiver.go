@@ -88,17 +88,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return err
 	}
 	r.spool = sp
-	metrics.GetOrCreateGauge(`hookstream_spool_depth`, func() float64 { return float64(r.spool.Depth()) })
-	metrics.GetOrCreateGauge(`hookstream_ingest_redis_up`, func() float64 {
-		if r.redisUp.Load() {
-			return 1
-		}
-		return 0
-	})
 	lctx, cancel := context.WithTimeout(ctx, r.opts.RedisTimeout)
 	defer cancel()
 	if err := r.producer.Load(lctx); err != nil {
 		r.opts.Logger.Error("redis unreachable at start; spooling events to local disk until it is back", "err", err, "spool_dir", r.opts.SpoolDir)
+		redisDownNow.Add(1)
 	} else {
 		r.redisUp.Store(true)
 	}
@@ -128,6 +122,12 @@ func (r *Receiver) Stop(ctx context.Context) error {
 	close(r.quit)
 	r.committers.Wait()
 	r.drainDone.Wait()
+	if !r.redisUp.Load() {
+		redisDownNow.Add(-1)
+	}
+	if r.spool == nil {
+		return nil
+	}
 	return r.spool.Close()
 }
 

@@ -20,7 +20,12 @@ import (
 	"github.com/hookstream/hookstream/stream"
 )
 
+// spoolDepthAll is the depth of every spool of this process (one, outside
+// tests and benchmarks), for the gauge.
+var spoolDepthAll atomic.Int64
+
 var (
+	_                = metrics.NewGauge(`hookstream_spool_depth`, func() float64 { return float64(spoolDepthAll.Load()) })
 	spoolWrites      = metrics.NewCounter(`hookstream_spool_written_total`)
 	spoolDrainStored = metrics.NewCounter(`hookstream_spool_drained_total{result="stored"}`)
 	spoolDrainDup    = metrics.NewCounter(`hookstream_spool_drained_total{result="duplicate"}`)
@@ -62,7 +67,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.depth.Add(int64(n))
+		s.addDepth(int64(n))
 		s.seq = seq + 1
 	}
 	if s.depth.Load() > 0 {
@@ -124,7 +129,7 @@ func (s *spool) Append(entries []stream.Entry) error {
 		s.sealLocked()
 		return fmt.Errorf("cannot fsync spool segment in %q: %w", s.dir, err)
 	}
-	s.depth.Add(int64(len(entries)))
+	s.addDepth(int64(len(entries)))
 	spoolWrites.Add(len(entries))
 	return nil
 }
@@ -135,6 +140,11 @@ func (s *spool) sealLocked() {
 		s.f = nil
 		s.seq++
 	}
+}
+
+func (s *spool) addDepth(n int64) {
+	s.depth.Add(n)
+	spoolDepthAll.Add(n)
 }
 
 // Depth is the number of entries waiting in the spool.
@@ -186,7 +196,7 @@ func (s *spool) Drain(chunk int, put func([]stream.Entry) error) (int, error) {
 		if err := syncDir(s.dir); err != nil {
 			return total, err
 		}
-		s.depth.Add(-int64(n))
+		s.addDepth(-int64(n))
 	}
 	return total, nil
 }
@@ -260,10 +270,12 @@ func (s *spool) readSegmentChunked(seq uint64, chunk int, put func([]stream.Entr
 	return n, torn, nil
 }
 
-// Close closes the active segment.
+// Close closes the active segment. What it holds stays on disk for the next
+// run, but no longer counts in this process's gauge.
 func (s *spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	spoolDepthAll.Add(-s.depth.Load())
 	if s.f != nil {
 		err := s.f.Close()
 		s.f = nil
