@@ -43,8 +43,9 @@ bench: build ## benchmark ingest against the naive receivers (see docs/benchmark
 bench-memory: build ## Redis memory per event (dedup keys, stream entries) on a private Redis
 	$(WITH_SERVICES) $(BIN) bench memory
 
-fuzz: ## fuzz the Dwolla request parser for FUZZTIME (default 30s)
+fuzz: ## fuzz the Dwolla request parser and the spool decoder, FUZZTIME each (default 30s)
 	$(GO) test ./dwolla -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz FuzzDecodeEntry -fuzztime $(FUZZTIME)
 
 services-up: ## start (or find) Redis and PostgreSQL and write .hookstream/env
 	$(SERVICES) up
