@@ -301,8 +301,12 @@ redis_start() {
     rm -f "$REDIS_DIR/redis.pid"
     printf 'port=%s\nserver=%s\ndir=%s\n' "$port" "$REDIS_SERVER" "$REDIS_DIR" >"$REDIS_STATE"
     log "starting a private Redis ($REDIS_SERVER) on 127.0.0.1:$port, data in $REDIS_DIR"
+    # hookstream's streams churn: with Redis's default (rewrite the AOF each
+    # time it doubles past 64 MB) a busy receiver forks and rewrites every few
+    # seconds, and the rewrite's CPU shows up as 100 ms ACK stalls
+    # (docs/benchmarks.md). Rewrite past 1 GB instead.
     "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 \
-      --appendonly yes --save "" --daemonize yes \
+      --appendonly yes --auto-aof-rewrite-min-size 1gb --save "" --daemonize yes \
       --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
       --dir "$REDIS_DIR" </dev/null >&2 9>&- || die "redis-server did not start; see $REDIS_DIR/redis.log"
     record_started redis
