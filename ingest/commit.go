@@ -57,8 +57,9 @@ type pending struct {
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
 // commit stores one entry: it queues it for the next group commit and waits
-// for the outcome. Once queued, it always waits for the committer, even if ctx
-// ends, because the caller's buffers are in flight.
+// for the outcome. Once queued, it waits for the committer even if ctx ends:
+// the event will be stored either way, and only the committer knows whether
+// it was new, a duplicate or spooled.
 func (r *Receiver) commit(ctx context.Context, e stream.Entry, received time.Time) (outcome, string, error) {
 	r.stopMu.RLock()
 	if r.stopping {
