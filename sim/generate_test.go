@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func TestGenerateIsReproducible(t *testing.T) {
 			if same != tc.same {
 				t.Fatalf("scenarios identical = %v, want %v", same, tc.same)
 			}
-			if tc.same && !equalPaths(a.Paths, b.Paths) {
+			if tc.same && !maps.Equal(a.Paths, b.Paths) {
 				t.Fatalf("paths differ: %v vs %v", a.Paths, b.Paths)
 			}
 			if !tc.same && a.Events[0].ID == b.Events[0].ID {
@@ -53,18 +54,6 @@ func TestGenerateIsReproducible(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalPaths(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestGenerateIsTheGeneratorsFirstCustomers(t *testing.T) {
@@ -86,7 +75,7 @@ func TestGenerateIsTheGeneratorsFirstCustomers(t *testing.T) {
 	if got, want := ids(all), ids(sc.Events); !slices.Equal(got, want) {
 		t.Fatalf("Generator's first %d customers differ from Generate's (%d vs %d events)", cfg.Customers, len(got), len(want))
 	}
-	if !equalPaths(g.Paths(), sc.Paths) {
+	if !maps.Equal(g.Paths(), sc.Paths) {
 		t.Fatalf("paths differ")
 	}
 	if g.Customers() != int64(cfg.Customers) {
@@ -365,7 +354,7 @@ func TestLifecyclesFollowDwollasRules(t *testing.T) {
 		}
 	}
 
-	if !equalPaths(paths, sc.Paths) {
+	if !maps.Equal(paths, sc.Paths) {
 		for p, n := range sc.Paths {
 			if paths[p] != n {
 				t.Errorf("path %s: %d in the events, %d in Paths", p, paths[p], n)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -226,23 +227,11 @@ func TestSendRetriesOnDwollasSchedule(t *testing.T) {
 			for _, code := range tc.answers {
 				wantNon2xx[code] += int64(len(events))
 			}
-			if stats.Retries != fails || stats.Sent != fails+int64(len(events)) || stats.GaveUp != 0 || !equalCounts(stats.Non2xx, wantNon2xx) {
+			if stats.Retries != fails || stats.Sent != fails+int64(len(events)) || stats.GaveUp != 0 || !maps.Equal(stats.Non2xx, wantNon2xx) {
 				t.Fatalf("stats %v; want %d retries and non-2xx %v", stats, fails, wantNon2xx)
 			}
 		})
 	}
-}
-
-func equalCounts(a, b map[int]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSendGivesUpAfterEightRetries(t *testing.T) {

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -103,7 +104,7 @@ func TestWritePaths(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("paths file is not JSON: %v\n%s", err, buf.String())
 	}
-	if got.Lifecycles != sc.Lifecycles() || !equalPaths(got.Paths, sc.Paths) {
+	if got.Lifecycles != sc.Lifecycles() || !maps.Equal(got.Paths, sc.Paths) {
 		t.Fatalf("paths file %s does not hold the scenario's %d lifecycles", buf.String(), sc.Lifecycles())
 	}
 }
