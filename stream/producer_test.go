@@ -155,3 +155,42 @@ func TestAppendBatchPerPartition(t *testing.T) {
 		t.Fatalf("%d duplicates, %d entries; want 10 and 30", dups, total)
 	}
 }
+
+// TestAppendBatchOnCluster runs the append script on a real three-master
+// Redis Cluster: every call must stay within one slot, which the {p} hash tag
+// and the per-partition grouping guarantee.
+func TestAppendBatchOnCluster(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.StartRedisCluster(t)
+	keys := stream.NewKeys("hs", 16)
+	p := stream.NewProducer(rdb, keys, time.Hour)
+	ctx := context.Background()
+	if err := p.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var batch []stream.Entry
+	for i := range 300 {
+		id := fmt.Sprintf("ev-%d", i%200) // 100 duplicates within the batch
+		batch = append(batch, stream.NewEntry(keys.Partition("cust-"+id), id, []byte(`{}`), stream.SourceWebhook))
+	}
+	res := make([]stream.Result, len(batch))
+	if err := p.AppendBatch(ctx, batch, res); err != nil {
+		t.Fatal(err)
+	}
+	dups := 0
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("entry %d: %v", i, r.Err)
+		}
+		if r.Duplicate {
+			dups++
+		}
+	}
+	var total int64
+	for i := range keys.Partitions {
+		total += rdb.XLen(ctx, keys.Stream(i)).Val()
+	}
+	if dups != 100 || total != 200 {
+		t.Fatalf("%d duplicates and %d entries on the cluster; want 100 and 200", dups, total)
+	}
+}
