@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/stream"
 )
 
@@ -226,9 +227,28 @@ func (r *Receiver) drainer() {
 	}
 }
 
+// repartition recomputes spooled entries' partitions from their bodies, so
+// a spool written before the partition count changed drains into the right
+// streams instead of failing forever.
+func (r *Receiver) repartition(entries []stream.Entry) {
+	for i := range entries {
+		e := &entries[i]
+		for j := 0; j+1 < len(e.Fields); j += 2 {
+			if e.Fields[j] != stream.FieldBody {
+				continue
+			}
+			if ev, err := dwolla.ParseEvent([]byte(e.Fields[j+1])); err == nil {
+				e.Partition = r.keys.Partition(ev.PartitionKey())
+			}
+			break
+		}
+	}
+}
+
 func (r *Receiver) drainOnce() {
 	results := make([]stream.Result, r.opts.MaxBatch)
 	n, err := r.spool.Drain(r.opts.MaxBatch, func(chunk []stream.Entry) error {
+		r.repartition(chunk)
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.RedisTimeout)
 		defer cancel()
 		res := results[:len(chunk)]

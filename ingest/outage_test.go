@@ -13,6 +13,7 @@ import (
 
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/stream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -204,5 +205,55 @@ func TestNotReadyWhenNothingCanAccept(t *testing.T) {
 	}
 	if r := h.postSigned(event("nowhere")); r.code != 503 || r.hdr.Get("Retry-After") != "2" || r.body.Error == "" {
 		t.Fatalf("delivery with nowhere to store it: %d %+v", r.code, r.body)
+	}
+}
+
+// TestSpoolSurvivesPartitionChange: events spooled by a receiver with 4
+// partitions drain, after a restart with 8, into the streams 8 partitions
+// assign them, instead of wedging the drainer.
+func TestSpoolSurvivesPartitionChange(t *testing.T) {
+	t.Parallel()
+	redisSrv, rdb := privateRedis(t)
+	spoolDir := t.TempDir()
+	first := newHarness(t, rdb, Options{SpoolDir: spoolDir, ProbeInterval: time.Hour})
+	redisSrv.Kill()
+	for i := range 20 {
+		if r := first.postSigned(event(fmt.Sprintf("repart-%d", i))); r.code != 202 {
+			t.Fatalf("delivery %d while Redis is down: %d", i, r.code)
+		}
+	}
+	first.srv.Close()
+	if err := first.recv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	redisSrv.Start()
+
+	keys := stream.NewKeys(first.keys.Namespace, 8)
+	recv, err := New(rdb, keys, Options{Secrets: [][]byte{secret}, SpoolDir: spoolDir, ProbeInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Stop(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for recv.spool.Depth() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still holds %d entries", recv.spool.Depth())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("repart-%d", i)
+		want := keys.Stream(keys.Partition("c-" + id))
+		msgs := rdb.XRange(context.Background(), want, "-", "+").Val()
+		found := false
+		for _, m := range msgs {
+			found = found || m.Values["id"] == id
+		}
+		if !found {
+			t.Fatalf("%s is not in %s, the stream 8 partitions assign it", id, want)
+		}
 	}
 }

@@ -54,6 +54,8 @@ type Receiver struct {
 
 	stopMu   sync.RWMutex
 	stopping bool
+	stopOnce sync.Once
+	stopErr  error
 	inflight sync.WaitGroup
 
 	committers sync.WaitGroup
@@ -108,7 +110,13 @@ func (r *Receiver) Start(ctx context.Context) error {
 // Stop stops taking new events, waits for every accepted one to be committed
 // (to Redis or the spool), then stops the committers and the drainer and
 // closes the spool. Shut the HTTP server down first so no request is cut off.
+// Calling it again returns the first call's result.
 func (r *Receiver) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
+	return r.stopErr
+}
+
+func (r *Receiver) stop(ctx context.Context) error {
 	r.stopMu.Lock()
 	r.stopping = true
 	r.stopMu.Unlock()
