@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -27,7 +30,7 @@ func benchCommand() *ffcli.Command {
 		Name:        "bench",
 		ShortUsage:  "hookstream bench ingest|memory [flags]",
 		ShortHelp:   "measure hookstream: ingest against reference receivers in one run, Redis memory per event",
-		Subcommands: []*ffcli.Command{benchIngestCommand(), benchMemoryCommand()},
+		Subcommands: []*ffcli.Command{benchIngestCommand(), benchMemoryCommand(), benchReceiversCommand()},
 		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }
@@ -45,6 +48,7 @@ type benchIngestConfig struct {
 	committers int
 	maxBatch   int
 	keep       bool
+	separate   bool
 }
 
 func benchIngestCommand() *ffcli.Command {
@@ -61,6 +65,7 @@ func benchIngestCommand() *ffcli.Command {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write CPU profiles of the first closed-loop round to FILE.<receiver>, one per receiver, to compare where each spends its time")
 	fs.IntVar(&c.committers, "committers", 2, "hookstream receiver: pipelined round trips in flight")
 	fs.IntVar(&c.maxBatch, "max-batch", 256, "hookstream receiver: most events per round trip")
+	fs.BoolVar(&c.separate, "separate-process", false, "run the three receivers in a child process instead of this one, so they do not share a Go runtime with the load generator")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys instead of deleting them")
 	secret := fs.String("bench-secret", "bench-secret", "secret the generated webhooks are signed with")
 	return &ffcli.Command{
@@ -124,15 +129,11 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 	if c.target != "" {
 		targets = []benchTarget{{name: "target", url: c.target}}
 	} else {
-		rdb, err := redisClient(c.redisURL, 2*time.Second, c.committers+4)
+		rdb, err := redisClient(c.redisURL, 2*time.Second, 4)
 		if err != nil {
 			return err
 		}
 		defer rdb.Close()
-		naiveOpt, _ := redis.ParseURL(c.redisURL)
-		naiveOpt.PoolSize = c.conc // one connection per concurrent request: its best case
-		naiveRdb := redis.NewClient(naiveOpt)
-		defer naiveRdb.Close()
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis at %s: %w; set HOOKSTREAM_REDIS_URL or run `make bench`, which starts one", c.redisURL, err)
 		}
@@ -143,54 +144,27 @@ func runBenchIngest(ctx context.Context, c *benchIngestConfig, secret []byte) er
 				}
 			}()
 		}
-		spool, err := os.MkdirTemp("", "hookstream-bench-spool-")
+		var urls map[string]string
+		var stop func()
+		if c.separate {
+			urls, stop, err = spawnBenchReceivers(c, secret, ns)
+		} else {
+			urls, stop, err = startBenchReceivers(ctx, c, secret, ns)
+		}
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(spool)
-
-		start := func(name string, h http.Handler) (string, func()) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				panic(err)
-			}
-			srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-			go srv.Serve(ln)
-			return "http://" + ln.Addr().String() + "/webhooks/dwolla", func() { srv.Close() }
-		}
-		mk := func(suffix string, verifyOnly bool) (*ingest.Receiver, error) {
-			r, err := ingest.New(rdb, stream.NewKeys(ns+"-"+suffix, c.partitions), ingest.Options{
-				Secrets: [][]byte{secret}, SpoolDir: spool + "/" + suffix, Committers: c.committers,
-				MaxBatch: c.maxBatch, VerifyOnly: verifyOnly,
-			})
-			if err != nil {
-				return nil, err
-			}
-			return r, r.Start(ctx)
-		}
-		hs, err := mk("hs", false)
-		if err != nil {
-			return err
-		}
-		defer hs.Stop(context.Background())
-		vo, err := mk("verify", true)
-		if err != nil {
-			return err
-		}
-		defer vo.Stop(context.Background())
-		hsURL, stop1 := start("hookstream", hs.Handler())
-		defer stop1()
-		naiveURL, stop2 := start("naive-xadd", bench.NaiveReceiver(naiveRdb, stream.NewKeys(ns+"-naive", c.partitions), [][]byte{secret}, 256<<10))
-		defer stop2()
-		voURL, stop3 := start("hmac-only", vo.Handler())
-		defer stop3()
+		defer stop()
 		// Each phase starts from an empty namespace, so Redis's memory and its
 		// AOF rewrites stay the same size for every phase and receiver.
 		reset := func(suffix string) func() {
 			return func() { stream.DeleteKeys(context.Background(), rdb, ns+"-"+suffix+":*") }
 		}
-		targets = []benchTarget{{"hookstream", hsURL, reset("hs")}, {"naive-xadd", naiveURL, reset("naive")}, {"hmac-only", voURL, nil}}
+		targets = []benchTarget{{"hookstream", urls["hookstream"], reset("hs")}, {"naive-xadd", urls["naive-xadd"], reset("naive")}, {"hmac-only", urls["hmac-only"], nil}}
 		cpuOf = func() time.Duration { return redisCPU(ctx, rdb) }
+		if c.separate {
+			fmt.Println("receivers run in a separate process (requests per round trip are not shown)")
+		}
 	}
 	// phase runs one load phase and adds Redis's CPU time per request.
 	phase := func(t benchTarget, run func() bench.Result) bench.Result {
@@ -292,4 +266,147 @@ func fmtRatios(v []float64) string {
 		parts[i] = fmt.Sprintf("%.2f", x)
 	}
 	return strings.Join(parts, " ")
+}
+
+// startBenchReceivers starts the three receivers of the benchmark in this
+// process on loopback and returns their webhook URLs by name.
+func startBenchReceivers(ctx context.Context, c *benchIngestConfig, secret []byte, ns string) (map[string]string, func(), error) {
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	rdb, err := redisClient(c.redisURL, 2*time.Second, c.committers+4)
+	if err != nil {
+		return nil, nil, err
+	}
+	stops = append(stops, func() { rdb.Close() })
+	naiveOpt, err := redis.ParseURL(c.redisURL)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	naiveOpt.PoolSize = c.conc // one connection per concurrent request: its best case
+	naiveRdb := redis.NewClient(naiveOpt)
+	stops = append(stops, func() { naiveRdb.Close() })
+	spool, err := os.MkdirTemp("", "hookstream-bench-spool-")
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	stops = append(stops, func() { os.RemoveAll(spool) })
+	urls := map[string]string{}
+	serve := func(name string, h http.Handler) error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		stops = append(stops, func() { srv.Close() })
+		urls[name] = "http://" + ln.Addr().String() + "/webhooks/dwolla"
+		return nil
+	}
+	receiver := func(suffix string, verifyOnly bool) (http.Handler, error) {
+		r, err := ingest.New(rdb, stream.NewKeys(ns+"-"+suffix, c.partitions), ingest.Options{
+			Secrets: [][]byte{secret}, SpoolDir: spool + "/" + suffix, Committers: c.committers,
+			MaxBatch: c.maxBatch, VerifyOnly: verifyOnly,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Start(ctx); err != nil {
+			return nil, err
+		}
+		stops = append(stops, func() { r.Stop(context.Background()) })
+		return r.Handler(), nil
+	}
+	hs, err := receiver("hs", false)
+	if err == nil {
+		err = serve("hookstream", hs)
+	}
+	if err == nil {
+		err = serve("naive-xadd", bench.NaiveReceiver(naiveRdb, stream.NewKeys(ns+"-naive", c.partitions), [][]byte{secret}, 256<<10))
+	}
+	var vo http.Handler
+	if err == nil {
+		vo, err = receiver("verify", true)
+	}
+	if err == nil {
+		err = serve("hmac-only", vo)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start benchmark receivers: %w", err)
+	}
+	return urls, stop, nil
+}
+
+// spawnBenchReceivers runs the three receivers in a child process
+// (`hookstream bench receivers`), so the load generator and the receivers do
+// not share a Go runtime, and returns their URLs.
+func spawnBenchReceivers(c *benchIngestConfig, secret []byte, ns string) (map[string]string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(exe, "bench", "receivers",
+		"--redis-url", c.redisURL, "--partitions", strconv.Itoa(c.partitions), "--committers", strconv.Itoa(c.committers),
+		"--max-batch", strconv.Itoa(c.maxBatch), "--concurrency", strconv.Itoa(c.conc), "--bench-secret", string(secret), "--prefix", ns)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start benchmark receivers process: %w", err)
+	}
+	stop := func() { stdin.Close(); cmd.Wait() }
+	var urls map[string]string
+	if err := json.NewDecoder(stdout).Decode(&urls); err != nil {
+		cmd.Process.Kill()
+		stop()
+		return nil, nil, fmt.Errorf("read benchmark receivers' URLs: %w", err)
+	}
+	return urls, stop, nil
+}
+
+func benchReceiversCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream bench receivers", flag.ContinueOnError)
+	var c benchIngestConfig
+	c.common.register(fs)
+	fs.IntVar(&c.conc, "concurrency", 64, "naive receiver's connection pool size")
+	fs.IntVar(&c.committers, "committers", 2, "hookstream receiver: pipelined round trips in flight")
+	fs.IntVar(&c.maxBatch, "max-batch", 256, "hookstream receiver: most events per round trip")
+	secret := fs.String("bench-secret", "bench-secret", "secret the webhooks are signed with")
+	prefix := fs.String("prefix", "", "namespace prefix of the receivers' keys (required)")
+	return &ffcli.Command{
+		Name:       "receivers",
+		ShortUsage: "hookstream bench receivers --prefix P [flags]",
+		ShortHelp:  "run the three benchmark receivers (used by bench ingest --separate-process)",
+		LongHelp: `Starts the hookstream, naive-xadd and hmac-only receivers on loopback, prints
+their URLs as one JSON object on stdout, and runs until stdin is closed.`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			if *prefix == "" {
+				return fmt.Errorf("--prefix is required: %w", flag.ErrHelp)
+			}
+			urls, stop, err := startBenchReceivers(ctx, &c, []byte(*secret), *prefix)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if err := json.NewEncoder(os.Stdout).Encode(urls); err != nil {
+				return err
+			}
+			io.Copy(io.Discard, os.Stdin) // until the parent closes it
+			return nil
+		},
+	}
 }
