@@ -22,7 +22,7 @@ import (
 var secret = []byte("test-secret")
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	rdb  redis.UniversalClient
 	keys stream.Keys
 	recv *Receiver
@@ -31,7 +31,7 @@ type harness struct {
 
 // newHarness starts a Receiver against the test Redis (or rdb, if given)
 // behind a real loopback HTTP server.
-func newHarness(t *testing.T, rdb redis.UniversalClient, opts Options) *harness {
+func newHarness(t testing.TB, rdb redis.UniversalClient, opts Options) *harness {
 	t.Helper()
 	ns := testenv.Name("hst")
 	if rdb == nil {
