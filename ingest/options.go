@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hookstream/hookstream/stream"
 )
 
 // Options configure a Receiver. Zero fields take the documented defaults.
@@ -40,7 +42,7 @@ type Options struct {
 	// ProbeInterval is how often a down Redis is probed and the spool drained.
 	// Default 500ms.
 	ProbeInterval time.Duration
-	// Source is stored with every entry: where the event came from. Default "webhook".
+	// Source says where the events came from; entries record it unless it is the default, stream.SourceWebhook.
 	Source string
 	// DB, if set, is pinged for the readiness report (it never makes ingest unready).
 	DB Pinger
@@ -62,7 +64,7 @@ func (o Options) withDefaults() Options {
 	o.RetryAfter = cmp.Or(o.RetryAfter, 5*time.Second)
 	o.RedisTimeout = cmp.Or(o.RedisTimeout, 2*time.Second)
 	o.ProbeInterval = cmp.Or(o.ProbeInterval, 500*time.Millisecond)
-	o.Source = cmp.Or(o.Source, "webhook")
+	o.Source = cmp.Or(o.Source, stream.SourceWebhook)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -63,7 +63,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 		return nil, err
 	}
 	for _, seq := range segs {
-		n, _, err := s.readSegment(seq, func([]stream.Entry) error { return nil })
+		n, _, err := s.readSegment(seq, 1024, func([]stream.Entry) error { return nil })
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +180,7 @@ func (s *spool) Drain(chunk int, put func([]stream.Entry) error) (int, error) {
 		if seq >= limit {
 			break
 		}
-		n, torn, err := s.readSegmentChunked(seq, chunk, put)
+		n, torn, err := s.readSegment(seq, chunk, put)
 		total += n
 		if err != nil {
 			return total, err
@@ -201,13 +201,9 @@ func (s *spool) Drain(chunk int, put func([]stream.Entry) error) (int, error) {
 	return total, nil
 }
 
-func (s *spool) readSegment(seq uint64, put func([]stream.Entry) error) (int, int, error) {
-	return s.readSegmentChunked(seq, 256, put)
-}
-
-// readSegmentChunked decodes a segment and hands its entries to put in chunks.
+// readSegment decodes a segment and hands its entries to put in chunks.
 // It returns the number of good records and the number of torn tail bytes.
-func (s *spool) readSegmentChunked(seq uint64, chunk int, put func([]stream.Entry) error) (n int, torn int, err error) {
+func (s *spool) readSegment(seq uint64, chunk int, put func([]stream.Entry) error) (n int, torn int, err error) {
 	f, err := os.Open(s.segPath(seq))
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot open spool segment: %w", err)

@@ -84,9 +84,6 @@ func NewProducer(rdb redis.UniversalClient, keys Keys, seenTTL time.Duration) *P
 	return &Producer{rdb: rdb, keys: keys, ttl: strconv.FormatInt(secs, 10), perPartition: cluster}
 }
 
-// Keys returns the key names the producer writes to.
-func (p *Producer) Keys() Keys { return p.keys }
-
 // Load makes sure Redis has the script cached, so pipelined EVALSHA succeeds.
 func (p *Producer) Load(ctx context.Context) error {
 	return appendScript.Load(ctx, p.rdb).Err()
