@@ -47,3 +47,18 @@ func (k Keys) Partition(key string) int {
 
 // Pattern matches every key of the namespace (for tests and tooling that clean up).
 func (k Keys) Pattern() string { return k.Namespace + ":*" }
+
+// DLQ is the dead-letter stream: one entry per entry the processor gave up
+// on, for the live feed and alerts (the dead_letters table is the record).
+func (k Keys) DLQ() string { return k.Namespace + ":dlq" }
+
+// Control is the switch key of a role's operational control (for example
+// Control("process") holds "paused" while processing is paused).
+func (k Keys) Control(role string) string { return k.Namespace + ":control:" + role }
+
+// Heartbeat is the key where a running processor publishes its state; it
+// expires when the processor stops publishing.
+func (k Keys) Heartbeat(consumer string) string { return k.Namespace + ":heartbeat:" + consumer }
+
+// HeartbeatPattern matches every heartbeat key of the namespace.
+func (k Keys) HeartbeatPattern() string { return k.Namespace + ":heartbeat:*" }

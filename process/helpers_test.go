@@ -1,0 +1,154 @@
+package process_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/migrations"
+	"github.com/hookstream/hookstream/process"
+	"github.com/hookstream/hookstream/sim"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// env is one test's private namespace in the real Redis and schema in the
+// real PostgreSQL, migrated.
+type env struct {
+	rdb   *redis.Client
+	ns    string
+	keys  stream.Keys
+	db    *pgxpool.Pool
+	dbURL string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	rdb, ns := testenv.Redis(t)
+	db, url := testenv.Postgres(t)
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return &env{rdb: rdb, ns: ns, keys: stream.NewKeys(ns, 4), db: db, dbURL: url}
+}
+
+// add appends the events' entries straight to their partition streams, as
+// the receiver would, but without its dedup, so a test can deliver the same
+// event twice (as happens after the seen keys expire, or on replay).
+func (e *env) add(t *testing.T, evs []sim.Event) {
+	t.Helper()
+	ctx := context.Background()
+	pipe := e.rdb.Pipeline()
+	for _, ev := range evs {
+		parsed, err := dwolla.ParseEvent(ev.Body)
+		if err != nil {
+			t.Fatalf("sim event %s: %v", ev.ID, err)
+		}
+		en := stream.NewEntry(e.keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(en.Partition), Values: en.Fields})
+		if pipe.Len() >= 500 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addRaw appends one entry with the given fields to partition p.
+func (e *env) addRaw(t *testing.T, p int, fields ...string) string {
+	t.Helper()
+	id, err := e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.Stream(p), Values: fields}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// fastOptions make the timings short enough for tests.
+func fastOptions() process.Options {
+	return process.Options{
+		Block: 100 * time.Millisecond, ClaimIdle: 500 * time.Millisecond, ClaimEvery: 200 * time.Millisecond,
+		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		BreakerFailures: 3, BreakerOpen: 500 * time.Millisecond, ControlEvery: 100 * time.Millisecond,
+		ShutdownWait: 5 * time.Second,
+	}
+}
+
+// run starts a processor; the returned stop cancels it and waits for Run.
+func (e *env) run(t *testing.T, db *pgxpool.Pool, opts process.Options) (*process.Processor, func()) {
+	t.Helper()
+	p, err := process.New(e.rdb, db, e.keys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("processor did not stop within 30s")
+		}
+	}
+	t.Cleanup(stop)
+	return p, stop
+}
+
+func (e *env) count(t *testing.T, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := e.db.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// pending is the number of entries the group has not acknowledged.
+func (e *env) pending(t *testing.T) int64 {
+	t.Helper()
+	st, err := stream.NewGroup(e.rdb, e.keys, "process").Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, s := range st {
+		n += s.Pending
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ids(evs []sim.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// Folder is a step that derives state from newly stored events (window
+// aggregates, journey state). Fold runs inside the batch's transaction and
+// sees only the events this transaction inserted, so a redelivered batch
+// folds nothing twice. An error rolls the whole batch back. Workers fold
+// concurrently, each in its own transaction, so Fold must be safe for
+// concurrent use.
+type Folder interface {
+	Name() string
+	Fold(ctx context.Context, tx pgx.Tx, events []store.Event) error
+}
+
+// Refolder is a Folder that can recompute its state for a range of event
+// time from the stored events ("hookstream replay"): it discards what it
+// derived from events created in [from, to) (of topics, if any are given)
+// and folds them again, in tx, so running it twice changes nothing.
+type Refolder interface {
+	Folder
+	Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error
+}
+
+// Options configure a Processor. Zero values take the defaults below.
+type Options struct {
+	Group    string // consumer group name (default "process")
+	Consumer string // this process's consumer name (default host-pid); workers add "-<n>"
+	Workers  int    // concurrent batches, each over its share of the partitions (default 2)
+
+	BatchSize int           // most entries read per partition per batch (default 500)
+	Block     time.Duration // how long a read waits for new entries (default 1s)
+
+	MaxDeliveries int           // an entry delivered more often than this is dead-lettered (default 5)
+	ClaimIdle     time.Duration // take over entries another consumer has held this long (default 30s)
+	ClaimEvery    time.Duration // how often to look for them (default ClaimIdle/2)
+
+	Retention    time.Duration // trim acknowledged entries older than this (default 24h)
+	TrimEvery    time.Duration // how often to trim (default 1m)
+	ConsumerIdle time.Duration // remove consumers with nothing pending idle this long (default 1h)
+
+	RetryBase       time.Duration // first retry delay after a transient failure (default 100ms)
+	RetryMax        time.Duration // longest retry delay (default 10s)
+	BreakerFailures uint32        // consecutive transient failures that open the breaker (default 5)
+	BreakerOpen     time.Duration // how long it stays open before a half-open probe (default 5s)
+
+	ControlEvery time.Duration // how often pause/resume is checked and the heartbeat written (default 1s)
+	ShutdownWait time.Duration // how long shutdown waits for the batch in flight (default 30s)
+
+	Folders []Folder
+	Logger  *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.Group == "" {
+		o.Group = "process"
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		o.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	def(&o.Block, time.Second)
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = 5
+	}
+	def(&o.ClaimIdle, 30*time.Second)
+	def(&o.ClaimEvery, o.ClaimIdle/2)
+	def(&o.Retention, 24*time.Hour)
+	def(&o.TrimEvery, time.Minute)
+	def(&o.ConsumerIdle, time.Hour)
+	def(&o.RetryBase, 100*time.Millisecond)
+	def(&o.RetryMax, 10*time.Second)
+	if o.BreakerFailures == 0 {
+		o.BreakerFailures = 5
+	}
+	def(&o.BreakerOpen, 5*time.Second)
+	def(&o.ControlEvery, time.Second)
+	def(&o.ShutdownWait, 30*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.ConsumerIdle <= o.Block*10 {
+		return fmt.Errorf("consumer idle time %s must be far longer than the read block %s, or live consumers could be removed", o.ConsumerIdle, o.Block)
+	}
+	if o.ClaimIdle <= o.Block {
+		return fmt.Errorf("claim idle time %s must be longer than the read block %s", o.ClaimIdle, o.Block)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package process
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookstream/hookstream/stream"
+	"github.com/sony/gobreaker/v2"
+)
+
+// worker is one consumer of the group over a fixed share of the partitions.
+// It reads, stores and acknowledges one batch at a time, and between batches
+// takes over entries of dead consumers, trims the streams and removes
+// consumers that are gone.
+type worker struct {
+	p     *Processor
+	name  string
+	parts []int
+
+	nextClaim, nextTrim time.Time
+	errors              int
+}
+
+func (w *worker) run(ctx context.Context) {
+	p := w.p
+	// Entries this consumer name was given before a restart come first.
+	w.drainOwnPending(ctx)
+	now := time.Now()
+	w.nextClaim, w.nextTrim = now, now.Add(p.opts.TrimEvery/2)
+	for ctx.Err() == nil {
+		if p.paused.Load() || p.cb.State() == gobreaker.StateOpen {
+			sleep(ctx, min(250*time.Millisecond, p.opts.ControlEvery))
+			continue
+		}
+		if time.Now().After(w.nextClaim) {
+			w.claim(ctx)
+			w.nextClaim = time.Now().Add(p.opts.ClaimEvery)
+		}
+		if time.Now().After(w.nextTrim) {
+			w.maintain(ctx)
+			w.nextTrim = time.Now().Add(p.opts.TrimEvery)
+		}
+		// The read is not cut short by shutdown: entries it returns are
+		// already delivered to this consumer, so they are finished below.
+		msgs, err := w.read(context.WithoutCancel(ctx))
+		if err != nil {
+			w.failed(ctx, "read", err)
+			continue
+		}
+		w.errors = 0
+		if len(msgs) > 0 {
+			w.handle(ctx, msgs)
+		}
+	}
+}
+
+// handle stores a batch. Once ctx ends the batch still gets ShutdownWait to
+// commit and be acknowledged.
+func (w *worker) handle(ctx context.Context, msgs []stream.Message) {
+	hctx, cancel := w.p.finishContext(ctx)
+	defer cancel()
+	if err := w.p.handle(hctx, msgs); err != nil {
+		w.p.log.Warn("batch left pending; it will be delivered again", "consumer", w.name, "entries", len(msgs), "err", err)
+	}
+}
+
+// finishContext lives until ctx ends plus ShutdownWait.
+func (p *Processor) finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(p.opts.ShutdownWait)
+		defer t.Stop()
+		select {
+		case <-hctx.Done():
+		case <-t.C:
+			cancel()
+		}
+	})
+	return hctx, func() { stop(); cancel() }
+}
+
+func (w *worker) read(ctx context.Context) ([]stream.Message, error) {
+	p := w.p
+	if !p.cluster {
+		return p.group.Read(ctx, w.name, w.parts, int64(p.opts.BatchSize), p.opts.Block)
+	}
+	// On Redis Cluster the partitions live in different hash slots, so one
+	// read cannot span them: read each without blocking, then pause when all
+	// were empty.
+	var out []stream.Message
+	for _, part := range w.parts {
+		msgs, err := p.group.Read(ctx, w.name, []int{part}, int64(p.opts.BatchSize), -1)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, msgs...)
+	}
+	if len(out) == 0 {
+		sleep(ctx, min(p.opts.Block, 100*time.Millisecond))
+	}
+	return out, nil
+}
+
+func (w *worker) drainOwnPending(ctx context.Context) {
+	p := w.p
+	parts := w.parts
+	for ctx.Err() == nil {
+		var msgs []stream.Message
+		var err error
+		if p.cluster {
+			for _, part := range parts {
+				m, e := p.group.ReadOwnPending(ctx, w.name, []int{part}, int64(p.opts.BatchSize))
+				msgs, err = append(msgs, m...), e
+				if e != nil {
+					break
+				}
+			}
+		} else {
+			msgs, err = p.group.ReadOwnPending(ctx, w.name, parts, int64(p.opts.BatchSize))
+		}
+		if err != nil {
+			w.failed(ctx, "read own pending entries", err)
+			if w.errors > 3 {
+				return // the claim step will pick them up later
+			}
+			continue
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		p.log.Info("resuming entries delivered before a restart", "consumer", w.name, "entries", len(msgs))
+		w.handle(ctx, msgs)
+	}
+}
+
+// claim takes over entries other consumers have held for ClaimIdle and
+// processes them like any batch.
+func (w *worker) claim(ctx context.Context) {
+	p := w.p
+	for _, part := range w.parts {
+		for ctx.Err() == nil {
+			msgs, err := p.group.Claim(ctx, w.name, part, p.opts.ClaimIdle, int64(p.opts.BatchSize))
+			if err != nil {
+				w.failed(ctx, "claim idle entries", err)
+				return
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			p.stats.claimed.Add(int64(len(msgs)))
+			claimedTotal.Add(len(msgs))
+			p.log.Info("took over entries from an idle consumer", "consumer", w.name, "stream", p.keys.Stream(part), "entries", len(msgs))
+			w.handle(ctx, msgs)
+		}
+	}
+}
+
+// maintain trims acknowledged entries past the retention and removes
+// consumers that have been gone a long time with nothing pending.
+func (w *worker) maintain(ctx context.Context) {
+	p := w.p
+	cutoff := time.Now().Add(-p.opts.Retention)
+	for _, part := range w.parts {
+		n, err := p.group.Trim(ctx, part, cutoff)
+		if err != nil {
+			w.failed(ctx, "trim", err)
+			return
+		}
+		if n > 0 {
+			p.stats.trimmed.Add(n)
+			trimmedTotal.Add(int(n))
+		}
+		gone, err := p.group.RemoveIdleConsumers(ctx, part, p.opts.ConsumerIdle, w.name)
+		if err != nil {
+			p.log.Warn("remove idle consumers", "stream", p.keys.Stream(part), "err", err)
+		}
+		if len(gone) > 0 {
+			p.log.Info("removed idle consumers with nothing pending", "stream", p.keys.Stream(part), "consumers", gone)
+		}
+	}
+}
+
+// failed logs a Redis failure (the first, then every tenth) and backs off.
+func (w *worker) failed(ctx context.Context, what string, err error) {
+	if w.errors%10 == 0 {
+		w.p.log.Warn("Redis "+what+" failed; retrying", "consumer", w.name, "err", err)
+	}
+	sleep(ctx, w.p.backoff(min(w.errors, 6)))
+	w.errors++
+}

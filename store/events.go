@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Event is one stored Dwolla event as the processor derived it from a stream
+// entry: the envelope's routing fields, what the topic catalogue says about
+// the topic, when it was received, and the raw body. It is what folding
+// steps (windows, journeys) receive.
+type Event struct {
+	ID            string // lower-cased Dwolla event id
+	Topic         string
+	Family        string // topic family from the catalogue; "" for an unknown topic
+	Outcome       string // "success" | "failure" | ""
+	Terminal      bool
+	ResourceType  string // customers, transfers, funding-sources, ...
+	ResourceID    string // lower-cased
+	CustomerID    string // lower-cased, "" when the event has no customer link
+	CorrelationID string
+	Created       time.Time // event time
+	Received      time.Time // when the receiver got it
+	Source        string    // webhook | reconcile | replay
+	Body          []byte    // raw signed body
+
+	Partition int    // partition stream it came through
+	EntryID   string // its stream entry id
+}
+
+// Lag is the delivery lag: received minus created.
+func (e *Event) Lag() time.Duration { return e.Received.Sub(e.Created) }
+
+// insertEvents inserts a batch in one statement: the columns travel as arrays
+// and unnest turns them back into rows, so a batch of any size is one round
+// trip with one parse. NULLIF keeps absent values NULL.
+const insertEvents = `
+INSERT INTO events (id, topic, family, outcome, terminal, resource_type, resource_id, customer_id,
+                    correlation_id, created, received_at, source, body)
+SELECT id, topic, NULLIF(family, ''), NULLIF(outcome, ''), terminal, NULLIF(rtype, ''), NULLIF(rid, ''),
+       NULLIF(cid, ''), NULLIF(corr, ''), created, received, source, body
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::bytea[])
+     AS u(id, topic, family, outcome, terminal, rtype, rid, cid, corr, created, received, source, body)
+ON CONFLICT (id) DO NOTHING
+RETURNING id`
+
+// InsertEvents stores evs in tx, skipping ids already stored (the exact,
+// unbounded dedup), and reports for each event whether this call inserted
+// it. An id repeated within evs is inserted once: its first occurrence is
+// the new one.
+func InsertEvents(ctx context.Context, tx pgx.Tx, evs []Event) ([]bool, error) {
+	n := len(evs)
+	var (
+		ids, topics, families, outcomes = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		terminal                        = make([]bool, n)
+		rtypes, rids, cids, corrs       = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		created, received               = make([]time.Time, n), make([]time.Time, n)
+		sources                         = make([]string, n)
+		bodies                          = make([][]byte, n)
+	)
+	for i := range evs {
+		e := &evs[i]
+		ids[i], topics[i], families[i], outcomes[i], terminal[i] = e.ID, e.Topic, e.Family, e.Outcome, e.Terminal
+		rtypes[i], rids[i], cids[i], corrs[i] = e.ResourceType, e.ResourceID, e.CustomerID, e.CorrelationID
+		created[i], received[i], sources[i], bodies[i] = e.Created, e.Received, e.Source, e.Body
+	}
+	rows, err := tx.Query(ctx, insertEvents, ids, topics, families, outcomes, terminal, rtypes, rids, cids, corrs,
+		created, received, sources, bodies)
+	if err != nil {
+		return nil, err
+	}
+	inserted := make(map[string]struct{}, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		inserted[id] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]bool, n)
+	for i := range evs {
+		if _, ok := inserted[evs[i].ID]; ok {
+			out[i] = true
+			delete(inserted, evs[i].ID) // a repeat within the batch is not new
+		}
+	}
+	return out, nil
+}
+
+// IsDataError reports whether err is PostgreSQL rejecting the data itself
+// (SQLSTATE class 22, data exception, or 23, integrity constraint
+// violation): retrying the same rows cannot succeed, so the rows that cause
+// it are poison. Everything else (connection loss, timeouts, serialization
+// failures, a missing table) is about the database, not the data.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")
+}
+
+// Printable makes s storable in a text or jsonb column: invalid UTF-8 and
+// NUL (which PostgreSQL text cannot hold) become U+FFFD.
+func Printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	return s
+}
+
+// EventsInRange returns the stored events with created in [from, to),
+// optionally only of topics, oldest first, in pages of limit after the
+// given (created, id) position; for replay and rebuilds.
+func EventsInRange(ctx context.Context, q Querier, from, to time.Time, topics []string, after Cursor, limit int) ([]Event, error) {
+	rows, err := q.Query(ctx, `
+SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
+       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source, body
+FROM events
+WHERE created >= $1 AND created < $2 AND (cardinality($3::text[]) = 0 OR topic = ANY($3))
+  AND (created, id) > ($4, $5)
+ORDER BY created, id
+LIMIT $6`, from, to, topics, after.Created, after.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
+			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source, &e.Body)
+		return e, err
+	})
+}
+
+// Cursor is a position in (created, id) order.
+type Cursor struct {
+	Created time.Time
+	ID      string
+}
+
+// Querier is what both a pool and a transaction offer.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
