@@ -299,7 +299,6 @@ type PartitionStatus struct {
 	Lag        int64         `json:"lag"` // entries not yet delivered to the group (-1: Redis cannot tell)
 	OldestAge  time.Duration `json:"oldest_pending_age_ns"`
 	Consumers  int64         `json:"consumers"`
-	LastEntry  string        `json:"last_entry,omitempty"`
 	LastAcked  string        `json:"last_delivered,omitempty"`
 	GroupReady bool          `json:"group_exists"`
 }

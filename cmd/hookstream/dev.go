@@ -8,14 +8,17 @@ import (
 
 	"github.com/hookstream/hookstream/ingest"
 	"github.com/hookstream/hookstream/migrations"
+	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
 )
 
 func devCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream dev", flag.ContinueOnError)
-	var cfg ingestConfig
+	var cfg serveConfig
 	cfg.register(fs)
 	// Local defaults: loopback only, a known secret the simulator signs with.
 	setDefault(fs, "http-addr", "127.0.0.1:8080")
@@ -47,7 +50,7 @@ func setDefault(fs *flag.FlagSet, name, value string) {
 	f.DefValue = value
 }
 
-func runDev(ctx context.Context, cfg *ingestConfig, perSec float64, stepDelay time.Duration, dups, reorder float64) error {
+func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay time.Duration, dups, reorder float64) error {
 	pool, err := store.Open(ctx, cfg.dbURL)
 	if err != nil {
 		return err
@@ -56,17 +59,29 @@ func runDev(ctx context.Context, cfg *ingestConfig, perSec float64, stepDelay ti
 		pool.Close()
 		return err
 	}
-	pool.Close()
+	defer pool.Close()
 
 	ready := make(chan string, 1)
+	started := make(chan *process.Processor, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serveIngest(ctx, cfg, ready) }()
+	go func() { errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true}, ready, started) }()
 	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-errc:
+	var proc *process.Processor
+	for addr == "" || proc == nil {
+		select {
+		case addr = <-ready:
+		case proc = <-started:
+		case err := <-errc:
+			return err
+		}
+	}
+	redisOpt, err := redis.ParseURL(cfg.redisURL)
+	if err != nil {
 		return err
 	}
+	rdb := redis.NewClient(redisOpt)
+	defer rdb.Close()
+	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), "process")
 	base := "http://" + addr
 	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n  redis     %s (namespace %q)\n  postgres  %s\nCtrl-C stops everything.\n\n",
 		base, cfg.secretList()[0], base, base, base, cfg.redisURL, cfg.namespace, cfg.dbURL)
@@ -88,6 +103,7 @@ func runDev(ctx context.Context, cfg *ingestConfig, perSec float64, stepDelay ti
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	var last ingest.Counters
+	var lastStored int64
 	for {
 		select {
 		case err := <-errc:
@@ -96,9 +112,20 @@ func runDev(ctx context.Context, cfg *ingestConfig, perSec float64, stepDelay ti
 			c := ingest.ReadCounters()
 			d := c.Sub(last)
 			last = c
-			fmt.Printf("%s  received/s %6.0f  stored/s %6.0f  duplicates/s %5.0f  spooled %d  drained %d  rejected %d\n",
-				time.Now().Format("15:04:05"), float64(d.Received())/5, float64(d.Stored)/5, float64(d.Duplicates)/5,
-				c.Spooled, c.Drained, c.Rejected)
+			ps := proc.Stats()
+			stored := ps.Stored - lastStored
+			lastStored = ps.Stored
+			var lag, pending int64
+			if st, err := group.Status(ctx); err == nil {
+				for _, s := range st {
+					lag += max(s.Lag, 0)
+					pending += s.Pending
+				}
+			}
+			dlq, _ := store.OpenDeadLetters(ctx, pool)
+			fmt.Printf("%s  received/s %6.0f  duplicates/s %5.0f  stored/s %6.0f  lag %d  pending %d  dlq %d  spooled %d  drained %d  rejected %d  breaker %s%s\n",
+				time.Now().Format("15:04:05"), float64(d.Received())/5, float64(d.Duplicates)/5, float64(stored)/5,
+				lag, pending, dlq, c.Spooled, c.Drained, c.Rejected, ps.Breaker, map[bool]string{true: "  PAUSED"}[ps.Paused])
 		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/ingest"
+	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -57,40 +59,131 @@ func (c *ingestConfig) secretList() [][]byte {
 	return out
 }
 
+// serveConfig is the configuration of every role.
+type serveConfig struct {
+	ingestConfig
+	process processConfig
+}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	c.ingestConfig.register(fs)
+	c.process.register(fs)
+}
+
+// roleSet is the roles one process runs.
+type roleSet struct{ ingest, process bool }
+
+func parseRoles(s string) (roleSet, error) {
+	var r roleSet
+	for _, name := range strings.Split(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "all":
+			r.ingest, r.process = true, true
+		case "ingest":
+			r.ingest = true
+		case "process":
+			r.process = true
+		default:
+			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, all", name)
+		}
+	}
+	return r, nil
+}
+
 func serveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream serve", flag.ContinueOnError)
-	var cfg ingestConfig
+	var cfg serveConfig
 	cfg.register(fs)
-	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest (all = every role)")
+	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process (all = every role)")
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "hookstream serve [--roles ingest] [flags]",
-		ShortHelp:  "run hookstream roles: the webhook receiver (ingest)",
-		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts down in order: stop
-accepting requests, wait for every accepted event to be committed (Redis or
-spool), stop the committers, close connections.
+		ShortUsage: "hookstream serve [--roles ingest,process|all] [flags]",
+		ShortHelp:  "run hookstream roles: the webhook receiver (ingest) and the processor (process)",
+		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts each down in order.
 
-The ingest role serves:
+ingest: the webhook receiver. Shutdown: stop accepting requests, wait for
+every accepted event to be committed (Redis or spool), stop the committers,
+close connections. It serves:
   POST /webhooks/dwolla   the Dwolla webhook endpoint
   GET  /healthz           liveness
   GET  /readyz            readiness (Redis, PostgreSQL, spool) as JSON
-  GET  /metrics           Prometheus metrics
+  GET  /metrics           Prometheus metrics (of every role in the process)
 
-Example:
-  HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080`,
+process: reads the partition streams through the consumer group "process"
+and stores each batch in one PostgreSQL transaction, then acknowledges it.
+Run as many as you like; they share the work. Shutdown: stop reading, finish
+the batch in flight (commit, acknowledge; at most --shutdown-wait), close.
+Without the ingest role it serves GET /healthz and GET /metrics on
+--http-addr.
+
+Examples:
+  HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080
+  hookstream serve --roles process --http-addr :9090 --workers 2`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
-			for _, r := range strings.Split(*roles, ",") {
-				switch strings.TrimSpace(r) {
-				case "all", "ingest":
-				default:
-					return fmt.Errorf("unknown role %q; known roles: ingest, all", r)
-				}
+			r, err := parseRoles(*roles)
+			if err != nil {
+				return err
 			}
-			return serveIngest(ctx, &cfg, nil)
+			return serveRoles(ctx, &cfg, r, nil, nil)
 		},
 	}
+}
+
+// serveRoles runs the roles until ctx ends or one fails (which stops the
+// others). ready and started are passed to the roles (for dev).
+func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready chan<- string, started chan<- *process.Processor) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	n := 0
+	if r.ingest {
+		n++
+		go func() { errc <- serveIngest(ctx, &cfg.ingestConfig, ready) }()
+	} else {
+		n++
+		go func() { errc <- serveMetrics(ctx, cfg.httpAddr, ready) }()
+	}
+	if r.process {
+		n++
+		go func() { errc <- serveProcess(ctx, &cfg.common, &cfg.process, started) }()
+	}
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// serveMetrics serves /healthz and /metrics for a process without the
+// ingest role.
+func serveMetrics(ctx context.Context, addr string, ready chan<- string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { metrics.WritePrometheus(w, true) })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	slog.Info("metrics listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // redisClient opens a Redis client tuned for a role that handles failures

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hookstream/hookstream/process"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// processConfig is everything the process role is configured with (the
+// connection settings are in common).
+type processConfig struct {
+	consumer        string
+	workers         int
+	batchSize       int
+	block           time.Duration
+	maxDeliveries   int
+	claimIdle       time.Duration
+	retention       time.Duration
+	consumerIdle    time.Duration
+	breakerFailures uint
+	breakerOpen     time.Duration
+	shutdownWait    time.Duration
+}
+
+func (c *processConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.consumer, "consumer", "", "consumer name of this processor in the group (default host-pid; each worker adds -<n>)")
+	fs.IntVar(&c.workers, "workers", 2, "batches processed at once, each worker over its share of the partitions")
+	fs.IntVar(&c.batchSize, "batch-size", 500, "most entries read per partition per batch; one PostgreSQL transaction per batch")
+	fs.DurationVar(&c.block, "read-block", time.Second, "how long a read waits for new entries")
+	fs.IntVar(&c.maxDeliveries, "max-deliveries", 5, "an entry delivered more often than this goes to the dead-letter queue")
+	fs.DurationVar(&c.claimIdle, "claim-idle", 30*time.Second, "entries another consumer has held unacknowledged this long are taken over")
+	fs.DurationVar(&c.retention, "retention", 24*time.Hour, "stream entries older than this are trimmed once the group has acknowledged them (kept for replay)")
+	fs.DurationVar(&c.consumerIdle, "consumer-idle", time.Hour, "consumers idle this long with nothing pending are removed from the group")
+	fs.UintVar(&c.breakerFailures, "breaker-failures", 5, "consecutive PostgreSQL failures that open the circuit breaker (reading stops while it is open)")
+	fs.DurationVar(&c.breakerOpen, "breaker-open", 5*time.Second, "how long the breaker stays open before a half-open probe")
+	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 30*time.Second, "on shutdown, how long the batch in flight may take to commit and be acknowledged")
+}
+
+func (c *processConfig) options(log *slog.Logger) process.Options {
+	return process.Options{
+		Consumer: c.consumer, Workers: c.workers, BatchSize: c.batchSize, Block: c.block,
+		MaxDeliveries: c.maxDeliveries, ClaimIdle: c.claimIdle, Retention: c.retention, ConsumerIdle: c.consumerIdle,
+		BreakerFailures: uint32(c.breakerFailures), BreakerOpen: c.breakerOpen, ShutdownWait: c.shutdownWait,
+		Folders: folders(), Logger: log,
+	}
+}
+
+// folders are the folding steps run on newly stored events. Windows and
+// journeys add theirs here.
+func folders() []process.Folder { return nil }
+
+// serveProcess runs the process role until ctx ends. started, if non-nil,
+// receives the processor once it runs (for status lines).
+func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started chan<- *process.Processor) error {
+	log := slog.Default()
+	// Reads block for up to --read-block, so the timeout must exceed it.
+	rdb, err := redisClient(cm.redisURL, cfg.block+5*time.Second, cfg.workers+4)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	pool, err := openWaiting(ctx, cm.dbURL, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	keys := stream.NewKeys(cm.namespace, cm.partitions)
+	p, err := process.New(rdb, pool, keys, cfg.options(log))
+	if err != nil {
+		return err
+	}
+	go process.ExportStatus(ctx, stream.NewGroup(rdb, keys, "process"), pool, 5*time.Second)
+	if started != nil {
+		started <- p
+	}
+	// Shutdown order (process.Run): stop reading, finish the batch in
+	// flight, commit, acknowledge; then the deferred closes.
+	return p.Run(ctx)
+}
+
+// openWaiting connects to PostgreSQL, waiting for it when it is not up yet
+// (the processor starts; the backlog waits in Redis). A malformed URL fails
+// at once.
+func openWaiting(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Pool, error) {
+	if _, err := pgxpool.ParseConfig(url); err != nil {
+		return nil, fmt.Errorf("parse database URL: %w; expected postgres://user@host:port/db", err)
+	}
+	for attempt := 0; ; attempt++ {
+		pool, err := store.Open(ctx, url)
+		if err == nil {
+			return pool, nil
+		}
+		if attempt%10 == 0 {
+			log.Warn("waiting for PostgreSQL", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// The operations behind "hookstream pause|resume|status|dlq|replay".
+
+// SetPaused flips the switch every running processor of the group follows
+// (within Options.ControlEvery). Receivers are not affected: they keep
+// accepting and queueing.
+func SetPaused(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, group string, paused bool) error {
+	var err error
+	if paused {
+		err = rdb.Set(ctx, keys.Control(group), PausedValue, 0).Err()
+	} else {
+		err = rdb.Del(ctx, keys.Control(group)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("set the %s switch: %w", group, err)
+	}
+	return nil
+}
+
+// IsPaused reads the switch.
+func IsPaused(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, group string) (bool, error) {
+	v, err := rdb.Get(ctx, keys.Control(group)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the %s switch: %w", group, err)
+	}
+	return v == PausedValue, nil
+}
+
+// Heartbeats returns what the running processors last published, by
+// consumer name. A processor that stopped publishing drops out within
+// seconds.
+func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys) ([]Heartbeat, error) {
+	var names []string
+	iter := rdb.Scan(ctx, 0, keys.HeartbeatPattern(), 100).Iterator()
+	for iter.Next(ctx) {
+		names = append(names, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list processor heartbeats: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vals, err := rdb.MGet(ctx, names...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read processor heartbeats: %w", err)
+	}
+	var out []Heartbeat
+	for _, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue // expired between SCAN and MGET
+		}
+		var hb Heartbeat
+		if err := json.Unmarshal([]byte(s), &hb); err == nil {
+			out = append(out, hb)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Consumer < out[j].Consumer })
+	return out, nil
+}
+
+// ReplayDeadLetter puts dead letter id back on its partition stream so the
+// processors store it through the normal path, and marks it replayed. body,
+// when not nil, replaces the stored body: the repaired event. The body must
+// parse as a Dwolla event (otherwise it would only be dead-lettered again).
+// The event keeps its original receipt time and source. Replaying twice is
+// harmless: the events table stores an event once.
+func ReplayDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, id int64, body []byte) (string, error) {
+	d, err := store.GetDeadLetter(ctx, db, id)
+	if err != nil {
+		return "", err
+	}
+	if d.State() != "open" {
+		return "", fmt.Errorf("dead letter %d is already %s", id, d.State())
+	}
+	if body == nil {
+		body = d.Body
+	}
+	ev, err := dwolla.ParseEvent(body)
+	if err != nil {
+		return "", fmt.Errorf("dead letter %d cannot be replayed as it is: %w; repair the body and pass it with --body", id, err)
+	}
+	received, ok := stream.Received(d.EntryID, anyMap(d.Fields))
+	if !ok {
+		received = d.DeadAt
+	}
+	en := stream.NewEntry(keys.Partition(ev.PartitionKey()), ev.ID, body, d.Fields[stream.FieldSource]).WithReceived(received)
+	entryID, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(en.Partition), Values: en.Fields}).Result()
+	if err != nil {
+		return "", fmt.Errorf("replay dead letter %d: %w", id, err)
+	}
+	if _, err := store.MarkDeadLetter(ctx, db, id, "replayed"); err != nil {
+		return entryID, err
+	}
+	return entryID, nil
+}
+
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// RefoldReport says what Refold did.
+type RefoldReport struct {
+	Events   int64    `json:"events"`   // stored events in the range
+	Refolded []string `json:"refolded"` // folding steps recomputed
+	Skipped  []string `json:"skipped"`  // folding steps that cannot recompute a range
+}
+
+// Refold re-runs the stored events created in [from, to) (of topics, if
+// given) through every folding step that can recompute a range, all in one
+// transaction: the fix-and-replay step after a folding bug. It is
+// idempotent: each step discards what it derived for the range and derives
+// it again from the events table.
+func Refold(ctx context.Context, db *pgxpool.Pool, folders []Folder, from, to time.Time, topics []string) (RefoldReport, error) {
+	var rep RefoldReport
+	if !from.Before(to) {
+		return rep, fmt.Errorf("empty range: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE created >= $1 AND created < $2
+			AND (cardinality($3::text[]) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&rep.Events); err != nil {
+			return fmt.Errorf("count events in range: %w", err)
+		}
+		for _, f := range folders {
+			rf, ok := f.(Refolder)
+			if !ok {
+				rep.Skipped = append(rep.Skipped, f.Name())
+				continue
+			}
+			if err := rf.Refold(ctx, tx, from, to, topics); err != nil {
+				return fmt.Errorf("refold %s: %w", f.Name(), err)
+			}
+			rep.Refolded = append(rep.Refolded, f.Name())
+		}
+		return nil
+	})
+	return rep, err
+}
