@@ -143,7 +143,7 @@ func Refold(ctx context.Context, db *pgxpool.Pool, folders []Folder, from, to ti
 	}
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE created >= $1 AND created < $2
-			AND (cardinality($3::text[]) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&rep.Events); err != nil {
+			AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&rep.Events); err != nil {
 			return fmt.Errorf("count events in range: %w", err)
 		}
 		for _, f := range folders {

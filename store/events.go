@@ -129,7 +129,7 @@ func EventsInRange(ctx context.Context, q Querier, from, to time.Time, topics []
 SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
        coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source, body
 FROM events
-WHERE created >= $1 AND created < $2 AND (cardinality($3::text[]) = 0 OR topic = ANY($3))
+WHERE created >= $1 AND created < $2 AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))
   AND (created, id) > ($4, $5)
 ORDER BY created, id
 LIMIT $6`, from, to, topics, after.Created, after.ID, limit)

@@ -56,7 +56,7 @@ func TestBinary(t *testing.T) {
 	bin := buildBinary(t)
 
 	t.Run("help", func(t *testing.T) {
-		for _, args := range [][]string{{"help"}, {"help", "serve"}, {"serve", "--help"}, {"sim", "--help"}, {"bench", "ingest", "--help"}, {"migrate", "--help"}} {
+		for _, args := range [][]string{{"help"}, {"help", "serve"}, {"serve", "--help"}, {"sim", "--help"}, {"bench", "ingest", "--help"}, {"bench", "process", "--help"}, {"migrate", "--help"}, {"status", "--help"}, {"pause", "--help"}, {"resume", "--help"}, {"dlq", "--help"}, {"replay", "--help"}} {
 			out, _ := exec.Command(bin, args...).CombinedOutput()
 			if !strings.Contains(string(out), "USAGE") {
 				t.Errorf("%v printed no usage:\n%s", args, out)

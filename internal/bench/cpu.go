@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MachineCPU returns the machine's busy and total CPU time in clock ticks
@@ -33,4 +34,39 @@ func MachineCPU() (busy, total uint64) {
 		}
 	}
 	return busy, total
+}
+
+// ProcessCPU returns the CPU time (user + system) used so far by every
+// process whose command name is comm (for example "postgres" or
+// "redis-server"), from /proc/<pid>/stat; 0 elsewhere. Processes that exit
+// between two readings take their time with them, so compare readings of
+// long-lived servers only.
+func ProcessCPU(comm string) time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks uint64
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != comm {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseUint(f[11], 10, 64) // utime is field 14 of stat
+		k, _ := strconv.ParseUint(f[12], 10, 64) // stime, field 15
+		ticks += u + k
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/internal/bench"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/migrations"
+	"github.com/hookstream/hookstream/process"
+	"github.com/hookstream/hookstream/sim"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
+)
+
+type benchProcessConfig struct {
+	common
+	events      int
+	naiveEvents int
+	batchSize   int
+	workers     int
+	cpuProfile  string
+	keep        bool
+}
+
+func benchProcessCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream bench process", flag.ContinueOnError)
+	var c benchProcessConfig
+	c.common.register(fs)
+	fs.IntVar(&c.events, "events", 1_000_000, "size of the pre-filled backlog")
+	fs.IntVar(&c.naiveEvents, "naive-events", 50_000, "entries the naive processor drains (its rate is steady; a full million would take many minutes)")
+	fs.IntVar(&c.batchSize, "batch-size", 500, "hookstream processor: entries per partition per batch")
+	fs.IntVar(&c.workers, "workers", 2, "hookstream processor: workers")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the hookstream drain to this file")
+	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
+	return &ffcli.Command{
+		Name:       "process",
+		ShortUsage: "hookstream bench process [flags]",
+		ShortHelp:  "drain a pre-filled backlog into PostgreSQL: hookstream vs a naive processor vs COPY",
+		LongHelp: `Pre-fills the partition streams of a fresh namespace with --events unique
+simulated events, then, in the same run, measures:
+
+  hookstream  the process role draining the whole backlog (batched
+              XREADGROUP, one transaction per batch, INSERT ... SELECT FROM
+              unnest ... ON CONFLICT DO NOTHING, pipelined XACK)
+  naive       one INSERT and one XACK per event (--naive-events of them)
+  copy        PostgreSQL COPY of the same rows, already parsed and in
+              memory, into the same table over --workers connections at
+              once: the machine's limit for the rows
+
+Each writes into its own fresh schema with the real migrations (same
+indexes). It prints events per second, the ratios, and the CPU seconds that
+this process, PostgreSQL and Redis spent in each phase. The streams use
+about 1 KB of Redis memory per event.`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error { return runBenchProcess(ctx, &c) },
+	}
+}
+
+// phase is one contender's measurement.
+type phase struct {
+	name     string
+	events   int64
+	took     time.Duration
+	self, pg time.Duration // CPU of this process, of PostgreSQL
+	redis    time.Duration
+}
+
+func (p phase) rate() float64 { return float64(p.events) / p.took.Seconds() }
+
+func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
+	rdb, err := redisClient(c.redisURL, 30*time.Second, 16)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", c.redisURL, err)
+	}
+	ns := testenv.Name("hsbench")
+	keys := stream.NewKeys(ns, c.partitions)
+	if !c.keep {
+		defer stream.DeleteKeys(context.Background(), rdb, keys.Pattern())
+	}
+	admin, err := store.Open(ctx, c.dbURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	schema := func(name string) (*pgxpool.Pool, error) {
+		s := ns + "_" + name
+		if _, err := admin.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
+			return nil, err
+		}
+		pool, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, s))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := migrations.Up(ctx, pool); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return pool, nil
+	}
+	var schemas []string
+	defer func() {
+		if c.keep {
+			return
+		}
+		for _, s := range schemas {
+			admin.Exec(context.Background(), "DROP SCHEMA "+s+" CASCADE")
+		}
+	}()
+
+	fmt.Printf("pre-filling %d events into %d partition streams (namespace %s)...\n", c.events, keys.Partitions, ns)
+	t0 := time.Now()
+	if err := prefill(ctx, rdb, keys, c.events); err != nil {
+		return err
+	}
+	fmt.Printf("pre-filled in %s\n", time.Since(t0).Round(time.Millisecond))
+
+	measure := func(name string, run func() (int64, error)) (phase, error) {
+		ph := phase{name: name}
+		self0, pg0, r0 := selfCPU(), bench.ProcessCPU("postgres"), redisCPU(ctx, rdb)
+		start := time.Now()
+		n, err := run()
+		ph.took = time.Since(start)
+		ph.events = n
+		ph.self, ph.pg, ph.redis = selfCPU()-self0, bench.ProcessCPU("postgres")-pg0, redisCPU(ctx, rdb)-r0
+		if err != nil {
+			return ph, fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Printf("  %-10s %9d events in %8s  %8.0f events/s\n", name, n, ph.took.Round(time.Millisecond), ph.rate())
+		return ph, nil
+	}
+	var phases []phase
+
+	// hookstream
+	hsPool, err := schema("hookstream")
+	if err != nil {
+		return err
+	}
+	schemas = append(schemas, ns+"_hookstream")
+	defer hsPool.Close()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+	}
+	ph, err := measure("hookstream", func() (int64, error) {
+		proc, err := process.New(rdb, hsPool, keys, process.Options{
+			Group: "bench-hookstream", Workers: c.workers, BatchSize: c.batchSize, Block: 100 * time.Millisecond,
+			ConsumerIdle: 24 * time.Hour, Retention: 365 * 24 * time.Hour,
+		})
+		if err != nil {
+			return 0, err
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- proc.Run(pctx) }()
+		defer func() { cancel(); <-done }()
+		for proc.Stats().Acked < int64(c.events) {
+			select {
+			case <-ctx.Done():
+				return proc.Stats().Stored, ctx.Err()
+			case err := <-done:
+				return proc.Stats().Stored, fmt.Errorf("processor stopped: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		return proc.Stats().Stored, nil
+	})
+	if c.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return err
+	}
+	phases = append(phases, ph)
+
+	// naive
+	naivePool, err := schema("naive")
+	if err != nil {
+		return err
+	}
+	schemas = append(schemas, ns+"_naive")
+	defer naivePool.Close()
+	ph, err = measure("naive", func() (int64, error) {
+		return bench.NaiveProcess(ctx, rdb, naivePool, keys, "bench-naive", int64(min(c.naiveEvents, c.events)))
+	})
+	if err != nil {
+		return err
+	}
+	phases = append(phases, ph)
+
+	// COPY of the same rows, parsed beforehand.
+	fmt.Printf("reading the backlog back for COPY...\n")
+	rows, err := readBacklog(ctx, rdb, keys)
+	if err != nil {
+		return err
+	}
+	copyPool, err := schema("copy")
+	if err != nil {
+		return err
+	}
+	schemas = append(schemas, ns+"_copy")
+	defer copyPool.Close()
+	ph, err = measure("copy", func() (int64, error) { return copyRows(ctx, copyPool, rows, c.workers) })
+	if err != nil {
+		return err
+	}
+	phases = append(phases, ph)
+
+	hs := phases[0]
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "contender\tevents\tseconds\tevents/s\thookstream is\tCPU s: bench process\tPostgreSQL\tRedis\tCPU µs/event (all)\t")
+	for _, p := range phases {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.2fx\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.name, p.events, p.took.Seconds(), p.rate(),
+			hs.rate()/p.rate(), p.self.Seconds(), p.pg.Seconds(), p.redis.Seconds(),
+			float64((p.self+p.pg+p.redis).Microseconds())/float64(max(p.events, 1)))
+	}
+	tw.Flush()
+	fmt.Printf("\nhookstream / naive = %.2fx (aim >= 5x); hookstream / copy = %.2fx (aim >= 0.4x)\n",
+		hs.rate()/phases[1].rate(), hs.rate()/phases[2].rate())
+	return nil
+}
+
+// copyRows COPYs rows into the events table over conns connections at once
+// (as many as the processor has workers, so both may use every core).
+func copyRows(ctx context.Context, db *pgxpool.Pool, rows []store.Event, conns int) (int64, error) {
+	cols := []string{"id", "topic", "family", "outcome", "terminal", "resource_type", "resource_id", "customer_id",
+		"correlation_id", "created", "received_at", "source", "body"}
+	type result struct {
+		n   int64
+		err error
+	}
+	res := make(chan result, conns)
+	per := (len(rows) + conns - 1) / conns
+	for i := range conns {
+		part := rows[min(i*per, len(rows)):min((i+1)*per, len(rows))]
+		go func() {
+			n, err := db.CopyFrom(ctx, pgx.Identifier{"events"}, cols, pgx.CopyFromSlice(len(part), func(i int) ([]any, error) {
+				e := &part[i]
+				return []any{e.ID, e.Topic, nullable(e.Family), nullable(e.Outcome), e.Terminal, nullable(e.ResourceType),
+					nullable(e.ResourceID), nullable(e.CustomerID), nullable(e.CorrelationID), e.Created, e.Received, e.Source, e.Body}, nil
+			}))
+			res <- result{n, err}
+		}()
+	}
+	var total int64
+	var first error
+	for range conns {
+		r := <-res
+		total += r.n
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+	}
+	return total, first
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// prefill appends n unique simulated events to the partition streams,
+// pipelined, as the receiver would store them (fields id and body).
+func prefill(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, n int) error {
+	gen := sim.NewGenerator(sim.Config{Customers: n/10 + 1, Seed: 42, Start: time.Now().Add(-24 * time.Hour), Span: 20 * time.Hour})
+	pipe := rdb.Pipeline()
+	added := 0
+	for added < n {
+		for _, ev := range gen.Next() {
+			if added == n {
+				break
+			}
+			parsed, err := dwolla.ParseEvent(ev.Body)
+			if err != nil {
+				return err
+			}
+			en := stream.NewEntry(keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(en.Partition), Values: en.Fields})
+			added++
+		}
+		if pipe.Len() >= 2000 || added == n {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("pre-fill: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// readBacklog reads every entry back and derives its row, as the processor does.
+func readBacklog(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys) ([]store.Event, error) {
+	var out []store.Event
+	for p := range keys.Partitions {
+		start := "-"
+		for {
+			msgs, err := rdb.XRangeN(ctx, keys.Stream(p), start, "+", 10_000).Result()
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range msgs {
+				ev, err := process.Enrich(stream.Message{Partition: p, ID: m.ID, Values: m.Values})
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, ev)
+			}
+			if len(msgs) < 10_000 {
+				break
+			}
+			start = "(" + msgs[len(msgs)-1].ID
+		}
+	}
+	return out, nil
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
