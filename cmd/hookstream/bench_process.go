@@ -65,7 +65,7 @@ this process, PostgreSQL and Redis spent in each phase. The streams use
 about 1 KB of Redis memory per event.`,
 		FlagSet: fs,
 		Options: envOptions(),
-		Exec: func(ctx context.Context, _ []string) error { return runBenchProcess(ctx, &c) },
+		Exec:    func(ctx context.Context, _ []string) error { return runBenchProcess(ctx, &c) },
 	}
 }
 
