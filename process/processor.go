@@ -39,8 +39,9 @@ type Processor struct {
 	cb      *gobreaker.CircuitBreaker[struct{}]
 	cluster bool
 
-	paused atomic.Bool
-	stats  stats
+	paused   atomic.Bool
+	retrying atomic.Int32 // batches being retried after a transient failure
+	stats    stats
 	start  time.Time
 }
 
@@ -284,6 +285,10 @@ func (p *Processor) storeAll(ctx context.Context, good []item, dead []store.Dead
 // backlog waits in Redis, and nothing is dead-lettered for an outage.
 func (p *Processor) storeRetrying(ctx context.Context, good []item, dead []store.DeadLetter) error {
 	for attempt := 0; ; attempt++ {
+		if attempt == 1 {
+			p.retrying.Add(1)
+			defer p.retrying.Add(-1)
+		}
 		_, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, p.storeTx(ctx, good, dead) })
 		if err == nil || store.IsDataError(err) {
 			return err

@@ -32,7 +32,10 @@ func (w *worker) run(ctx context.Context) {
 			sleep(ctx, min(250*time.Millisecond, p.opts.ControlEvery))
 			continue
 		}
-		if time.Now().After(w.nextClaim) {
+		// Claims wait while PostgreSQL is failing: the entries a worker of
+		// this process holds for retrying look idle to Redis, and claiming
+		// them would only raise their delivery counts towards the DLQ.
+		if time.Now().After(w.nextClaim) && p.cb.State() == gobreaker.StateClosed && p.retrying.Load() == 0 {
 			w.claim(ctx)
 			w.nextClaim = time.Now().Add(p.opts.ClaimEvery)
 		}
