@@ -32,9 +32,9 @@ func (w *worker) run(ctx context.Context) {
 			sleep(ctx, min(250*time.Millisecond, p.opts.ControlEvery))
 			continue
 		}
-		// Claims wait while PostgreSQL is failing: the entries a worker of
-		// this process holds for retrying look idle to Redis, and claiming
-		// them would only raise their delivery counts towards the DLQ.
+		// Claims wait while PostgreSQL is failing: a claimed entry could not
+		// be stored anyway, and every claim raises its delivery count
+		// towards the dead-letter limit.
 		if time.Now().After(w.nextClaim) && p.cb.State() == gobreaker.StateClosed && p.retrying.Load() == 0 {
 			w.claim(ctx)
 			w.nextClaim = time.Now().Add(p.opts.ClaimEvery)
