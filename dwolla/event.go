@@ -131,6 +131,11 @@ func ParseEvent(body []byte) (Event, error) {
 	if len(ev.ResourceID) > MaxIDLength {
 		return Event{}, &FieldError{Field: "resourceId", Reason: fmt.Sprintf("longer than %d characters", MaxIDLength)}
 	}
+	// The customer id is a key too (partitioning, an index in PostgreSQL,
+	// journeys), so it has the same bound.
+	if len(ev.CustomerID()) > MaxIDLength {
+		return Event{}, &FieldError{Field: "_links.customer.href", Reason: fmt.Sprintf("customer id longer than %d characters", MaxIDLength)}
+	}
 	return ev, nil
 }
 

@@ -72,6 +72,7 @@ func TestParseEventErrors(t *testing.T) {
 	f(`{"id":"a","topic":"t","created":"yesterday"}`, "created", "ISO-8601")
 	f(`{"id":"a","topic":"t","timestamp":"2025-13-02T14:05:11Z"}`, "timestamp", "ISO-8601")
 	f(`{"id":"`+strings.Repeat("x", 200)+`","topic":"t","created":"2025-06-02T14:05:11Z"}`, "id", "longer than")
+	f(`{"id":"e","topic":"t","created":"2025-06-02T14:05:11Z","_links":{"customer":{"href":"https://api.dwolla.com/customers/`+strings.Repeat("c", 3200)+`"}}}`, "_links.customer.href", "longer than")
 }
 
 func TestParseEventVariants(t *testing.T) {

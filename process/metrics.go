@@ -21,6 +21,7 @@ var (
 	retriesTotal   = metrics.NewCounter(`hookstream_process_retries_total`)
 	claimedTotal   = metrics.NewCounter(`hookstream_process_claimed_total`)
 	trimmedTotal   = metrics.NewCounter(`hookstream_stream_trimmed_total`)
+	deletedPending = metrics.NewCounter(`hookstream_process_vanished_pending_total`)
 	// 0 closed, 1 half-open, 2 open (gobreaker's State values).
 	breakerState = metrics.NewGauge(`hookstream_process_breaker_state`, nil)
 	pausedGauge  = metrics.NewGauge(`hookstream_process_paused`, nil)

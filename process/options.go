@@ -48,6 +48,7 @@ type Options struct {
 	TrimEvery    time.Duration // how often to trim (default 1m)
 	ConsumerIdle time.Duration // remove consumers with nothing pending idle this long (default 1h)
 
+	TxTimeout       time.Duration // bound on one batch transaction attempt; must be below ClaimIdle (default ClaimIdle*2/3)
 	RetryBase       time.Duration // first retry delay after a transient failure (default 100ms)
 	RetryMax        time.Duration // longest retry delay (default 10s)
 	BreakerFailures uint32        // consecutive transient failures that open the breaker (default 5)
@@ -88,6 +89,7 @@ func (o Options) withDefaults() Options {
 	def(&o.Retention, 24*time.Hour)
 	def(&o.TrimEvery, time.Minute)
 	def(&o.ConsumerIdle, time.Hour)
+	def(&o.TxTimeout, o.ClaimIdle*2/3)
 	def(&o.RetryBase, 100*time.Millisecond)
 	def(&o.RetryMax, 10*time.Second)
 	if o.BreakerFailures == 0 {
@@ -103,6 +105,12 @@ func (o Options) withDefaults() Options {
 }
 
 func (o Options) validate() error {
+	if o.Block < time.Millisecond {
+		return fmt.Errorf("read block %s is below Redis's 1 ms resolution (0 would block for ever)", o.Block)
+	}
+	if o.TxTimeout >= o.ClaimIdle {
+		return fmt.Errorf("transaction timeout %s must be below the claim idle time %s, or held batches could be claimed", o.TxTimeout, o.ClaimIdle)
+	}
 	if o.ConsumerIdle <= o.Block*10 {
 		return fmt.Errorf("consumer idle time %s must be far longer than the read block %s, or live consumers could be removed", o.ConsumerIdle, o.Block)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
@@ -41,6 +40,7 @@ type Processor struct {
 
 	paused   atomic.Bool
 	retrying atomic.Int32 // batches being retried after a transient failure
+	holding  atomic.Int32 // batches held because every event fails (errSystemic)
 	stats    stats
 	start  time.Time
 }
@@ -61,6 +61,7 @@ type Stats struct {
 	Trimmed    int64  `json:"trimmed"`    // entries trimmed from the streams
 	Breaker    string `json:"breaker"`    // closed | half-open | open
 	Paused     bool   `json:"paused"`
+	Holding    bool   `json:"holding"` // a batch is held: every event fails, and so does a canary
 }
 
 // New returns a processor over the partition streams of keys, storing into db.
@@ -80,8 +81,9 @@ func New(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, opts Opt
 		MaxRequests: 1,
 		Timeout:     opts.BreakerOpen,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= opts.BreakerFailures },
-		// Rows PostgreSQL rejects say nothing about its health.
-		IsSuccessful: func(err error) bool { return err == nil || store.IsDataError(err) },
+		// The breaker is about reaching PostgreSQL: rows it rejects, and
+		// other errors it answers with, say it is up.
+		IsSuccessful: func(err error) bool { return err == nil || classify(err) != transient },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			breakerState.Set(float64(to))
 			p.log.Warn("PostgreSQL circuit breaker", "from", from.String(), "to", to.String())
@@ -96,7 +98,7 @@ func (p *Processor) Stats() Stats {
 		Stored: p.stats.stored.Load(), Duplicates: p.stats.duplicates.Load(), Dead: p.stats.dead.Load(),
 		Acked: p.stats.acked.Load(), Batches: p.stats.batches.Load(), Retries: p.stats.retries.Load(),
 		Claimed: p.stats.claimed.Load(), Trimmed: p.stats.trimmed.Load(),
-		Breaker: p.cb.State().String(), Paused: p.paused.Load(),
+		Breaker: p.cb.State().String(), Paused: p.paused.Load(), Holding: p.holding.Load() > 0,
 	}
 }
 
@@ -128,6 +130,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	<-ctl
+	// The heartbeat goes last, once no batch is in flight.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	p.rdb.Del(dctx, p.keys.Heartbeat(p.opts.Consumer))
+	cancel()
 	p.log.Info("processing stopped", "stored", p.stats.stored.Load(), "duplicates", p.stats.duplicates.Load(), "dead", p.stats.dead.Load())
 	return nil
 }
@@ -155,9 +161,6 @@ func (p *Processor) control(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			p.rdb.Del(dctx, p.keys.Heartbeat(p.opts.Consumer))
-			cancel()
 			return
 		case <-t.C:
 			p.readControl(ctx)
@@ -211,180 +214,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
-	}
-}
-
-// item is one entry being processed, with the event derived from it.
-type item struct {
-	msg stream.Message
-	ev  store.Event
-}
-
-// handle stores one batch of entries and acknowledges them. It returns when
-// every entry is either committed (stored, found duplicate or dead-lettered)
-// and acknowledged, or left pending because ctx ended first.
-func (p *Processor) handle(ctx context.Context, msgs []stream.Message) error {
-	var (
-		good []item
-		dead []store.DeadLetter
-		ack  = make([]stream.Message, 0, len(msgs))
-	)
-	for _, m := range msgs {
-		if m.Deleted() {
-			ack = append(ack, m) // trimmed while pending: nothing left to store
-			continue
-		}
-		if m.Deliveries > int64(p.opts.MaxDeliveries) {
-			dead = append(dead, p.deadLetter(m, fmt.Sprintf("delivered %d times, more than the limit of %d", m.Deliveries, p.opts.MaxDeliveries)))
-			ack = append(ack, m)
-			continue
-		}
-		ev, err := Enrich(m)
-		if err != nil {
-			dead = append(dead, p.deadLetter(m, err.Error()))
-			ack = append(ack, m)
-			continue
-		}
-		good = append(good, item{msg: m, ev: ev})
-	}
-	if err := p.storeAll(ctx, good, dead); err != nil {
-		return err
-	}
-	for _, it := range good {
-		ack = append(ack, it.msg)
-	}
-	return p.ack(ctx, ack)
-}
-
-// storeAll commits good and dead. When PostgreSQL rejects the data itself it
-// splits the batch in halves until the rows at fault are alone, and
-// dead-letters exactly those, so a bad entry never holds back a valid one.
-func (p *Processor) storeAll(ctx context.Context, good []item, dead []store.DeadLetter) error {
-	err := p.storeRetrying(ctx, good, dead)
-	if err == nil || !store.IsDataError(err) {
-		return err
-	}
-	if len(good) == 0 {
-		return fmt.Errorf("PostgreSQL rejects dead letters themselves: %w", err)
-	}
-	if len(good) == 1 {
-		it := good[0]
-		dl := p.deadLetter(it.msg, "rejected by PostgreSQL: "+err.Error())
-		return p.storeAll(ctx, nil, append(dead, dl))
-	}
-	h := len(good) / 2
-	if err := p.storeAll(ctx, good[:h], dead); err != nil {
-		return err
-	}
-	return p.storeAll(ctx, good[h:], nil)
-}
-
-// storeRetrying runs one transaction through the breaker, retrying transient
-// failures with backoff for as long as it takes (or until ctx ends). The
-// batch stays in hand meanwhile, so the worker reads nothing new: the
-// backlog waits in Redis, and nothing is dead-lettered for an outage.
-func (p *Processor) storeRetrying(ctx context.Context, good []item, dead []store.DeadLetter) error {
-	for attempt := 0; ; attempt++ {
-		if attempt == 1 {
-			p.retrying.Add(1)
-			defer p.retrying.Add(-1)
-		}
-		_, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, p.storeTx(ctx, good, dead) })
-		if err == nil || store.IsDataError(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := p.backoff(attempt)
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			wait = min(wait, p.opts.BreakerOpen/4+time.Millisecond)
-		} else {
-			p.stats.retries.Add(1)
-			retriesTotal.Inc()
-			if attempt%10 == 0 {
-				p.log.Warn("storing a batch failed; retrying", "entries", len(good)+len(dead), "attempt", attempt+1, "err", err)
-			}
-		}
-		if !sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-}
-
-// storeTx is one batch's transaction: insert the events, fold the new ones,
-// record dead letters, commit.
-func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadLetter) error {
-	var inserted []bool
-	var deadIDs []int64
-	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-		var err error
-		if len(good) > 0 {
-			evs := make([]store.Event, len(good))
-			for i := range good {
-				evs[i] = good[i].ev
-			}
-			if inserted, err = store.InsertEvents(ctx, tx, evs); err != nil {
-				return err
-			}
-			fresh := evs[:0:0]
-			for i, ok := range inserted {
-				if ok {
-					fresh = append(fresh, evs[i])
-				}
-			}
-			if len(fresh) > 0 {
-				for _, f := range p.opts.Folders {
-					if err := f.Fold(ctx, tx, fresh); err != nil {
-						return fmt.Errorf("fold %s: %w", f.Name(), err)
-					}
-				}
-			}
-		}
-		deadIDs, err = store.InsertDeadLetters(ctx, tx, dead)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var nNew int64
-	for _, ok := range inserted {
-		if ok {
-			nNew++
-		}
-	}
-	p.stats.batches.Add(1)
-	p.stats.stored.Add(nNew)
-	p.stats.duplicates.Add(int64(len(good)) - nNew)
-	p.stats.dead.Add(int64(len(dead)))
-	batchesTotal.Inc()
-	batchSize.Update(float64(len(good) + len(dead)))
-	storedTotal.Add(int(nNew))
-	duplicateTotal.Add(len(good) - int(nNew))
-	deadTotal.Add(len(dead))
-	if len(dead) > 0 {
-		p.publishDead(ctx, dead, deadIDs)
-	}
-	return nil
-}
-
-// publishDead announces committed dead letters on the DLQ stream (for the
-// live feed and alerts; the table is the record, so this is best effort).
-func (p *Processor) publishDead(ctx context.Context, dead []store.DeadLetter, ids []int64) {
-	_, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, d := range dead {
-			pipe.XAdd(ctx, &redis.XAddArgs{
-				Stream: p.keys.DLQ(), MaxLen: 100_000, Approx: true,
-				Values: []string{"stream", d.Stream, "entry", d.EntryID, "event_id", d.EventID, "reason", d.Reason},
-			})
-		}
-		return nil
-	})
-	for _, d := range dead {
-		p.log.Warn("dead-lettered", "stream", d.Stream, "entry", d.EntryID, "event", d.EventID, "deliveries", d.Deliveries, "reason", d.Reason)
-	}
-	if err != nil {
-		p.log.Warn("announce dead letters on the DLQ stream", "err", err, "recorded", len(ids))
 	}
 }
 

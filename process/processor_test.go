@@ -2,10 +2,12 @@ package process_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,11 +177,19 @@ func TestADeadConsumersEntriesAreTakenOverAndOverDeliveredOnesDeadLettered(t *te
 	if err != nil || len(got) != len(sc.Events) {
 		t.Fatalf("dead consumer read %d of %d: %v", len(got), len(sc.Events), err)
 	}
-	// One of its entries has been delivered 9 times already (it kept killing
-	// whoever processed it).
-	poison := got[0]
-	if err := e.rdb.Do(ctx, "XCLAIM", e.keys.Stream(poison.Partition), "process", "dead-consumer", 0, poison.ID, "RETRYCOUNT", 9).Err(); err != nil {
-		t.Fatal(err)
+	// Two of its entries were delivered many times already (they kept
+	// killing whoever processed them, or their acknowledgement kept
+	// failing): after this claim one has 11 deliveries, more than twice the
+	// limit of 5, and is dead-lettered untried; the other has 7, so it is
+	// tried on its own, and stores fine.
+	poison, retried := got[0], got[1]
+	for _, c := range []struct {
+		m     stream.Message
+		count int
+	}{{poison, 10}, {retried, 6}} {
+		if err := e.rdb.Do(ctx, "XCLAIM", e.keys.Stream(c.m.Partition), "process", "dead-consumer", 0, c.m.ID, "RETRYCOUNT", c.count).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	p, stop := e.run(t, e.db, fastOptions())
@@ -190,11 +200,77 @@ func TestADeadConsumersEntriesAreTakenOverAndOverDeliveredOnesDeadLettered(t *te
 		t.Fatalf("stats %+v; want all %d claimed, one dead-lettered for deliveries, the rest stored", st, len(sc.Events))
 	}
 	d, err := store.ListDeadLetters(ctx, e.db, "open", 10)
-	if err != nil || len(d) != 1 || d[0].EntryID != poison.ID || d[0].Deliveries != 10 || !strings.Contains(d[0].Reason, "delivered 10 times") {
-		t.Fatalf("dead letters %+v, %v; want the over-delivered entry with 10 deliveries", d, err)
+	if err != nil || len(d) != 1 || d[0].EntryID != poison.ID || d[0].Deliveries != 11 || !strings.Contains(d[0].Reason, "delivered 11 times, more than twice the limit") {
+		t.Fatalf("dead letters %+v, %v; want the over-delivered entry with 11 deliveries", d, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM events WHERE id = $1`, retried.Values["id"]); n != 1 {
+		t.Fatalf("the entry delivered 7 times was not stored on its own")
 	}
 	if n := e.pending(t); n != 0 {
 		t.Fatalf("%d entries still pending", n)
+	}
+}
+
+// failingFolder fails for the events it is told to, or for all while broken.
+type failingFolder struct {
+	badID  string
+	broken atomic.Bool
+}
+
+func (f *failingFolder) Name() string { return "failing" }
+func (f *failingFolder) Fold(_ context.Context, _ pgx.Tx, evs []store.Event) error {
+	if f.broken.Load() {
+		return errors.New("folding step is broken")
+	}
+	for _, e := range evs {
+		if e.ID == f.badID {
+			return fmt.Errorf("cannot fold event %s", e.ID)
+		}
+	}
+	return nil
+}
+
+func TestAnEventAFoldingStepCannotTakeIsDeadLetteredAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sc := sim.Generate(sim.Config{Customers: 30, Seed: 17})
+	e.add(t, sc.Events)
+	opts := fastOptions()
+	opts.BatchSize = 1000
+	bad := sc.Events[len(sc.Events)/3].ID
+	opts.Folders = []process.Folder{&failingFolder{badID: bad}}
+	p, stop := e.run(t, e.db, opts)
+	waitFor(t, 30*time.Second, "every entry acknowledged", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
+	stop()
+	if st := p.Stats(); st.Stored != int64(len(sc.Events)-1) || st.Dead != 1 {
+		t.Fatalf("stats %+v; want all but one stored and one dead letter", st)
+	}
+	d, err := store.ListDeadLetters(context.Background(), e.db, "open", 10)
+	if err != nil || len(d) != 1 || d[0].EventID != bad || !strings.Contains(d[0].Reason, "cannot fold event") {
+		t.Fatalf("dead letters %+v, %v; want the event the folding step refused", d, err)
+	}
+}
+
+func TestABrokenFoldingStepHoldsProcessingInsteadOfDeadLetteringEverything(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sc := sim.Generate(sim.Config{Customers: 20, Seed: 19})
+	e.add(t, sc.Events)
+	f := &failingFolder{}
+	f.broken.Store(true)
+	opts := fastOptions()
+	opts.Folders = []process.Folder{f}
+	p, stop := e.run(t, e.db, opts)
+	waitFor(t, 30*time.Second, "the processor to hold the failing batches", func() bool { return p.Stats().Holding })
+	time.Sleep(time.Second) // several retries
+	if st := p.Stats(); st.Stored != 0 || st.Dead != 0 || st.Breaker != "closed" {
+		t.Fatalf("with every event failing: %+v; want nothing stored and nothing dead-lettered", st)
+	}
+	f.broken.Store(false) // the fix is deployed
+	waitFor(t, 30*time.Second, "every event stored after the fix", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
+	stop()
+	if st := p.Stats(); st.Stored != int64(len(sc.Events)) || st.Dead != 0 {
+		t.Fatalf("after the fix: %+v", st)
 	}
 }
 
@@ -300,5 +376,26 @@ func TestShutdownFinishesTheBatchInFlight(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM events`); n != st.Acked || n == int64(len(sc.Events)) {
 		t.Fatalf("stored %d, acknowledged %d of %d; want equal and short of all (stopped mid-way)", n, st.Acked, len(sc.Events))
+	}
+}
+
+func TestTheGroupIsRecreatedWhenRedisLosesIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	sc := sim.Generate(sim.Config{Customers: 20, Seed: 23})
+	half := len(sc.Events) / 2
+	e.add(t, sc.Events[:half])
+	p, stop := e.run(t, e.db, fastOptions())
+	waitFor(t, 30*time.Second, "the first half stored", func() bool { return p.Stats().Stored == int64(half) })
+	// Redis restarted without persistence: the streams and the group are gone.
+	for part := range e.keys.Partitions {
+		e.rdb.Del(ctx, e.keys.Stream(part))
+	}
+	e.add(t, sc.Events[half:])
+	waitFor(t, 30*time.Second, "the second half stored after the group was recreated", func() bool { return p.Stats().Stored == int64(len(sc.Events)) })
+	stop()
+	if rep, err := sim.VerifyEvents(ctx, e.db, ids(sc.Events)); err != nil || !rep.OK() {
+		t.Fatalf("events vs truth: %v %v", rep, err)
 	}
 }

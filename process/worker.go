@@ -21,15 +21,25 @@ type worker struct {
 	errors              int
 }
 
+// idle reports whether the worker should read nothing now: processing is
+// paused, or PostgreSQL's breaker is open.
+func (w *worker) idle() bool {
+	return w.p.paused.Load() || w.p.cb.State() == gobreaker.StateOpen
+}
+
 func (w *worker) run(ctx context.Context) {
 	p := w.p
-	// Entries this consumer name was given before a restart come first.
-	w.drainOwnPending(ctx)
 	now := time.Now()
 	w.nextClaim, w.nextTrim = now, now.Add(p.opts.TrimEvery/2)
+	ownDone := false
 	for ctx.Err() == nil {
-		if p.paused.Load() || p.cb.State() == gobreaker.StateOpen {
+		if w.idle() {
 			sleep(ctx, min(250*time.Millisecond, p.opts.ControlEvery))
+			continue
+		}
+		// Entries this consumer name was given before a restart come first.
+		if !ownDone {
+			ownDone = w.drainOwnPending(ctx)
 			continue
 		}
 		// Claims wait while PostgreSQL is failing: a claimed entry could not
@@ -42,6 +52,9 @@ func (w *worker) run(ctx context.Context) {
 		if time.Now().After(w.nextTrim) {
 			w.maintain(ctx)
 			w.nextTrim = time.Now().Add(p.opts.TrimEvery)
+		}
+		if ctx.Err() != nil || w.idle() {
+			continue
 		}
 		// The read is not cut short by shutdown: entries it returns are
 		// already delivered to this consumer, so they are finished below.
@@ -62,7 +75,7 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) handle(ctx context.Context, msgs []stream.Message) {
 	hctx, cancel := w.p.finishContext(ctx)
 	defer cancel()
-	if err := w.p.handle(hctx, msgs); err != nil {
+	if err := w.p.handle(hctx, w.name, msgs); err != nil {
 		w.p.log.Warn("batch left pending; it will be delivered again", "consumer", w.name, "entries", len(msgs), "err", err)
 	}
 }
@@ -104,36 +117,33 @@ func (w *worker) read(ctx context.Context) ([]stream.Message, error) {
 	return out, nil
 }
 
-func (w *worker) drainOwnPending(ctx context.Context) {
+// drainOwnPending processes one batch of the entries delivered to this
+// consumer name before a restart; it reports whether none are left.
+func (w *worker) drainOwnPending(ctx context.Context) bool {
 	p := w.p
-	parts := w.parts
-	for ctx.Err() == nil {
-		var msgs []stream.Message
-		var err error
-		if p.cluster {
-			for _, part := range parts {
-				m, e := p.group.ReadOwnPending(ctx, w.name, []int{part}, int64(p.opts.BatchSize))
-				msgs, err = append(msgs, m...), e
-				if e != nil {
-					break
-				}
+	var msgs []stream.Message
+	var err error
+	if p.cluster {
+		for _, part := range w.parts {
+			m, e := p.group.ReadOwnPending(ctx, w.name, []int{part}, int64(p.opts.BatchSize))
+			msgs, err = append(msgs, m...), e
+			if e != nil {
+				break
 			}
-		} else {
-			msgs, err = p.group.ReadOwnPending(ctx, w.name, parts, int64(p.opts.BatchSize))
 		}
-		if err != nil {
-			w.failed(ctx, "read own pending entries", err)
-			if w.errors > 3 {
-				return // the claim step will pick them up later
-			}
-			continue
-		}
-		if len(msgs) == 0 {
-			return
-		}
-		p.log.Info("resuming entries delivered before a restart", "consumer", w.name, "entries", len(msgs))
-		w.handle(ctx, msgs)
+	} else {
+		msgs, err = p.group.ReadOwnPending(ctx, w.name, w.parts, int64(p.opts.BatchSize))
 	}
+	if err != nil {
+		w.failed(ctx, "read own pending entries", err)
+		return w.errors > 3 // give up; the claim step picks them up later
+	}
+	if len(msgs) == 0 {
+		return true
+	}
+	p.log.Info("resuming entries delivered before a restart", "consumer", w.name, "entries", len(msgs))
+	w.handle(ctx, msgs)
+	return false
 }
 
 // claim takes over entries other consumers have held for ClaimIdle and
@@ -141,8 +151,19 @@ func (w *worker) drainOwnPending(ctx context.Context) {
 func (w *worker) claim(ctx context.Context) {
 	p := w.p
 	for _, part := range w.parts {
-		for ctx.Err() == nil {
-			msgs, err := p.group.Claim(ctx, w.name, part, p.opts.ClaimIdle, int64(p.opts.BatchSize))
+		for ctx.Err() == nil && !w.idle() {
+			msgs, deleted, err := p.group.Claim(ctx, w.name, part, p.opts.ClaimIdle, int64(p.opts.BatchSize))
+			if len(deleted) > 0 {
+				deletedPending.Add(len(deleted))
+				p.log.Warn("pending entries vanished from the stream (trimmed or deleted outside hookstream); their events may be missing: reconcile to recover them",
+					"stream", p.keys.Stream(part), "entries", len(deleted))
+			}
+			if len(msgs) > 0 {
+				p.stats.claimed.Add(int64(len(msgs)))
+				claimedTotal.Add(len(msgs))
+				p.log.Info("took over entries from an idle consumer", "consumer", w.name, "stream", p.keys.Stream(part), "entries", len(msgs))
+				w.handle(ctx, msgs)
+			}
 			if err != nil {
 				w.failed(ctx, "claim idle entries", err)
 				return
@@ -150,10 +171,6 @@ func (w *worker) claim(ctx context.Context) {
 			if len(msgs) == 0 {
 				break
 			}
-			p.stats.claimed.Add(int64(len(msgs)))
-			claimedTotal.Add(len(msgs))
-			p.log.Info("took over entries from an idle consumer", "consumer", w.name, "stream", p.keys.Stream(part), "entries", len(msgs))
-			w.handle(ctx, msgs)
 		}
 	}
 }
@@ -184,7 +201,16 @@ func (w *worker) maintain(ctx context.Context) {
 }
 
 // failed logs a Redis failure (the first, then every tenth) and backs off.
+// When the group is gone (Redis restarted without persistence, or the
+// stream was deleted) it creates it again: inserts are deduplicated, so
+// starting over from the streams' first entries is safe.
 func (w *worker) failed(ctx context.Context, what string, err error) {
+	if stream.IsNoGroup(err) {
+		w.p.log.Warn("the consumer group is gone; creating it again", "consumer", w.name, "err", err)
+		if err := w.p.group.Ensure(ctx); err == nil {
+			return
+		}
+	}
 	if w.errors%10 == 0 {
 		w.p.log.Warn("Redis "+what+" failed; retrying", "consumer", w.name, "err", err)
 	}

@@ -39,8 +39,9 @@ func (d *DeadLetter) State() string {
 
 // InsertDeadLetters records dls in tx. A letter for a stream entry that is
 // already recorded (the same entry dead-lettered again after a crash before
-// its acknowledgement) is skipped. It returns the ids of the new rows.
-func InsertDeadLetters(ctx context.Context, tx pgx.Tx, dls []DeadLetter) ([]int64, error) {
+// its acknowledgement) is skipped. It returns the letters it added, with
+// their ids.
+func InsertDeadLetters(ctx context.Context, tx pgx.Tx, dls []DeadLetter) ([]DeadLetter, error) {
 	if len(dls) == 0 {
 		return nil, nil
 	}
@@ -65,11 +66,35 @@ INSERT INTO dead_letters (stream, entry_id, event_id, reason, deliveries, fields
 SELECT s, e, NULLIF(ev, ''), r, d, f::jsonb, b
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bytea[]) AS u(s, e, ev, r, d, f, b)
 ON CONFLICT (stream, entry_id) DO NOTHING
-RETURNING id`, streams, entries, events, reasons, deliveries, fields, bodies)
+RETURNING id, stream, entry_id`, streams, entries, events, reasons, deliveries, fields, bodies)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
+	type added struct {
+		id            int64
+		stream, entry string
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (added, error) {
+		var a added
+		err := r.Scan(&a.id, &a.stream, &a.entry)
+		return a, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[[2]string]int64, len(got))
+	for _, a := range got {
+		ids[[2]string{a.stream, a.entry}] = a.id
+	}
+	var out []DeadLetter
+	for _, d := range dls {
+		if id, ok := ids[[2]string{d.Stream, d.EntryID}]; ok {
+			d.ID = id
+			delete(ids, [2]string{d.Stream, d.EntryID})
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 const deadLetterColumns = `id, stream, entry_id, coalesce(event_id, ''), reason, deliveries, fields, coalesce(body, ''::bytea),

@@ -122,36 +122,62 @@ func (g *Group) partitionOf(key string) (int, bool) {
 
 // Claim takes over, for consumer, entries of partition p that another
 // consumer has held unacknowledged for at least minIdle (it died, or is
-// stuck), scanning the whole pending list from its start. Entries trimmed
-// while pending come back as deleted messages so the caller can count them.
-func (g *Group) Claim(ctx context.Context, consumer string, p int, minIdle time.Duration, count int64) ([]Message, error) {
-	var out []Message
+// stuck), scanning the whole pending list from its start. It also returns
+// the ids of pending entries that no longer exist in the stream (trimmed or
+// deleted while pending; Redis drops them from the pending list as it
+// reports them). On an error it still returns what it claimed before it:
+// those entries are this consumer's now.
+func (g *Group) Claim(ctx context.Context, consumer string, p int, minIdle time.Duration, count int64) (msgs []Message, deleted []string, err error) {
 	start := "0-0"
 	for {
-		msgs, next, err := g.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		got, next, del, err := g.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 			Stream: g.keys.Stream(p), Group: g.name, Consumer: consumer, MinIdle: minIdle, Start: start, Count: count,
 		}).Result()
 		if err != nil {
-			return out, fmt.Errorf("claim idle entries of %s: %w", g.keys.Stream(p), err)
+			err = fmt.Errorf("claim idle entries of %s: %w", g.keys.Stream(p), err)
+			break
 		}
-		for _, m := range msgs {
-			if m.Values == nil {
-				// Redis 7 drops ids of deleted entries from the pending list
-				// itself and reports them separately; go-redis does not
-				// return that list, so such entries never show up here.
-				continue
-			}
-			out = append(out, Message{Partition: p, ID: m.ID, Values: m.Values})
+		deleted = append(deleted, del...)
+		for _, m := range got {
+			msgs = append(msgs, Message{Partition: p, ID: m.ID, Values: m.Values})
 		}
-		if next == "0-0" || int64(len(out)) >= count {
+		if next == "0-0" || int64(len(msgs)) >= count {
 			break
 		}
 		start = next
 	}
-	if len(out) == 0 {
-		return nil, nil
+	if len(msgs) > 0 {
+		if ferr := g.fillDeliveries(ctx, consumer, msgs); ferr != nil && err == nil {
+			err = ferr
+		}
 	}
-	return out, g.fillDeliveries(ctx, consumer, out)
+	return msgs, deleted, err
+}
+
+// Touch resets the idle time of msgs, pending for consumer, without
+// raising their delivery counts (XCLAIM … JUSTID to itself), so that a
+// consumer holding a slow batch does not see it claimed by others.
+func (g *Group) Touch(ctx context.Context, consumer string, msgs []Message) error {
+	byPart := map[int][]string{}
+	for _, m := range msgs {
+		byPart[m.Partition] = append(byPart[m.Partition], m.ID)
+	}
+	_, err := g.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p, ids := range byPart {
+			pipe.XClaimJustID(ctx, &redis.XClaimArgs{Stream: g.keys.Stream(p), Group: g.name, Consumer: consumer, MinIdle: 0, Messages: ids})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("keep %d held entries: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// IsNoGroup reports whether err says the group (or its stream) does not
+// exist, as after a Redis restart without persistence; Ensure recreates it.
+func IsNoGroup(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "NOGROUP")
 }
 
 // fillDeliveries sets the delivery counts of msgs, all pending for consumer.
@@ -261,10 +287,19 @@ func (g *Group) info(ctx context.Context, p int) (*redis.XInfoGroup, error) {
 	return nil, nil
 }
 
+// delConsumerIfIdle removes a consumer only if it has nothing pending, in
+// one atomic step: checking first and deleting after would drop the entries
+// of a consumer that read in between (DELCONSUMER discards them from the
+// pending list, and nothing would ever deliver them again).
+var delConsumerIfIdle = redis.NewScript(`
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])`)
+
 // RemoveIdleConsumers deletes from partition p's group the consumers other
 // than keep that have nothing pending and have not read for at least idle.
-// A consumer with pending entries is never removed: its entries would be
-// lost from the pending list. It returns the names removed.
+// A consumer with pending entries is never removed. It returns the names
+// removed.
 func (g *Group) RemoveIdleConsumers(ctx context.Context, p int, idle time.Duration, keep string) ([]string, error) {
 	key := g.keys.Stream(p)
 	cs, err := g.rdb.XInfoConsumers(ctx, key, g.name).Result()
@@ -276,16 +311,13 @@ func (g *Group) RemoveIdleConsumers(ctx context.Context, p int, idle time.Durati
 		if c.Name == keep || c.Pending > 0 || c.Idle < idle {
 			continue
 		}
-		// Pending is checked again by Redis's answer: DELCONSUMER returns
-		// how many pending entries it dropped; that must be zero.
-		n, err := g.rdb.XGroupDelConsumer(ctx, key, g.name, c.Name).Result()
+		n, err := delConsumerIfIdle.Run(ctx, g.rdb, []string{key}, g.name, c.Name).Int64()
 		if err != nil {
 			return removed, fmt.Errorf("remove consumer %q from %s: %w", c.Name, key, err)
 		}
-		if n > 0 {
-			return removed, fmt.Errorf("consumer %q of %s read %d entries between check and removal; they are no longer pending and must be replayed", c.Name, key, n)
+		if n == 0 {
+			removed = append(removed, c.Name)
 		}
-		removed = append(removed, c.Name)
 	}
 	return removed, nil
 }
@@ -384,3 +416,6 @@ func splitID(id string) (ms, seq uint64) {
 	seq, _ = strconv.ParseUint(b, 10, 64)
 	return ms, seq
 }
+
+// Ref identifies the message among all partitions ("<partition>/<entry id>").
+func (m Message) Ref() string { return strconv.Itoa(m.Partition) + "/" + m.ID }

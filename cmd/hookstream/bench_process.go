@@ -99,11 +99,13 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		return err
 	}
 	defer admin.Close()
+	var schemas []string
 	schema := func(name string) (*pgxpool.Pool, error) {
 		s := ns + "_" + name
 		if _, err := admin.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
 			return nil, err
 		}
+		schemas = append(schemas, s)
 		pool, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, s))
 		if err != nil {
 			return nil, err
@@ -114,7 +116,6 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		}
 		return pool, nil
 	}
-	var schemas []string
 	defer func() {
 		if c.keep {
 			return
@@ -152,14 +153,16 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	if err != nil {
 		return err
 	}
-	schemas = append(schemas, ns+"_hookstream")
 	defer hsPool.Close()
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
 			return err
 		}
-		pprof.StartCPUProfile(f)
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
 	}
 	ph, err := measure("hookstream", func() (int64, error) {
 		proc, err := process.New(rdb, hsPool, keys, process.Options{
@@ -197,7 +200,6 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	if err != nil {
 		return err
 	}
-	schemas = append(schemas, ns+"_naive")
 	defer naivePool.Close()
 	ph, err = measure("naive", func() (int64, error) {
 		return bench.NaiveProcess(ctx, rdb, naivePool, keys, "bench-naive", int64(min(c.naiveEvents, c.events)))
@@ -217,7 +219,6 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	if err != nil {
 		return err
 	}
-	schemas = append(schemas, ns+"_copy")
 	defer copyPool.Close()
 	ph, err = measure("copy", func() (int64, error) { return copyRows(ctx, copyPool, rows, c.workers) })
 	if err != nil {

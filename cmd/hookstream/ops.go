@@ -109,7 +109,8 @@ type statusReport struct {
 	Paused      bool                     `json:"paused"`
 	Partitions  []stream.PartitionStatus `json:"partitions"`
 	Total       stream.PartitionStatus   `json:"total"`
-	DLQOpen     int64                    `json:"dlq_open"`
+	DLQOpen     int64                    `json:"dlq_open"` // -1 when PostgreSQL is unreachable
+	DLQError    string                   `json:"dlq_error,omitempty"`
 	DLQStream   int64                    `json:"dlq_stream_length"`
 	Processors  []process.Heartbeat      `json:"processors"`
 	GeneratedAt time.Time                `json:"generated_at"`
@@ -133,7 +134,8 @@ hookstream_group_pending, hookstream_group_lag,
 hookstream_group_oldest_pending_seconds, hookstream_dead_letters_open,
 hookstream_process_breaker_state and hookstream_process_paused.`,
 		Exec: func(ctx context.Context, _ []string) error {
-			env, done, err := cm.connect(ctx, true)
+			// PostgreSQL is optional here: status matters most when it is down.
+			env, done, err := cm.connect(ctx, false)
 			if err != nil {
 				return err
 			}
@@ -151,9 +153,16 @@ hookstream_process_breaker_state and hookstream_process_paused.`,
 			if rep.Paused, err = process.IsPaused(ctx, env.rdb, env.keys, "process"); err != nil {
 				return err
 			}
-			if rep.DLQOpen, err = store.OpenDeadLetters(ctx, env.db); err != nil {
-				return err
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if db, err := store.Open(dctx, cm.dbURL); err != nil {
+				rep.DLQOpen, rep.DLQError = -1, err.Error()
+			} else {
+				if rep.DLQOpen, err = store.OpenDeadLetters(dctx, db); err != nil {
+					rep.DLQOpen, rep.DLQError = -1, err.Error()
+				}
+				db.Close()
 			}
+			cancel()
 			rep.DLQStream = env.rdb.XLen(ctx, env.keys.DLQ()).Val()
 			if rep.Processors, err = process.Heartbeats(ctx, env.rdb, env.keys); err != nil {
 				return err
@@ -179,15 +188,19 @@ func printStatus(w io.Writer, r statusReport) {
 	if r.Paused {
 		state = "PAUSED (hookstream resume process)"
 	}
-	fmt.Fprintf(w, "\nprocessing: %s\ndead letters: %d open (hookstream dlq list); DLQ stream %d entries\n", state, r.DLQOpen, r.DLQStream)
+	dlq := fmt.Sprintf("%d open (hookstream dlq list)", r.DLQOpen)
+	if r.DLQError != "" {
+		dlq = "unavailable: " + r.DLQError
+	}
+	fmt.Fprintf(w, "\nprocessing: %s\ndead letters: %s; DLQ stream %d entries\n", state, dlq, r.DLQStream)
 	if len(r.Processors) == 0 {
 		fmt.Fprintln(w, "processors: none running")
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nprocessor\tbreaker\tpaused\tstored\tduplicates\tdead\tretries\tclaimed\tup")
+	fmt.Fprintln(tw, "\nprocessor\tbreaker\tpaused\tholding\tstored\tduplicates\tdead\tretries\tclaimed\tup")
 	for _, h := range r.Processors {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%s\n", h.Consumer, h.Breaker, h.Paused, h.Stored, h.Duplicates, h.Dead,
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\t%s\n", h.Consumer, h.Breaker, h.Paused, h.Holding, h.Stored, h.Duplicates, h.Dead,
 			h.Retries, h.Claimed, h.Updated.Sub(h.Started).Round(time.Second))
 	}
 	tw.Flush()
@@ -231,9 +244,14 @@ entry (body byte for byte), and announced on the <namespace>:dlq stream.
                        that is already stored changes nothing.
   discard ID...        mark them discarded (kept for the record)
 
-Flags go before the verb: hookstream dlq --body fixed.json replay 42`,
+Flags go anywhere: hookstream dlq replay 42 --body fixed.json`,
 		FlagSet: fs, Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
+			// Flags may also follow the verb and the ids: dlq replay --all.
+			args, err := parseInterleaved(fs, args)
+			if err != nil {
+				return err
+			}
 			if len(args) == 0 {
 				return flag.ErrHelp
 			}
@@ -292,7 +310,7 @@ Flags go before the verb: hookstream dlq --body fixed.json replay 42`,
 				var body []byte
 				if *bodyFile != "" {
 					if verb != "replay" || len(ids) != 1 {
-						return errors.New("--body replays exactly one dead letter: hookstream dlq --body FILE replay ID")
+						return errors.New("--body replays exactly one dead letter: hookstream dlq replay ID --body FILE")
 					}
 					if body, err = os.ReadFile(*bodyFile); err != nil {
 						return fmt.Errorf("read --body: %w", err)
@@ -329,6 +347,23 @@ Flags go before the verb: hookstream dlq --body fixed.json replay 42`,
 			}
 			return fmt.Errorf("unknown dlq verb %q; use list, show, replay or discard", verb)
 		},
+	}
+}
+
+// parseInterleaved parses flags that may come between positional
+// arguments (the flag package stops at the first one) and returns the
+// positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
 	}
 }
 

@@ -316,7 +316,7 @@ func TestDeadLetterReplayOfARepairedEvent(t *testing.T) {
 	}
 	var dls []store.DeadLetter
 	waitUntil(t, 30*time.Second, "the poison entry dead-lettered", func() bool {
-		json.Unmarshal([]byte(p.run("dlq", "-o", "json", "list")), &dls)
+		json.Unmarshal([]byte(p.run("dlq", "list", "-o", "json")), &dls)
 		return len(dls) == 1
 	})
 	d := dls[0]
@@ -333,7 +333,7 @@ func TestDeadLetterReplayOfARepairedEvent(t *testing.T) {
 
 	fixed := filepath.Join(t.TempDir(), "fixed.json")
 	os.WriteFile(fixed, []byte(strings.Replace(bad, `\u0000`, "", 1)), 0o600)
-	out := p.run("dlq", "--body", fixed, "replay", id)
+	out := p.run("dlq", "replay", id, "--body", fixed)
 	if !strings.Contains(out, "replayed as stream entry") {
 		t.Fatalf("dlq replay output:\n%s", out)
 	}

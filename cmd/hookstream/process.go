@@ -76,13 +76,19 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 	if err != nil {
 		return err
 	}
-	go process.ExportStatus(ctx, stream.NewGroup(rdb, keys, "process"), pool, 5*time.Second)
+	exported := make(chan struct{})
+	go func() {
+		defer close(exported)
+		process.ExportStatus(ctx, stream.NewGroup(rdb, keys, "process"), pool, 5*time.Second)
+	}()
 	if started != nil {
 		started <- p
 	}
 	// Shutdown order (process.Run): stop reading, finish the batch in
 	// flight, commit, acknowledge; then the deferred closes.
-	return p.Run(ctx)
+	err = p.Run(ctx)
+	<-exported
+	return err
 }
 
 // openWaiting connects to PostgreSQL, waiting for it when it is not up yet
