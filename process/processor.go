@@ -42,7 +42,7 @@ type Processor struct {
 	retrying atomic.Int32 // batches being retried after a transient failure
 	holding  atomic.Int32 // batches held because every event fails (errSystemic)
 	stats    stats
-	start  time.Time
+	start    time.Time
 }
 
 type stats struct {
