@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,7 +28,7 @@ type WindowRow struct {
 }
 
 // WindowCursor says every window of (Basis, SizeS) ending at or before
-// ClosedUntil is closed.
+// ClosedUntil is closed (the zero time: none is).
 type WindowCursor struct {
 	Basis       string
 	SizeS       int32
@@ -43,7 +44,9 @@ func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) 
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (WindowCursor, error) {
 		var c WindowCursor
-		err := r.Scan(&c.Basis, &c.SizeS, &c.ClosedUntil)
+		var until pgtypeTime
+		err := r.Scan(&c.Basis, &c.SizeS, &until)
+		c.ClosedUntil = until.t
 		return c, err
 	})
 }
@@ -167,4 +170,194 @@ type WindowClose struct {
 	ClosedAt  time.Time `json:"closed_at"`
 	Watermark time.Time `json:"watermark"`
 	Count     int64     `json:"count"`
+}
+
+// EnsureWindowCursor creates the cursor of (basis, sizeS) if it is missing,
+// with nothing closed.
+func EnsureWindowCursor(ctx context.Context, q Querier, basis string, sizeS int32) error {
+	_, err := q.Exec(ctx, `INSERT INTO window_cursors (basis, size_s, closed_until) VALUES ($1, $2, '-infinity') ON CONFLICT DO NOTHING`, basis, sizeS)
+	if err != nil {
+		return fmt.Errorf("create window cursor: %w", err)
+	}
+	return nil
+}
+
+// LockWindowCursor reads the cursor of (basis, sizeS) FOR UPDATE: folds
+// into those windows wait until tx ends. A cursor that never closed
+// anything reads as the zero time.
+func LockWindowCursor(ctx context.Context, tx pgx.Tx, basis string, sizeS int32) (time.Time, error) {
+	var until pgtypeTime
+	err := tx.QueryRow(ctx, `SELECT closed_until FROM window_cursors WHERE basis = $1 AND size_s = $2 FOR UPDATE`, basis, sizeS).Scan(&until)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("lock window cursor %s/%ds: %w", basis, sizeS, err)
+	}
+	return until.t, nil
+}
+
+// FirstWindowStart is the earliest start of a window of (basis, sizeS) at or
+// after from that is not closed yet.
+func FirstWindowStart(ctx context.Context, tx pgx.Tx, basis string, sizeS int32) (time.Time, bool, error) {
+	var t *time.Time
+	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all' AND closed_at IS NULL`,
+		basis, sizeS).Scan(&t)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("find the first open window: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return t.UTC(), true, nil
+}
+
+// CloseWindows closes the windows of (basis, sizeS) starting in [from,
+// until): marks their rows closed, writes one close record per window
+// (also for windows without events when withEmpty), moves the cursor to
+// until, and returns the records it wrote (a window closes once).
+func CloseWindows(ctx context.Context, tx pgx.Tx, basis string, sizeS int32, from, until, watermark time.Time, withEmpty bool) ([]WindowClose, error) {
+	if _, err := tx.Exec(ctx, `UPDATE window_aggs SET closed_at = now() WHERE basis = $1 AND size_s = $2 AND start >= $3 AND start < $4 AND closed_at IS NULL`,
+		basis, sizeS, from, until); err != nil {
+		return nil, fmt.Errorf("mark windows closed: %w", err)
+	}
+	starts := `SELECT start FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all' AND start >= $3 AND start < $4`
+	if withEmpty {
+		starts = `SELECT generate_series($3::timestamptz, $4::timestamptz - make_interval(secs => $2), make_interval(secs => $2))`
+	}
+	rows, err := tx.Query(ctx, `
+INSERT INTO window_closes (basis, size_s, start, watermark, count)
+SELECT $1, $2, g.start, $5, coalesce(a.count, 0)
+FROM (`+starts+`) AS g(start)
+LEFT JOIN window_aggs a ON a.basis = $1 AND a.size_s = $2 AND a.dim = 'all' AND a.value = '' AND a.start = g.start
+ON CONFLICT DO NOTHING
+RETURNING basis, size_s, start, closed_at, watermark, count`, basis, sizeS, from, until, watermark)
+	if err != nil {
+		return nil, fmt.Errorf("write window close records: %w", err)
+	}
+	closes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WindowClose, error) {
+		var c WindowClose
+		err := r.Scan(&c.Basis, &c.SizeS, &c.Start, &c.ClosedAt, &c.Watermark, &c.Count)
+		c.Start, c.ClosedAt, c.Watermark = c.Start.UTC(), c.ClosedAt.UTC(), c.Watermark.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write window close records: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE window_cursors SET closed_until = $3 WHERE basis = $1 AND size_s = $2`, basis, sizeS, until); err != nil {
+		return nil, fmt.Errorf("move window cursor: %w", err)
+	}
+	return closes, nil
+}
+
+// PruneWindows deletes closed windows of sizeS that started before before.
+func PruneWindows(ctx context.Context, q Querier, sizeS int32, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM window_aggs WHERE size_s = $1 AND start < $2 AND closed_at IS NOT NULL`, sizeS, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune windows: %w", err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM window_closes WHERE size_s = $1 AND start < $2`, sizeS, before); err != nil {
+		return 0, fmt.Errorf("prune window close records: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// pgtypeTime scans a timestamptz that may be ±infinity (as the zero time).
+type pgtypeTime struct{ t time.Time }
+
+func (p *pgtypeTime) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		p.t = v.UTC()
+	case nil:
+		p.t = time.Time{}
+	default:
+		p.t = time.Time{} // -infinity / infinity
+	}
+	return nil
+}
+
+// EachEvent calls fn with every stored event whose column ("created" or
+// "received_at") is in [from, to), streaming them (a range may hold
+// millions).
+func EachEvent(ctx context.Context, q Querier, column string, from, to time.Time, fn func(*Event) error) error {
+	if column != "created" && column != "received_at" {
+		return fmt.Errorf("EachEvent: unknown column %q", column)
+	}
+	rows, err := q.Query(ctx, `
+SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
+       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source
+FROM events WHERE `+column+` >= $1 AND `+column+` < $2`, from, to)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var e Event
+	for rows.Next() {
+		if err := rows.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
+			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source); err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// WindowRowsIn returns the rows of basis with start in [from, to), locked
+// FOR UPDATE when tx is a transaction that will rewrite them.
+func WindowRowsIn(ctx context.Context, q Querier, basis string, from, to time.Time, forUpdate bool) ([]WindowRow, error) {
+	lock := ""
+	if forUpdate {
+		lock = " ORDER BY basis, size_s, dim, value, start FOR UPDATE"
+	}
+	rows, err := q.Query(ctx, `
+SELECT basis, size_s, start, dim, value, count, successes, failures, terminal, lag_sum_ms, lag, customers, late, revision, closed_at
+FROM window_aggs WHERE basis = $1 AND start >= $2 AND start < $3`+lock, basis, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read window rows: %w", err)
+	}
+	return pgx.CollectRows(rows, scanWindowRow)
+}
+
+// DeleteWindowRows deletes the rows with the keys of rows.
+func DeleteWindowRows(ctx context.Context, tx pgx.Tx, rows []WindowRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, s, st, d, v := keyArrays(rows)
+	_, err := tx.Exec(ctx, `
+DELETE FROM window_aggs w USING unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::text[]) AS k(basis, size_s, start, dim, value)
+WHERE (w.basis, w.size_s, w.dim, w.value, w.start) = (k.basis, k.size_s, k.dim, k.value, k.start)`, b, s, st, d, v)
+	if err != nil {
+		return fmt.Errorf("delete window rows: %w", err)
+	}
+	return nil
+}
+
+// WindowRowsFor returns the rows of one clock, size and dimension (only
+// values, when given) with start in [from, to).
+func WindowRowsFor(ctx context.Context, q Querier, basis string, sizeS int32, dim string, values []string, from, to time.Time) ([]WindowRow, error) {
+	rows, err := q.Query(ctx, `
+SELECT basis, size_s, start, dim, value, count, successes, failures, terminal, lag_sum_ms, lag, customers, late, revision, closed_at
+FROM window_aggs
+WHERE basis = $1 AND size_s = $2 AND dim = $3 AND start >= $4 AND start < $5
+  AND (coalesce(cardinality($6::text[]), 0) = 0 OR value = ANY($6))
+ORDER BY value, start`, basis, sizeS, dim, from, to, values)
+	if err != nil {
+		return nil, fmt.Errorf("read window aggregates: %w", err)
+	}
+	return pgx.CollectRows(rows, scanWindowRow)
+}
+
+// ClosedUntil reads the close cursor of (basis, sizeS) without locking it
+// (the zero time when nothing closed yet).
+func ClosedUntil(ctx context.Context, q Querier, basis string, sizeS int32) (time.Time, error) {
+	var until pgtypeTime
+	err := q.QueryRow(ctx, `SELECT closed_until FROM window_cursors WHERE basis = $1 AND size_s = $2`, basis, sizeS).Scan(&until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read window cursor: %w", err)
+	}
+	return until.t, nil
 }

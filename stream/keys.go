@@ -62,3 +62,7 @@ func (k Keys) Heartbeat(consumer string) string { return k.Namespace + ":heartbe
 
 // HeartbeatPattern matches every heartbeat key of the namespace.
 func (k Keys) HeartbeatPattern() string { return k.Namespace + ":heartbeat:*" }
+
+// WindowsClosed is the stream where window close records are published,
+// for the live feed and the anomaly detectors.
+func (k Keys) WindowsClosed() string { return k.Namespace + ":windows:closed" }

@@ -171,3 +171,42 @@ func Aggregate(evs []store.Event, cfg *Config) map[Key]*Agg {
 	}
 	return out
 }
+
+// Diff says how two aggregates differ ("" when they agree): counters
+// exactly, the lag sum up to float rounding (summation order), the lag
+// sketch bucket by bucket (through its quantiles and count) and the
+// customer estimate exactly. For checking folded state against a
+// recomputation.
+func Diff(a, b *Agg) string {
+	if b == nil {
+		return "missing"
+	}
+	if a.Count != b.Count || a.Successes != b.Successes || a.Failures != b.Failures || a.Terminal != b.Terminal {
+		return fmt.Sprintf("counters %d/%d/%d/%d vs %d/%d/%d/%d", a.Count, a.Successes, a.Failures, a.Terminal,
+			b.Count, b.Successes, b.Failures, b.Terminal)
+	}
+	if d := a.LagSumMs - b.LagSumMs; d > 1e-6*max(1, abs(a.LagSumMs)) || -d > 1e-6*max(1, abs(a.LagSumMs)) {
+		return fmt.Sprintf("lag sum %f vs %f", a.LagSumMs, b.LagSumMs)
+	}
+	if a.Lag.GetCount() != b.Lag.GetCount() {
+		return fmt.Sprintf("lag sketch count %v vs %v", a.Lag.GetCount(), b.Lag.GetCount())
+	}
+	for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+		x, _ := a.LagQuantile(q)
+		y, _ := b.LagQuantile(q)
+		if x != y {
+			return fmt.Sprintf("lag q%v %v vs %v", q, x, y)
+		}
+	}
+	if a.Distinct() != b.Distinct() {
+		return fmt.Sprintf("distinct customers %d vs %d", a.Distinct(), b.Distinct())
+	}
+	return ""
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

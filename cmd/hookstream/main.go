@@ -62,6 +62,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			pauseCommand(false),
 			dlqCommand(),
 			replayCommand(),
+			queryCommand(),
 		},
 		Exec: func(ctx context.Context, args []string) error { return flag.ErrHelp },
 	}

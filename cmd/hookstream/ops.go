@@ -413,6 +413,8 @@ func replayCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream replay", flag.ContinueOnError)
 	var cm common
 	cm.register(fs)
+	var wf windowFlags
+	wf.register(fs)
 	from := fs.String("from", "", "start of the event-time range, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the event-time range, RFC 3339, exclusive (default now)")
 	topics := fs.String("topic", "", "comma-separated topics to replay (default all)")
@@ -450,7 +452,11 @@ stream entries, use 'hookstream dlq replay'.`,
 				return err
 			}
 			defer db.Close()
-			rep, err := process.Refold(ctx, db, folders(), f, t, tl)
+			fl, err := folders(&wf)
+			if err != nil {
+				return err
+			}
+			rep, err := process.Refold(ctx, db, fl, f, t, tl)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
+	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,6 +28,8 @@ type processConfig struct {
 	breakerFailures uint
 	breakerOpen     time.Duration
 	shutdownWait    time.Duration
+	noWindows       bool
+	windows         windowFlags
 }
 
 func (c *processConfig) register(fs *flag.FlagSet) {
@@ -41,20 +44,32 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	fs.UintVar(&c.breakerFailures, "breaker-failures", 5, "consecutive PostgreSQL failures that open the circuit breaker (reading stops while it is open)")
 	fs.DurationVar(&c.breakerOpen, "breaker-open", 5*time.Second, "how long the breaker stays open before a half-open probe")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 30*time.Second, "on shutdown, how long the batch in flight may take to commit and be acknowledged")
+	fs.BoolVar(&c.noWindows, "no-windows", false, "store events only; do not fold window aggregates (benchmarks)")
+	c.windows.register(fs)
 }
 
-func (c *processConfig) options(log *slog.Logger) process.Options {
+func (c *processConfig) options(log *slog.Logger, folders []process.Folder) process.Options {
 	return process.Options{
 		Consumer: c.consumer, Workers: c.workers, BatchSize: c.batchSize, Block: c.block,
 		MaxDeliveries: c.maxDeliveries, ClaimIdle: c.claimIdle, Retention: c.retention, ConsumerIdle: c.consumerIdle,
 		BreakerFailures: uint32(c.breakerFailures), BreakerOpen: c.breakerOpen, ShutdownWait: c.shutdownWait,
-		Folders: folders(), Logger: log,
+		Folders: folders, Logger: log,
 	}
 }
 
-// folders are the folding steps run on newly stored events. Windows and
-// journeys add theirs here.
-func folders() []process.Folder { return nil }
+// folders are the folding steps run on newly stored events: window
+// aggregates (journeys add theirs here).
+func folders(w *windowFlags) ([]process.Folder, error) {
+	cfg, err := w.config()
+	if err != nil {
+		return nil, err
+	}
+	wf, err := windows.NewFolder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return []process.Folder{wf}, nil
+}
 
 // serveProcess runs the process role until ctx ends. started, if non-nil,
 // receives the processor once it runs (for status lines).
@@ -72,10 +87,25 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 	}
 	defer pool.Close()
 	keys := stream.NewKeys(cm.namespace, cm.partitions)
-	p, err := process.New(rdb, pool, keys, cfg.options(log))
+	var fs []process.Folder
+	if !cfg.noWindows {
+		if fs, err = folders(&cfg.windows); err != nil {
+			return err
+		}
+	}
+	p, err := process.New(rdb, pool, keys, cfg.options(log, fs))
 	if err != nil {
 		return err
 	}
+	closed := make(chan struct{})
+	if cfg.noWindows {
+		close(closed)
+	} else {
+		wcfg, _ := cfg.windows.config()
+		closer := &windows.Closer{DB: pool, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: wcfg, Log: log}
+		go func() { defer close(closed); closer.Run(ctx) }()
+	}
+	defer func() { <-closed }()
 	exported := make(chan struct{})
 	go func() {
 		defer close(exported)

@@ -1,0 +1,243 @@
+// Package query is hookstream's one read layer: what the CLI, the JSON API
+// and the Grafana plugin ask of the stored aggregates goes through here, so
+// they all answer the same. It reads; it never writes.
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/windows"
+)
+
+// Metric names what a series shows per window.
+type Metric string
+
+const (
+	Count        Metric = "count"              // events
+	Successes    Metric = "successes"          // events with a success outcome
+	Failures     Metric = "failures"           // events with a failure outcome
+	Terminal     Metric = "terminal"           // events that end a lifecycle
+	FailureRatio Metric = "failure_ratio"      // failures / terminal
+	LagMean      Metric = "lag_mean"           // mean delivery lag, ms
+	LagP50       Metric = "lag_p50"            // delivery lag quantiles, ms, within 1%
+	LagP90       Metric = "lag_p90"            //
+	LagP99       Metric = "lag_p99"            //
+	Distinct     Metric = "distinct_customers" // HyperLogLog estimate, ~0.8% standard error
+	Late         Metric = "late"               // events that arrived after the window closed
+)
+
+// Metrics lists every metric.
+var Metrics = []Metric{Count, Successes, Failures, Terminal, FailureRatio, LagMean, LagP50, LagP90, LagP99, Distinct, Late}
+
+// MetricsRequest asks for one metric over a time range.
+type MetricsRequest struct {
+	Window  time.Duration // window size: one of the configured sizes
+	Basis   windows.Basis // event (default) or received time
+	Metric  Metric
+	GroupBy string              // "" (one series) or a dimension: topic, family, resource_type
+	Filter  map[string][]string // dimension -> values to keep (one dimension)
+	From    time.Time           // first window is the one holding From
+	To      time.Time           // exclusive: windows starting before To
+}
+
+// Point is one window of one series.
+type Point struct {
+	Start    time.Time `json:"start"`
+	Group    string    `json:"group"`
+	Value    float64   `json:"value"`
+	Count    int64     `json:"count"`    // events behind the value (0: an empty window)
+	Closed   bool      `json:"closed"`   // final for detection (a late event can still revise it)
+	Revision int32     `json:"revision"` // raised by every change after the close
+}
+
+// MetricsResult is every window in the range for every group, empty ones as
+// zero, ordered by group then start.
+type MetricsResult struct {
+	Window time.Duration `json:"-"`
+	Basis  windows.Basis `json:"basis"`
+	Metric Metric        `json:"metric"`
+	Groups []string      `json:"groups"`
+	Points []Point       `json:"points"`
+}
+
+// Validate says what is wrong with a request.
+func (r *MetricsRequest) Validate(cfg *windows.Config) error {
+	if !slices.Contains(cfg.Sizes, r.Window) {
+		return fmt.Errorf("window %s is not kept; kept sizes: %s", r.Window, sizes(cfg.Sizes))
+	}
+	if r.Basis == "" {
+		r.Basis = windows.EventTime
+	}
+	if r.Basis != windows.EventTime && r.Basis != windows.ReceivedTime {
+		return fmt.Errorf("basis %q: use event or received", r.Basis)
+	}
+	if !slices.Contains(Metrics, r.Metric) {
+		names := make([]string, len(Metrics))
+		for i, m := range Metrics {
+			names[i] = string(m)
+		}
+		return fmt.Errorf("unknown metric %q; one of: %s", r.Metric, strings.Join(names, ", "))
+	}
+	if r.GroupBy == "none" || r.GroupBy == windows.DimAll {
+		r.GroupBy = ""
+	}
+	if r.GroupBy != "" && !slices.Contains(cfg.Dims, r.GroupBy) {
+		return fmt.Errorf("cannot group by %q; kept dimensions: %s", r.GroupBy, strings.Join(cfg.Dims, ", "))
+	}
+	if len(r.Filter) > 1 {
+		return fmt.Errorf("filter on one dimension at a time (aggregates are kept per dimension, not per combination)")
+	}
+	for dim := range r.Filter {
+		if !slices.Contains(cfg.Dims, dim) {
+			return fmt.Errorf("cannot filter on %q; kept dimensions: %s", dim, strings.Join(cfg.Dims, ", "))
+		}
+		if r.GroupBy != "" && r.GroupBy != dim {
+			return fmt.Errorf("a filter on %s can only be combined with --group-by %s or no grouping (aggregates are kept per dimension)", dim, dim)
+		}
+	}
+	if !r.From.Before(r.To) {
+		return fmt.Errorf("empty range: from %s is not before to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	}
+	if n := r.To.Sub(r.From) / r.Window; n > 100_000 {
+		return fmt.Errorf("the range holds %d windows of %s; ask for at most 100000 (a larger window, or a shorter range)", n, r.Window)
+	}
+	return nil
+}
+
+// QueryMetrics answers r from the window aggregates. Open windows are read
+// like closed ones: the processor commits them before it acknowledges the
+// entries, so they are current to the last committed batch.
+func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r MetricsRequest) (MetricsResult, error) {
+	cfg = cfg.WithDefaults()
+	if err := r.Validate(&cfg); err != nil {
+		return MetricsResult{}, err
+	}
+	res := MetricsResult{Window: r.Window, Basis: r.Basis, Metric: r.Metric}
+	dim, values := windows.DimAll, []string(nil)
+	if r.GroupBy != "" {
+		dim = r.GroupBy
+	}
+	for d, v := range r.Filter {
+		dim, values = d, v
+	}
+	first := windows.Start(r.From, r.Window)
+	rows, err := store.WindowRowsFor(ctx, db, string(r.Basis), int32(r.Window/time.Second), dim, values, first, r.To)
+	if err != nil {
+		return res, err
+	}
+	type cell struct {
+		agg      *windows.Agg
+		closed   bool
+		revision int32
+		late     int64
+	}
+	cells := map[string]map[time.Time]*cell{}
+	for i := range rows {
+		row := &rows[i]
+		group := ""
+		if r.GroupBy != "" {
+			group = row.Value
+		}
+		agg, err := windows.FromRow(row)
+		if err != nil {
+			return res, fmt.Errorf("window %s %s=%s: %w", row.Start.Format(time.RFC3339), row.Dim, row.Value, err)
+		}
+		byStart := cells[group]
+		if byStart == nil {
+			byStart = map[time.Time]*cell{}
+			cells[group] = byStart
+		}
+		c := byStart[row.Start]
+		if c == nil {
+			byStart[row.Start] = &cell{agg: agg, closed: row.ClosedAt != nil, revision: row.Revision, late: row.Late}
+			continue
+		}
+		// Several values merged into one series (a filter without grouping).
+		if err := c.agg.Merge(agg); err != nil {
+			return res, err
+		}
+		c.closed = c.closed && row.ClosedAt != nil
+		c.revision = max(c.revision, row.Revision)
+		c.late += row.Late
+	}
+	groups := make([]string, 0, len(cells))
+	for g := range cells {
+		groups = append(groups, g)
+	}
+	if r.GroupBy == "" && len(groups) == 0 {
+		groups = []string{""}
+	}
+	if r.GroupBy != "" && len(values) > 0 {
+		groups = values // every asked-for value, even one without events
+	}
+	sort.Strings(groups)
+	res.Groups = groups
+	closedUntil, err := store.ClosedUntil(ctx, db, string(r.Basis), int32(r.Window/time.Second))
+	if err != nil {
+		return res, err
+	}
+	for _, g := range groups {
+		for s := first; s.Before(r.To); s = s.Add(r.Window) {
+			p := Point{Start: s, Group: g, Closed: !s.Add(r.Window).After(closedUntil) && !closedUntil.IsZero()}
+			if c := cells[g][s]; c != nil {
+				p.Count, p.Revision = c.agg.Count, c.revision
+				p.Value = value(r.Metric, c.agg, c.late)
+			}
+			res.Points = append(res.Points, p)
+		}
+	}
+	return res, nil
+}
+
+func value(m Metric, a *windows.Agg, late int64) float64 {
+	q := func(x float64) float64 {
+		v, ok := a.LagQuantile(x)
+		if !ok {
+			return 0
+		}
+		return math.Round(v*1000) / 1000
+	}
+	switch m {
+	case Count:
+		return float64(a.Count)
+	case Successes:
+		return float64(a.Successes)
+	case Failures:
+		return float64(a.Failures)
+	case Terminal:
+		return float64(a.Terminal)
+	case FailureRatio:
+		return a.FailureRatio()
+	case LagMean:
+		if a.Count == 0 {
+			return 0
+		}
+		return a.LagSumMs / float64(a.Count)
+	case LagP50:
+		return q(0.5)
+	case LagP90:
+		return q(0.9)
+	case LagP99:
+		return q(0.99)
+	case Distinct:
+		return float64(a.Distinct())
+	case Late:
+		return float64(late)
+	}
+	return 0
+}
+
+func sizes(s []time.Duration) string {
+	out := make([]string, len(s))
+	for i, d := range s {
+		out[i] = d.String()
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,181 @@
+package windows
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// lateEvents counts events folded into windows already closed, per clock and
+// size: never silently dropped, but counted and visible.
+func lateEvents(b Basis, size time.Duration) *metrics.Counter {
+	return metrics.GetOrCreateCounter(fmt.Sprintf(`hookstream_windows_late_events_total{basis=%q,size=%q}`, b, size))
+}
+
+// Folder keeps the window aggregates in PostgreSQL: the processor calls Fold
+// inside each batch's transaction with the newly inserted events only.
+type Folder struct {
+	cfg Config
+	now func() time.Time
+}
+
+// NewFolder returns the windows folding step for cfg (defaults filled in).
+func NewFolder(cfg Config) (*Folder, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Folder{cfg: cfg, now: time.Now}, nil
+}
+
+// Config is the folder's configuration, defaults filled in.
+func (f *Folder) Config() Config { return f.cfg }
+
+// Name names the step in logs and errors.
+func (f *Folder) Name() string { return "windows" }
+
+// Fold merges evs into their windows. Rows are created if missing and
+// locked in key order (so concurrent folds cannot deadlock), merged in Go
+// (the sketches are not SQL types) and written back. A window that has
+// already closed still takes the event: its late counter and revision go up.
+// The close cursors are held FOR SHARE meanwhile, so no window closes under
+// a fold: an event is either in the window when it closes, or late.
+func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	cursors, err := store.ShareWindowCursors(ctx, tx)
+	if err != nil {
+		return err
+	}
+	closedUntil := map[cursorKey]time.Time{}
+	for _, c := range cursors {
+		closedUntil[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
+	}
+	if err := f.merge(ctx, tx, Aggregate(evs, &f.cfg), closedUntil); err != nil {
+		return err
+	}
+	return store.AdvanceWindowMarks(ctx, tx, marksOf(evs, f.now()))
+}
+
+type cursorKey struct {
+	basis Basis
+	size  time.Duration
+}
+
+// merge adds deltas into their rows.
+func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
+	keys := make([]Key, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, Key.Compare)
+	rows := make([]store.WindowRow, len(keys))
+	for i, k := range keys {
+		rows[i] = rowKey(k)
+	}
+	locked, err := store.LockWindowRows(ctx, tx, rows)
+	if err != nil {
+		return err
+	}
+	if len(locked) != len(keys) {
+		return fmt.Errorf("locked %d window rows, expected %d", len(locked), len(keys))
+	}
+	now := f.now().UTC()
+	for i, k := range keys {
+		row, d := &locked[i], deltas[k]
+		agg, err := FromRow(row)
+		if err != nil {
+			return fmt.Errorf("window %s: %w", k, err)
+		}
+		if err := agg.Merge(d); err != nil {
+			return fmt.Errorf("window %s: %w", k, err)
+		}
+		if err := agg.ToRow(row); err != nil {
+			return fmt.Errorf("window %s: %w", k, err)
+		}
+		if until, ok := closedUntil[cursorKey{k.Basis, k.Size}]; ok && !k.End().After(until) {
+			row.Late += d.Count
+			row.Revision++
+			if row.ClosedAt == nil {
+				row.ClosedAt = &now // a window that was empty when it closed
+			}
+			if k.Dim == DimAll {
+				lateEvents(k.Basis, k.Size).Add(int(d.Count))
+			}
+		}
+	}
+	return store.WriteWindowRows(ctx, tx, locked)
+}
+
+// rowKey is the row of k with only its key columns set.
+func rowKey(k Key) store.WindowRow {
+	return store.WindowRow{Basis: string(k.Basis), SizeS: int32(k.Size / time.Second), Start: k.Start, Dim: k.Dim, Value: k.Value}
+}
+
+// KeyOf is the key of a stored row.
+func KeyOf(r *store.WindowRow) Key {
+	return Key{Basis: Basis(r.Basis), Size: time.Duration(r.SizeS) * time.Second, Start: r.Start.UTC(), Dim: r.Dim, Value: r.Value}
+}
+
+// FromRow is a stored row's aggregate.
+func FromRow(r *store.WindowRow) (*Agg, error) {
+	a := NewAgg()
+	a.Count, a.Successes, a.Failures, a.Terminal, a.LagSumMs = r.Count, r.Successes, r.Failures, r.Terminal, r.LagSumMs
+	if err := a.DecodeSketches(r.Lag, r.Customers); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ToRow writes a's values into r.
+func (a *Agg) ToRow(r *store.WindowRow) error {
+	lag, cust, err := a.EncodeSketches()
+	if err != nil {
+		return err
+	}
+	r.Count, r.Successes, r.Failures, r.Terminal, r.LagSumMs = a.Count, a.Successes, a.Failures, a.Terminal, a.LagSumMs
+	r.Lag, r.Customers = lag, cust
+	return nil
+}
+
+// marksOf is each partition's largest event and received time in evs.
+func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
+	type pk struct {
+		b Basis
+		p int
+	}
+	best := map[pk]time.Time{}
+	for i := range evs {
+		e := &evs[i]
+		for _, b := range Bases {
+			t := e.Created
+			if b == ReceivedTime {
+				t = e.Received
+			}
+			k := pk{b, e.Partition}
+			if cur, ok := best[k]; !ok || t.After(cur) {
+				best[k] = t
+			}
+		}
+	}
+	out := make([]store.WindowMark, 0, len(best))
+	for k, t := range best {
+		out = append(out, store.WindowMark{Basis: string(k.b), Partition: int32(k.p), MaxTime: t, SeenAt: now})
+	}
+	slices.SortFunc(out, func(a, b store.WindowMark) int {
+		if a.Basis != b.Basis {
+			if a.Basis < b.Basis {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return out
+}

@@ -1,0 +1,132 @@
+package windows
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// Refold recomputes, from the events table, every window that holds an
+// event created in [from, to) ("hookstream replay"): on event time the
+// windows covering the range, on received time those covering when the
+// range's events were received. Each window is recomputed whole, from all
+// of its events, so the result equals folding them afresh and running it
+// twice changes nothing. topics narrows which events pick the windows but
+// every window is recomputed for all its events (a window's "all" and
+// family rows depend on every topic). Closed windows stay closed, keep
+// their late counts and have their revision raised.
+func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
+	span := f.alignment()
+	for _, b := range Bases {
+		lo, hi := from, to
+		if b == ReceivedTime || len(topics) > 0 {
+			col := "created"
+			if b == ReceivedTime {
+				col = "received_at"
+			}
+			var min, max *time.Time
+			if err := tx.QueryRow(ctx, `SELECT min(`+col+`), max(`+col+`) FROM events WHERE created >= $1 AND created < $2
+				AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&min, &max); err != nil {
+				return err
+			}
+			if min == nil {
+				continue
+			}
+			lo, hi = *min, max.Add(time.Nanosecond)
+		}
+		lo, hi = Start(lo, span), Start(hi.Add(-time.Nanosecond), span).Add(span)
+		if err := f.recompute(ctx, tx, b, lo, hi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alignment is a span every window size divides: the largest size when
+// all the others divide it, else a day.
+func (f *Folder) alignment() time.Duration {
+	largest := slices.Max(f.cfg.Sizes)
+	for _, s := range f.cfg.Sizes {
+		if largest%s != 0 {
+			return 24 * time.Hour
+		}
+	}
+	return largest
+}
+
+// recompute rebuilds every window of basis b starting in [lo, hi), a range
+// aligned to every size.
+func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time) error {
+	fresh := map[Key]*Agg{}
+	col := "created"
+	if b == ReceivedTime {
+		col = "received_at"
+	}
+	err := store.EachEvent(ctx, tx, col, lo, hi, func(ev *store.Event) error {
+		Assign(ev, &f.cfg, func(k Key) {
+			if k.Basis != b {
+				return
+			}
+			a := fresh[k]
+			if a == nil {
+				a = NewAgg()
+				fresh[k] = a
+			}
+			a.Add(ev)
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	old, err := store.WindowRowsIn(ctx, tx, string(b), lo, hi, true)
+	if err != nil {
+		return err
+	}
+	type carried struct {
+		late     int64
+		revision int32
+		closed   *time.Time
+	}
+	keep := map[Key]carried{}
+	var gone []store.WindowRow
+	for i := range old {
+		k := KeyOf(&old[i])
+		keep[k] = carried{old[i].Late, old[i].Revision, old[i].ClosedAt}
+		if _, ok := fresh[k]; !ok {
+			gone = append(gone, old[i])
+		}
+	}
+	if err := store.DeleteWindowRows(ctx, tx, gone); err != nil {
+		return err
+	}
+	keys := make([]Key, 0, len(fresh))
+	for k := range fresh {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, Key.Compare)
+	rows := make([]store.WindowRow, len(keys))
+	for i, k := range keys {
+		rows[i] = rowKey(k)
+	}
+	locked, err := store.LockWindowRows(ctx, tx, rows)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		row := &locked[i]
+		if err := fresh[k].ToRow(row); err != nil {
+			return err
+		}
+		if c, ok := keep[k]; ok {
+			row.Late, row.Revision, row.ClosedAt = c.late, c.revision, c.closed
+			if c.closed != nil {
+				row.Revision++
+			}
+		}
+	}
+	return store.WriteWindowRows(ctx, tx, locked)
+}
