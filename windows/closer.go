@@ -153,10 +153,10 @@ func (c *Closer) closeSize(ctx context.Context, tx pgx.Tx, b Basis, size time.Du
 		if err != nil {
 			return nil, err
 		}
-		from = until
-		if ok && first.Before(until) {
-			from = first
+		if !ok || !first.Before(until) {
+			return nil, nil // nothing to close yet; the cursor waits for the first window
 		}
+		from = first
 	}
 	withEmpty := until.Sub(from)/size <= maxEmptyCloses
 	return store.CloseWindows(ctx, tx, string(b), sizeS, from, until, wm, withEmpty && !from.Equal(until))

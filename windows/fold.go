@@ -179,3 +179,10 @@ func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
 	})
 	return out
 }
+
+// WithClock makes the folder record partition activity on now instead of
+// the wall clock (tests drive watermarks with it).
+func (f *Folder) WithClock(now func() time.Time) *Folder {
+	f.now = now
+	return f
+}
