@@ -28,9 +28,9 @@ import (
 func benchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "bench",
-		ShortUsage:  "hookstream bench ingest|process|memory [flags]",
+		ShortUsage:  "hookstream bench ingest|process|windows|memory [flags]",
 		ShortHelp:   "measure hookstream: ingest against reference receivers in one run, Redis memory per event",
-		Subcommands: []*ffcli.Command{benchIngestCommand(), benchProcessCommand(), benchMemoryCommand(), benchReceiversCommand()},
+		Subcommands: []*ffcli.Command{benchIngestCommand(), benchProcessCommand(), benchWindowsCommand(), benchMemoryCommand(), benchReceiversCommand()},
 		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
+	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -32,6 +33,7 @@ type benchProcessConfig struct {
 	workers     int
 	cpuProfile  string
 	keep        bool
+	noWindows   bool
 }
 
 func benchProcessCommand() *ffcli.Command {
@@ -44,6 +46,7 @@ func benchProcessCommand() *ffcli.Command {
 	fs.IntVar(&c.workers, "workers", 2, "hookstream processor: workers")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the hookstream drain to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
+	fs.BoolVar(&c.noWindows, "no-windows", false, "skip the drain with window folding")
 	return &ffcli.Command{
 		Name:       "process",
 		ShortUsage: "hookstream bench process [flags]",
@@ -53,7 +56,9 @@ simulated events, then, in the same run, measures:
 
   hookstream  the process role draining the whole backlog (batched
               XREADGROUP, one transaction per batch, INSERT ... SELECT FROM
-              unnest ... ON CONFLICT DO NOTHING, pipelined XACK)
+              unnest ... ON CONFLICT DO NOTHING, pipelined XACK), events only
+  windows     the same, folding the window aggregates too (all sizes and
+              dimensions, both clocks)
   naive       one INSERT and one XACK per event (--naive-events of them)
   copy        PostgreSQL COPY of the same rows, already parsed and in
               memory, into the same table over --workers connections at
@@ -148,12 +153,38 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	}
 	var phases []phase
 
-	// hookstream
-	hsPool, err := schema("hookstream")
-	if err != nil {
-		return err
+	drain := func(name, group string, folders []process.Folder) (phase, error) {
+		pool, err := schema(name)
+		if err != nil {
+			return phase{}, err
+		}
+		defer pool.Close()
+		return measure(name, func() (int64, error) {
+			proc, err := process.New(rdb, pool, keys, process.Options{
+				Group: group, Workers: c.workers, BatchSize: c.batchSize, Block: 100 * time.Millisecond,
+				ConsumerIdle: 24 * time.Hour, Retention: 365 * 24 * time.Hour, Folders: folders,
+			})
+			if err != nil {
+				return 0, err
+			}
+			pctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- proc.Run(pctx) }()
+			defer func() { cancel(); <-done }()
+			for proc.Stats().Acked < int64(c.events) {
+				select {
+				case <-ctx.Done():
+					return proc.Stats().Stored, ctx.Err()
+				case err := <-done:
+					return proc.Stats().Stored, fmt.Errorf("processor stopped: %v", err)
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			return proc.Stats().Stored, nil
+		})
 	}
-	defer hsPool.Close()
+
+	// hookstream, events only
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
@@ -164,29 +195,7 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 			return err
 		}
 	}
-	ph, err := measure("hookstream", func() (int64, error) {
-		proc, err := process.New(rdb, hsPool, keys, process.Options{
-			Group: "bench-hookstream", Workers: c.workers, BatchSize: c.batchSize, Block: 100 * time.Millisecond,
-			ConsumerIdle: 24 * time.Hour, Retention: 365 * 24 * time.Hour,
-		})
-		if err != nil {
-			return 0, err
-		}
-		pctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(pctx) }()
-		defer func() { cancel(); <-done }()
-		for proc.Stats().Acked < int64(c.events) {
-			select {
-			case <-ctx.Done():
-				return proc.Stats().Stored, ctx.Err()
-			case err := <-done:
-				return proc.Stats().Stored, fmt.Errorf("processor stopped: %v", err)
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-		return proc.Stats().Stored, nil
-	})
+	ph, err := drain("hookstream", "bench-hookstream", nil)
 	if c.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -194,6 +203,19 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		return err
 	}
 	phases = append(phases, ph)
+
+	// hookstream with window folding
+	if !c.noWindows {
+		folder, err := windows.NewFolder(windows.Config{})
+		if err != nil {
+			return err
+		}
+		ph, err := drain("windows", "bench-windows", []process.Folder{folder})
+		if err != nil {
+			return err
+		}
+		phases = append(phases, ph)
+	}
 
 	// naive
 	naivePool, err := schema("naive")
@@ -236,8 +258,15 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 			float64((p.self+p.pg+p.redis).Microseconds())/float64(max(p.events, 1)))
 	}
 	tw.Flush()
+	byName := map[string]phase{}
+	for _, p := range phases {
+		byName[p.name] = p
+	}
 	fmt.Printf("\nhookstream / naive = %.2fx (aim >= 5x); hookstream / copy = %.2fx (aim >= 0.4x)\n",
-		hs.rate()/phases[1].rate(), hs.rate()/phases[2].rate())
+		hs.rate()/byName["naive"].rate(), hs.rate()/byName["copy"].rate())
+	if w, ok := byName["windows"]; ok {
+		fmt.Printf("with windows folding: %.2fx the events-only drain rate (aim >= 0.8x)\n", w.rate()/hs.rate())
+	}
 	return nil
 }
 
@@ -282,25 +311,22 @@ func nullable(s string) any {
 	return s
 }
 
-// prefill appends n unique simulated events to the partition streams,
-// pipelined, as the receiver would store them (fields id and body).
+// prefill appends n unique simulated events to the partition streams in
+// the order Dwolla would send them (by created time, lifecycles
+// interleaved), pipelined, as the receiver stores them (fields id and
+// body): a backlog as it builds up while processing is paused or behind.
 func prefill(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, n int) error {
-	gen := sim.NewGenerator(sim.Config{Customers: n/10 + 1, Seed: 42, Start: time.Now().Add(-24 * time.Hour), Span: 20 * time.Hour})
+	src := sim.NewOrdered(sim.Config{Customers: n/10 + 1, Seed: 42, Start: time.Now().Add(-24 * time.Hour), Span: 20 * time.Hour})
 	pipe := rdb.Pipeline()
-	added := 0
-	for added < n {
-		for _, ev := range gen.Next() {
-			if added == n {
-				break
-			}
-			parsed, err := dwolla.ParseEvent(ev.Body)
-			if err != nil {
-				return err
-			}
-			en := stream.NewEntry(keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(en.Partition), Values: en.Fields})
-			added++
+	for added := 0; added < n; {
+		ev := src.Next()
+		parsed, err := dwolla.ParseEvent(ev.Body)
+		if err != nil {
+			return err
 		}
+		en := stream.NewEntry(keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(en.Partition), Values: en.Fields})
+		added++
 		if pipe.Len() >= 2000 || added == n {
 			if _, err := pipe.Exec(ctx); err != nil {
 				return fmt.Errorf("pre-fill: %w", err)

@@ -351,3 +351,104 @@ func TestDeadLetterReplayOfARepairedEvent(t *testing.T) {
 	}
 	srv.stop(t)
 }
+
+// TestQueryMetricsAgreesWithSQLOverEvents: a simulated hour through the
+// binary, then `query metrics` per 1m window and topic, per 15m window in
+// total, and distinct customers per hour, against SQL over the events table.
+func TestQueryMetricsAgreesWithSQLOverEvents(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t)
+	srv := p.serve("--roles", "all", "--read-block", "200ms")
+	start := time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC)
+	p.run("sim", "--url", srv.base+"/webhooks/dwolla", "--webhook-secrets", "pipeline-secret",
+		"--customers", "300", "--seed", "8", "--start", start.Format(time.RFC3339), "--span", "50m", "--step-delay", "1m",
+		"--duplicates", "0.2", "--reorder", "0.2", "--rate", "0", "--verify", "events", "--verify-timeout", "60s")
+	ctx := context.Background()
+	from, to := start.Add(-time.Hour), start.Add(3*time.Hour)
+	type series struct {
+		Points []struct {
+			Start time.Time `json:"start"`
+			Group string    `json:"group"`
+			Value float64   `json:"value"`
+			Count int64     `json:"count"`
+		} `json:"points"`
+	}
+	queryJSON := func(args ...string) series {
+		t.Helper()
+		var s series
+		out := p.run(append([]string{"query", "metrics", "-o", "json", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}, args...)...)
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return s
+	}
+	// Every event is folded by the time sim --verify events saw it stored
+	// (same transaction). Count per 1m window and topic.
+	got := queryJSON("--window", "1m", "--metric", "count", "--group-by", "topic")
+	want := map[string]int64{}
+	rows, err := p.db.Query(ctx, `SELECT date_bin('1 minute', created, 'epoch'), topic, count(*) FROM events GROUP BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w time.Time
+		var topic string
+		var n int64
+		rows.Scan(&w, &topic, &n)
+		want[w.UTC().Format(time.RFC3339)+" "+topic] = n
+	}
+	rows.Close()
+	var total int64
+	windowsSeen := map[string]bool{}
+	for _, pt := range got.Points {
+		key := pt.Start.UTC().Format(time.RFC3339) + " " + pt.Group
+		windowsSeen[pt.Start.UTC().Format(time.RFC3339)] = true
+		if int64(pt.Value) != want[key] {
+			t.Errorf("1m window %s: query says %v, SQL says %d", key, pt.Value, want[key])
+		}
+		total += int64(pt.Value)
+		delete(want, key)
+	}
+	if len(want) != 0 {
+		t.Errorf("SQL has windows the query did not return: %v", want)
+	}
+	if n := p.stored(); total != n || total == 0 {
+		t.Fatalf("query total %d, events table %d", total, n)
+	}
+	if len(windowsSeen) != int(to.Sub(from)/time.Minute) {
+		t.Fatalf("query returned %d windows, want every one of the %d in range (empty ones as zero)", len(windowsSeen), int(to.Sub(from)/time.Minute))
+	}
+	// 15m totals and hourly distinct customers.
+	for _, c := range []struct {
+		args []string
+		sql  string
+	}{
+		{[]string{"--window", "15m", "--metric", "count"}, `SELECT date_bin('15 minutes', created, 'epoch'), count(*) FROM events GROUP BY 1`},
+		{[]string{"--window", "1h", "--metric", "distinct_customers"}, `SELECT date_bin('1 hour', created, 'epoch'), count(DISTINCT customer_id) FROM events GROUP BY 1`},
+		{[]string{"--window", "1h", "--metric", "failures"}, `SELECT date_bin('1 hour', created, 'epoch'), count(*) FILTER (WHERE outcome = 'failure') FROM events GROUP BY 1`},
+	} {
+		exp := map[string]float64{}
+		rows, err := p.db.Query(ctx, c.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var w time.Time
+			var n float64
+			rows.Scan(&w, &n)
+			exp[w.UTC().Format(time.RFC3339)] = n
+		}
+		rows.Close()
+		for _, pt := range queryJSON(c.args...).Points {
+			w := exp[pt.Start.UTC().Format(time.RFC3339)]
+			tol := 0.0
+			if c.args[3] == "distinct_customers" {
+				tol = 0.02 * w // HyperLogLog: within 2%
+			}
+			if d := pt.Value - w; d > tol || -d > tol {
+				t.Errorf("%v window %s: query %v, SQL %v", c.args, pt.Start.UTC().Format(time.RFC3339), pt.Value, w)
+			}
+		}
+	}
+	srv.stop(t)
+}
