@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build dev test vet fmt bench bench-process bench-memory fuzz services-up services-down services-status clean
+.PHONY: help build dev test vet fmt bench bench-process bench-windows bench-memory fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -42,6 +42,9 @@ bench: build ## benchmark ingest against the naive receivers (see docs/benchmark
 
 bench-process: build ## drain a 1M-event backlog: hookstream vs naive processor vs COPY (see docs/benchmarks.md)
 	$(WITH_SERVICES) $(BIN) bench process $(BENCH_ARGS)
+
+bench-windows: build ## latency from a webhook's ACK to its count in the 1m window (see docs/benchmarks.md)
+	$(WITH_SERVICES) $(BIN) bench windows $(BENCH_ARGS)
 
 bench-memory: build ## Redis memory per event (dedup keys, stream entries) on a private Redis
 	$(WITH_SERVICES) $(BIN) bench memory

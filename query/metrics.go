@@ -128,7 +128,36 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		dim, values = d, v
 	}
 	first := windows.Start(r.From, r.Window)
-	rows, err := store.WindowRowsFor(ctx, db, string(r.Basis), int32(r.Window/time.Second), dim, values, first, r.To)
+	sizeS := int32(r.Window / time.Second)
+	closedUntil, err := store.ClosedUntil(ctx, db, string(r.Basis), sizeS)
+	if err != nil {
+		return res, err
+	}
+	// Closed windows of a larger size were rolled up when they closed; open
+	// ones are rolled up here from the base windows they hold.
+	var rows []store.WindowRow
+	if r.Window == cfg.Base() {
+		rows, err = store.WindowRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To)
+	} else {
+		split := first
+		if closedUntil.After(split) {
+			split = closedUntil
+		}
+		if split.After(r.To) {
+			split = r.To
+		}
+		rows, err = store.WindowRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split)
+		if err == nil && split.Before(r.To) {
+			var open []store.WindowRow
+			open, err = store.WindowRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, r.To)
+			for i := range open {
+				open[i].Start = windows.Start(open[i].Start, r.Window)
+				open[i].SizeS = sizeS
+				open[i].Late, open[i].Revision = 0, 0 // the larger window is not closed, so nothing in it is late
+			}
+			rows = append(rows, open...)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -159,7 +188,8 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 			byStart[row.Start] = &cell{agg: agg, closed: row.ClosedAt != nil, revision: row.Revision, late: row.Late}
 			continue
 		}
-		// Several values merged into one series (a filter without grouping).
+		// Several rows in one point: values merged into one series (a
+		// filter without grouping), or base windows rolled up.
 		if err := c.agg.Merge(agg); err != nil {
 			return res, err
 		}
@@ -179,10 +209,6 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 	}
 	sort.Strings(groups)
 	res.Groups = groups
-	closedUntil, err := store.ClosedUntil(ctx, db, string(r.Basis), int32(r.Window/time.Second))
-	if err != nil {
-		return res, err
-	}
 	for _, g := range groups {
 		for s := first; s.Before(r.To); s = s.Add(r.Window) {
 			p := Point{Start: s, Group: g, Closed: !s.Add(r.Window).After(closedUntil) && !closedUntil.IsZero()}

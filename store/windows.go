@@ -194,11 +194,10 @@ func LockWindowCursor(ctx context.Context, tx pgx.Tx, basis string, sizeS int32)
 	return until.t, nil
 }
 
-// FirstWindowStart is the earliest start of a window of (basis, sizeS) at or
-// after from that is not closed yet.
+// FirstWindowStart is the earliest start of a window of (basis, sizeS).
 func FirstWindowStart(ctx context.Context, tx pgx.Tx, basis string, sizeS int32) (time.Time, bool, error) {
 	var t *time.Time
-	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all' AND closed_at IS NULL`,
+	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all'`,
 		basis, sizeS).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("find the first open window: %w", err)
@@ -302,16 +301,16 @@ FROM events WHERE `+column+` >= $1 AND `+column+` < $2`, from, to)
 	return rows.Err()
 }
 
-// WindowRowsIn returns the rows of basis with start in [from, to), locked
-// FOR UPDATE when tx is a transaction that will rewrite them.
-func WindowRowsIn(ctx context.Context, q Querier, basis string, from, to time.Time, forUpdate bool) ([]WindowRow, error) {
+// WindowRowsIn returns the rows of basis and size (0: every size) with
+// start in [from, to), locked FOR UPDATE when the caller will rewrite them.
+func WindowRowsIn(ctx context.Context, q Querier, basis string, sizeS int32, from, to time.Time, forUpdate bool) ([]WindowRow, error) {
 	lock := ""
 	if forUpdate {
 		lock = " ORDER BY basis, size_s, dim, value, start FOR UPDATE"
 	}
 	rows, err := q.Query(ctx, `
 SELECT basis, size_s, start, dim, value, count, successes, failures, terminal, lag_sum_ms, lag, customers, late, revision, closed_at
-FROM window_aggs WHERE basis = $1 AND start >= $2 AND start < $3`+lock, basis, from, to)
+FROM window_aggs WHERE basis = $1 AND ($2 = 0 OR size_s = $2) AND start >= $3 AND start < $4`+lock, basis, sizeS, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read window rows: %w", err)
 	}

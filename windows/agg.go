@@ -2,6 +2,7 @@ package windows
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
@@ -137,14 +138,21 @@ func (a *Agg) DecodeSketches(lag, customers []byte) error {
 }
 
 // Assign calls fn with every key ev belongs to under cfg: for each clock,
-// each size and each dimension (DimAll included).
-func Assign(ev *store.Event, cfg *Config, fn func(Key)) {
+// each size and each dimension (DimAll included). This is the definition
+// of the aggregates; the processor folds only the base size (AssignBase)
+// and rolls the larger sizes up from it.
+func Assign(ev *store.Event, cfg *Config, fn func(Key)) { assign(ev, cfg, cfg.Sizes, fn) }
+
+// AssignBase is Assign for the base (smallest) size only.
+func AssignBase(ev *store.Event, cfg *Config, fn func(Key)) { assign(ev, cfg, cfg.Sizes[:1], fn) }
+
+func assign(ev *store.Event, cfg *Config, sizes []time.Duration, fn func(Key)) {
 	for _, b := range Bases {
 		t := ev.Created
 		if b == ReceivedTime {
 			t = ev.Received
 		}
-		for _, size := range cfg.Sizes {
+		for _, size := range sizes {
 			start := Start(t, size)
 			fn(Key{Basis: b, Size: size, Start: start, Dim: DimAll})
 			for _, d := range cfg.Dims {
@@ -154,13 +162,18 @@ func Assign(ev *store.Event, cfg *Config, fn func(Key)) {
 	}
 }
 
-// Aggregate folds evs into a map of aggregates by key (a batch's deltas, or
-// a brute-force recomputation).
-func Aggregate(evs []store.Event, cfg *Config) map[Key]*Agg {
+// Aggregate folds evs into aggregates for every key of every size (a
+// recomputation from scratch).
+func Aggregate(evs []store.Event, cfg *Config) map[Key]*Agg { return aggregate(evs, cfg, Assign) }
+
+// AggregateBase folds evs into base-size aggregates (a batch's deltas).
+func AggregateBase(evs []store.Event, cfg *Config) map[Key]*Agg { return aggregate(evs, cfg, AssignBase) }
+
+func aggregate(evs []store.Event, cfg *Config, assign func(*store.Event, *Config, func(Key))) map[Key]*Agg {
 	out := map[Key]*Agg{}
 	for i := range evs {
 		ev := &evs[i]
-		Assign(ev, cfg, func(k Key) {
+		assign(ev, cfg, func(k Key) {
 			a := out[k]
 			if a == nil {
 				a = NewAgg()
@@ -170,6 +183,24 @@ func Aggregate(evs []store.Event, cfg *Config) map[Key]*Agg {
 		})
 	}
 	return out
+}
+
+// RollUp merges aggregates of smaller windows into the windows of size
+// that hold them.
+func RollUp(in map[Key]*Agg, size time.Duration) (map[Key]*Agg, error) {
+	out := map[Key]*Agg{}
+	for k, a := range in {
+		k.Start, k.Size = Start(k.Start, size), size
+		o := out[k]
+		if o == nil {
+			o = NewAgg()
+			out[k] = o
+		}
+		if err := o.Merge(a); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Diff says how two aggregates differ ("" when they agree): counters

@@ -147,16 +147,25 @@ func (c *Closer) closeSize(ctx context.Context, tx pgx.Tx, b Basis, size time.Du
 	if !until.After(from) {
 		return nil, nil
 	}
+	base := cfg.Base()
 	if from.IsZero() {
 		// First close: start at the first window with events.
-		first, ok, err := store.FirstWindowStart(ctx, tx, string(b), sizeS)
+		first, ok, err := store.FirstWindowStart(ctx, tx, string(b), int32(base/time.Second))
 		if err != nil {
 			return nil, err
 		}
+		first = Start(first, size)
 		if !ok || !first.Before(until) {
 			return nil, nil // nothing to close yet; the cursor waits for the first window
 		}
 		from = first
+	}
+	if size != base {
+		// Larger windows are rolled up from the base windows they hold, all
+		// closed by now (their lateness is at least the base's).
+		if err := rollUp(ctx, tx, b, base, size, from, until, false); err != nil {
+			return nil, err
+		}
 	}
 	withEmpty := until.Sub(from)/size <= maxEmptyCloses
 	return store.CloseWindows(ctx, tx, string(b), sizeS, from, until, wm, withEmpty && !from.Equal(until))

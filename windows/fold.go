@@ -57,10 +57,48 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	for _, c := range cursors {
 		closedUntil[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
 	}
-	if err := f.merge(ctx, tx, Aggregate(evs, &f.cfg), closedUntil); err != nil {
+	deltas := AggregateBase(evs, &f.cfg)
+	if err := f.addLateRollUps(deltas, closedUntil); err != nil {
+		return err
+	}
+	if err := f.merge(ctx, tx, deltas, closedUntil); err != nil {
 		return err
 	}
 	return store.AdvanceWindowMarks(ctx, tx, marksOf(evs, f.now()))
+}
+
+// addLateRollUps adds to deltas, for every base window that has closed,
+// the larger windows holding it that have closed too: those were rolled up
+// already, so a late event must reach them directly. (Larger windows still
+// open are read from the base windows and rolled up when they close.)
+func (f *Folder) addLateRollUps(deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
+	base := f.cfg.Base()
+	late := map[Key]*Agg{}
+	for k, d := range deltas {
+		until, ok := closedUntil[cursorKey{k.Basis, base}]
+		if !ok || k.End().After(until) {
+			continue
+		}
+		for _, size := range f.cfg.Sizes[1:] {
+			lk := k
+			lk.Size, lk.Start = size, Start(k.Start, size)
+			if u, ok := closedUntil[cursorKey{k.Basis, size}]; !ok || lk.End().After(u) {
+				continue
+			}
+			a := late[lk]
+			if a == nil {
+				a = NewAgg()
+				late[lk] = a
+			}
+			if err := a.Merge(d); err != nil {
+				return err
+			}
+		}
+	}
+	for k, a := range late {
+		deltas[k] = a
+	}
+	return nil
 }
 
 type cursorKey struct {

@@ -118,7 +118,7 @@ func (e *env) folded(t *testing.T) (map[windows.Key]*windows.Agg, map[windows.Ke
 	t.Helper()
 	aggs, rows := map[windows.Key]*windows.Agg{}, map[windows.Key]store.WindowRow{}
 	for _, b := range windows.Bases {
-		rs, err := store.WindowRowsIn(context.Background(), e.db, string(b), time.Unix(0, 0), time.Now().Add(24*time.Hour), false)
+		rs, err := store.WindowRowsIn(context.Background(), e.db, string(b), 0, time.Unix(0, 0), time.Now().Add(24*time.Hour), false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,12 +12,13 @@ import (
 // Refold recomputes, from the events table, every window that holds an
 // event created in [from, to) ("hookstream replay"): on event time the
 // windows covering the range, on received time those covering when the
-// range's events were received. Each window is recomputed whole, from all
-// of its events, so the result equals folding them afresh and running it
-// twice changes nothing. topics narrows which events pick the windows but
-// every window is recomputed for all its events (a window's "all" and
-// family rows depend on every topic). Closed windows stay closed, keep
-// their late counts and have their revision raised.
+// range's events were received. Each base window is recomputed whole, from
+// all of its events, and the larger windows that have closed are rolled up
+// again from them, so the result equals folding the events afresh and
+// running it twice changes nothing. topics narrows which events pick the
+// windows, but every window is recomputed for all its events (a window's
+// "all" and family rows depend on every topic). Closed windows stay closed,
+// keep their late counts and have their revision raised.
 func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
 	span := f.alignment()
 	for _, b := range Bases {
@@ -27,15 +28,15 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 			if b == ReceivedTime {
 				col = "received_at"
 			}
-			var min, max *time.Time
+			var first, last *time.Time
 			if err := tx.QueryRow(ctx, `SELECT min(`+col+`), max(`+col+`) FROM events WHERE created >= $1 AND created < $2
-				AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&min, &max); err != nil {
+				AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&first, &last); err != nil {
 				return err
 			}
-			if min == nil {
+			if first == nil {
 				continue
 			}
-			lo, hi = *min, max.Add(time.Nanosecond)
+			lo, hi = *first, last.Add(time.Nanosecond)
 		}
 		lo, hi = Start(lo, span), Start(hi.Add(-time.Nanosecond), span).Add(span)
 		if err := f.recompute(ctx, tx, b, lo, hi); err != nil {
@@ -57,8 +58,9 @@ func (f *Folder) alignment() time.Duration {
 	return largest
 }
 
-// recompute rebuilds every window of basis b starting in [lo, hi), a range
-// aligned to every size.
+// recompute rebuilds the base windows of basis b starting in [lo, hi) (a
+// range aligned to every size) from the events, then rolls up again the
+// larger windows of the range that have closed.
 func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time) error {
 	fresh := map[Key]*Agg{}
 	col := "created"
@@ -66,7 +68,7 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 		col = "received_at"
 	}
 	err := store.EachEvent(ctx, tx, col, lo, hi, func(ev *store.Event) error {
-		Assign(ev, &f.cfg, func(k Key) {
+		AssignBase(ev, &f.cfg, func(k Key) {
 			if k.Basis != b {
 				return
 			}
@@ -82,7 +84,54 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 	if err != nil {
 		return err
 	}
-	old, err := store.WindowRowsIn(ctx, tx, string(b), lo, hi, true)
+	if err := replaceRows(ctx, tx, b, f.cfg.Base(), lo, hi, fresh, true); err != nil {
+		return err
+	}
+	for _, size := range f.cfg.Sizes[1:] {
+		until, err := store.ClosedUntil(ctx, tx, string(b), int32(size/time.Second))
+		if err != nil {
+			return err
+		}
+		if until.After(hi) {
+			until = hi
+		}
+		if until.After(lo) {
+			if err := rollUp(ctx, tx, b, f.cfg.Base(), size, lo, until, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rollUp (re)writes the windows of size starting in [from, until) from the
+// base windows they hold.
+func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, bump bool) error {
+	rows, err := store.WindowRowsIn(ctx, tx, string(b), int32(base/time.Second), from, until, false)
+	if err != nil {
+		return err
+	}
+	small := make(map[Key]*Agg, len(rows))
+	for i := range rows {
+		a, err := FromRow(&rows[i])
+		if err != nil {
+			return err
+		}
+		small[KeyOf(&rows[i])] = a
+	}
+	big, err := RollUp(small, size)
+	if err != nil {
+		return err
+	}
+	return replaceRows(ctx, tx, b, size, from, until, big, bump)
+}
+
+// replaceRows makes the rows of basis b and size starting in [lo, hi) hold
+// exactly fresh: rows not in fresh are deleted, the others overwritten.
+// Late counts and close times carry over; with bump, a closed row's
+// revision goes up (its published value changed).
+func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, bump bool) error {
+	old, err := store.WindowRowsIn(ctx, tx, string(b), int32(size/time.Second), lo, hi, true)
 	if err != nil {
 		return err
 	}
@@ -123,7 +172,7 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 		}
 		if c, ok := keep[k]; ok {
 			row.Late, row.Revision, row.ClosedAt = c.late, c.revision, c.closed
-			if c.closed != nil {
+			if bump && c.closed != nil {
 				row.Revision++
 			}
 		}

@@ -140,6 +140,9 @@ func (c Config) WithDefaults() Config {
 	if len(c.Sizes) == 0 {
 		c.Sizes = DefaultSizes
 	}
+	c.Sizes = slices.Clone(c.Sizes)
+	slices.Sort(c.Sizes)
+	c.Sizes = slices.Compact(c.Sizes)
 	if c.Dims == nil {
 		c.Dims = KnownDims
 	}
@@ -170,6 +173,15 @@ func (c Config) Validate() error {
 		if s < time.Second || (24*time.Hour)%s != 0 {
 			return fmt.Errorf("window size %s must be at least 1s and divide a day evenly, so windows stay aligned", s)
 		}
+		if s%c.Sizes[0] != 0 {
+			return fmt.Errorf("window size %s must be a multiple of the smallest, %s: larger windows are rolled up from it", s, c.Sizes[0])
+		}
+	}
+	for _, s := range c.Sizes[1:] {
+		if c.LatenessOf(s) < c.LatenessOf(c.Sizes[0]) {
+			return fmt.Errorf("the lateness of %s windows (%s) must be at least that of %s windows (%s): they are rolled up from them once those have closed",
+				s, c.LatenessOf(s), c.Sizes[0], c.LatenessOf(c.Sizes[0]))
+		}
 	}
 	for _, d := range c.Dims {
 		if !slices.Contains(KnownDims, d) {
@@ -178,6 +190,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// Base is the smallest window size: the one the processor folds; larger
+// sizes are rolled up from it when they close (and read from it while open).
+func (c Config) Base() time.Duration { return c.Sizes[0] }
 
 // LatenessOf is the allowed lateness of windows of size.
 func (c Config) LatenessOf(size time.Duration) time.Duration {

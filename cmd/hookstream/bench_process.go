@@ -34,6 +34,7 @@ type benchProcessConfig struct {
 	cpuProfile  string
 	keep        bool
 	noWindows   bool
+	span        time.Duration
 }
 
 func benchProcessCommand() *ffcli.Command {
@@ -47,6 +48,7 @@ func benchProcessCommand() *ffcli.Command {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the hookstream drain to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
 	fs.BoolVar(&c.noWindows, "no-windows", false, "skip the drain with window folding")
+	fs.DurationVar(&c.span, "span", time.Hour, "event time the backlog's lifecycles start over (1h: a backlog of an hour's traffic); windows cost more the sparser the events")
 	return &ffcli.Command{
 		Name:       "process",
 		ShortUsage: "hookstream bench process [flags]",
@@ -130,9 +132,9 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		}
 	}()
 
-	fmt.Printf("pre-filling %d events into %d partition streams (namespace %s)...\n", c.events, keys.Partitions, ns)
+	fmt.Printf("pre-filling %d events, lifecycles starting over %s of event time, into %d partition streams (namespace %s)...\n", c.events, c.span, keys.Partitions, ns)
 	t0 := time.Now()
-	if err := prefill(ctx, rdb, keys, c.events); err != nil {
+	if err := prefill(ctx, rdb, keys, c.events, c.span); err != nil {
 		return err
 	}
 	fmt.Printf("pre-filled in %s\n", time.Since(t0).Round(time.Millisecond))
@@ -315,8 +317,8 @@ func nullable(s string) any {
 // the order Dwolla would send them (by created time, lifecycles
 // interleaved), pipelined, as the receiver stores them (fields id and
 // body): a backlog as it builds up while processing is paused or behind.
-func prefill(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, n int) error {
-	src := sim.NewOrdered(sim.Config{Customers: n/10 + 1, Seed: 42, Start: time.Now().Add(-24 * time.Hour), Span: 20 * time.Hour})
+func prefill(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, n int, span time.Duration) error {
+	src := sim.NewOrdered(sim.Config{Customers: n/10 + 1, Seed: 42, Start: time.Now().Add(-span - 4*time.Hour), Span: span})
 	pipe := rdb.Pipeline()
 	for added := 0; added < n; {
 		ev := src.Next()
