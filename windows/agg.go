@@ -167,7 +167,9 @@ func assign(ev *store.Event, cfg *Config, sizes []time.Duration, fn func(Key)) {
 func Aggregate(evs []store.Event, cfg *Config) map[Key]*Agg { return aggregate(evs, cfg, Assign) }
 
 // AggregateBase folds evs into base-size aggregates (a batch's deltas).
-func AggregateBase(evs []store.Event, cfg *Config) map[Key]*Agg { return aggregate(evs, cfg, AssignBase) }
+func AggregateBase(evs []store.Event, cfg *Config) map[Key]*Agg {
+	return aggregate(evs, cfg, AssignBase)
+}
 
 func aggregate(evs []store.Event, cfg *Config, assign func(*store.Event, *Config, func(Key))) map[Key]*Agg {
 	out := map[Key]*Agg{}
