@@ -117,22 +117,23 @@ func (a *Agg) EncodeSketches() (lag, customers []byte, err error) {
 	return lag, customers, nil
 }
 
-// DecodeSketches restores the sketches EncodeSketches wrote (empty input:
-// empty sketches).
+// DecodeSketches restores the sketches EncodeSketches wrote into a fresh
+// aggregate (empty input: empty sketches). The decoded sketches replace
+// a's: decoding into an empty sketch and merging would cost a merge.
 func (a *Agg) DecodeSketches(lag, customers []byte) error {
 	if len(lag) > 0 {
-		if err := a.Lag.DecodeAndMergeWith(lag); err != nil {
+		s, err := ddsketch.DecodeDDSketch(lag, ddstore.SparseStoreConstructor, lagMapping)
+		if err != nil {
 			return fmt.Errorf("decode lag sketch: %w", err)
 		}
+		a.Lag = s
 	}
 	if len(customers) > 0 {
-		var hll hyperloglog.Sketch
+		hll := new(hyperloglog.Sketch)
 		if err := hll.UnmarshalBinary(customers); err != nil {
 			return fmt.Errorf("decode customer sketch: %w", err)
 		}
-		if err := a.Customers.Merge(&hll); err != nil {
-			return fmt.Errorf("decode customer sketch: %w", err)
-		}
+		a.Customers = hll
 	}
 	return nil
 }

@@ -212,3 +212,19 @@ func quantiles(xs []float64, qs ...float64) []float64 {
 	}
 	return out
 }
+
+// BenchmarkAggregateBase: folding a batch's events into its 1m deltas (the
+// Go side of a fold, before the database), per event.
+func BenchmarkAggregateBase(b *testing.B) {
+	cfg := windows.Config{}.WithDefaults()
+	evs := randomEvents(rand.New(rand.NewPCG(1, 1)), 4000)
+	for i := range evs { // a batch spans about a minute of event time
+		evs[i].Created = evs[i].Created.Truncate(time.Hour)
+		evs[i].Received = evs[i].Created.Add(time.Second)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N / len(evs) {
+		windows.AggregateBase(evs, &cfg)
+	}
+}

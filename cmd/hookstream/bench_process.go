@@ -32,6 +32,7 @@ type benchProcessConfig struct {
 	batchSize   int
 	workers     int
 	cpuProfile  string
+	winProfile  string
 	keep        bool
 	noWindows   bool
 	span        time.Duration
@@ -45,7 +46,8 @@ func benchProcessCommand() *ffcli.Command {
 	fs.IntVar(&c.naiveEvents, "naive-events", 50_000, "entries the naive processor drains (its rate is steady; a full million would take many minutes)")
 	fs.IntVar(&c.batchSize, "batch-size", 500, "hookstream processor: entries per partition per batch")
 	fs.IntVar(&c.workers, "workers", 2, "hookstream processor: workers")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the hookstream drain to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the events-only hookstream drain to this file")
+	fs.StringVar(&c.winProfile, "cpuprofile-windows", "", "write a CPU profile of the drain with window folding to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
 	fs.BoolVar(&c.noWindows, "no-windows", false, "skip the drain with window folding")
 	fs.DurationVar(&c.span, "span", time.Hour, "event time the backlog's lifecycles start over (1h: a backlog of an hour's traffic); windows cost more the sparser the events")
@@ -212,7 +214,20 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		if err != nil {
 			return err
 		}
+		if c.winProfile != "" {
+			f, err := os.Create(c.winProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
 		ph, err := drain("windows", "bench-windows", []process.Folder{folder})
+		if c.winProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return err
 		}
