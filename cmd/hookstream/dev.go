@@ -83,7 +83,10 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	defer rdb.Close()
 	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), "process")
 	base := "http://" + addr
-	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n  redis     %s (namespace %q)\n  postgres  %s\nCtrl-C stops everything.\n\n",
+	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n  redis     %s (namespace %q)\n  postgres  %s\n"+
+		"  try       bin/hookstream status | bin/hookstream query metrics --window 1m --group-by family | bin/hookstream dlq list\n"+
+		"            (from another shell in this folder, after: . .hookstream/env)\n"+
+		"Ctrl-C stops everything.\n\n",
 		base, cfg.secretList()[0], base, base, base, cfg.redisURL, cfg.namespace, cfg.dbURL)
 
 	sender, err := sim.NewSender(sim.SendConfig{
