@@ -8,6 +8,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	ddstore "github.com/DataDog/sketches-go/ddsketch/store"
 	"github.com/axiomhq/hyperloglog"
+	"github.com/dgryski/go-metro"
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/store"
 )
@@ -53,21 +54,63 @@ func NewAgg() *Agg {
 
 // Add folds one event in.
 func (a *Agg) Add(ev *store.Event) {
+	p := newPoint(ev)
+	a.add(&p)
+}
+
+// point is what one event adds to each window it is in, computed once per
+// event rather than once per window (8 windows per event in a fold).
+type point struct {
+	outcome  dwolla.Outcome
+	terminal bool
+	lagMs    float64
+	lagSign  int8 // 1: positive store, -1: negative store, 0: zero
+	lagIndex int
+	custHash uint64
+	hasCust  bool
+}
+
+// hllSeed is the seed hyperloglog.Insert hashes with; hashing once here and
+// inserting the hash gives the same sketch.
+const hllSeed = 1337
+
+func newPoint(ev *store.Event) point {
+	p := point{outcome: dwolla.Outcome(ev.Outcome), terminal: ev.Terminal}
+	p.lagMs = float64(ev.Lag().Microseconds()) / 1000
+	switch min := lagMapping.MinIndexableValue(); {
+	case p.lagMs > min:
+		p.lagSign, p.lagIndex = 1, lagMapping.Index(p.lagMs)
+	case p.lagMs < -min:
+		p.lagSign, p.lagIndex = -1, lagMapping.Index(-p.lagMs)
+	}
+	if ev.CustomerID != "" {
+		p.custHash, p.hasCust = metro.Hash64Str(ev.CustomerID, hllSeed), true
+	}
+	return p
+}
+
+func (a *Agg) add(p *point) {
 	a.Count++
-	switch dwolla.Outcome(ev.Outcome) {
+	switch p.outcome {
 	case dwolla.OutcomeSuccess:
 		a.Successes++
 	case dwolla.OutcomeFailure:
 		a.Failures++
 	}
-	if ev.Terminal {
+	if p.terminal {
 		a.Terminal++
 	}
-	lag := float64(ev.Lag().Microseconds()) / 1000
-	a.LagSumMs += lag
-	a.Lag.Add(lag) // only NaN/Inf fail, which a time difference cannot be
-	if ev.CustomerID != "" {
-		a.Customers.Insert([]byte(ev.CustomerID))
+	a.LagSumMs += p.lagMs
+	switch p.lagSign {
+	case 1:
+		a.Lag.GetPositiveValueStore().Add(p.lagIndex)
+	case -1:
+		a.Lag.GetNegativeValueStore().Add(p.lagIndex)
+	default:
+		a.Lag.AddWithCount(0, 1) // |lag| below the sketch's smallest trackable value
+	}
+	if p.hasCust {
+		a.Customers.InsertHash(p.custHash)
 	}
 }
 
@@ -176,13 +219,14 @@ func aggregate(evs []store.Event, cfg *Config, assign func(*store.Event, *Config
 	out := map[Key]*Agg{}
 	for i := range evs {
 		ev := &evs[i]
+		p := newPoint(ev)
 		assign(ev, cfg, func(k Key) {
 			a := out[k]
 			if a == nil {
 				a = NewAgg()
 				out[k] = a
 			}
-			a.Add(ev)
+			a.add(&p)
 		})
 	}
 	return out
