@@ -105,6 +105,18 @@ func (r *MetricsRequest) Validate(cfg *windows.Config) error {
 	if !r.From.Before(r.To) {
 		return fmt.Errorf("empty range: from %s is not before to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
 	}
+	for dim, vals := range r.Filter {
+		var clean []string
+		for _, v := range vals {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(clean, v) {
+				clean = append(clean, v)
+			}
+		}
+		if len(clean) == 0 {
+			return fmt.Errorf("filter on %s names no value", dim)
+		}
+		r.Filter[dim] = clean
+	}
 	if n := r.To.Sub(r.From) / r.Window; n > 100_000 {
 		return fmt.Errorf("the range holds %d windows of %s; ask for at most 100000 (a larger window, or a shorter range)", n, r.Window)
 	}
@@ -148,8 +160,10 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		}
 		rows, err = store.WindowRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split)
 		if err == nil && split.Before(r.To) {
+			// Whole windows: up to the end of the last one starting before To.
+			end := windows.Start(r.To.Add(-time.Nanosecond), r.Window).Add(r.Window)
 			var open []store.WindowRow
-			open, err = store.WindowRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, r.To)
+			open, err = store.WindowRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end)
 			for i := range open {
 				open[i].Start = windows.Start(open[i].Start, r.Window)
 				open[i].SizeS = sizeS
@@ -163,7 +177,6 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 	}
 	type cell struct {
 		agg      *windows.Agg
-		closed   bool
 		revision int32
 		late     int64
 	}
@@ -185,7 +198,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		}
 		c := byStart[row.Start]
 		if c == nil {
-			byStart[row.Start] = &cell{agg: agg, closed: row.ClosedAt != nil, revision: row.Revision, late: row.Late}
+			byStart[row.Start] = &cell{agg: agg, revision: row.Revision, late: row.Late}
 			continue
 		}
 		// Several rows in one point: values merged into one series (a
@@ -193,7 +206,6 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		if err := c.agg.Merge(agg); err != nil {
 			return res, err
 		}
-		c.closed = c.closed && row.ClosedAt != nil
 		c.revision = max(c.revision, row.Revision)
 		c.late += row.Late
 	}
@@ -208,6 +220,9 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		groups = values // every asked-for value, even one without events
 	}
 	sort.Strings(groups)
+	if n := len(groups) * int(r.To.Sub(first)/r.Window+1); n > 1_000_000 {
+		return res, fmt.Errorf("the answer would hold %d points (%d groups); narrow the range or filter the groups", n, len(groups))
+	}
 	res.Groups = groups
 	for _, g := range groups {
 		for s := first; s.Before(r.To); s = s.Add(r.Window) {

@@ -35,10 +35,35 @@ type WindowCursor struct {
 	ClosedUntil time.Time
 }
 
-// ShareWindowCursors reads every cursor, holding them FOR SHARE until tx
-// ends, so no window closes while tx folds into it.
+// windowsLock is the advisory lock that orders folds against closing and
+// replay: folds hold it shared, the closer and replay exclusively. Unlike
+// FOR SHARE on rows, a waiting exclusive request is not overtaken by later
+// shared ones, and the order cannot deadlock.
+const windowsLock = 0x686f6f6b636c6f // "hookclo"
+
+// ShareWindowCursors takes the windows lock shared until tx ends (no window
+// closes while tx folds into it) and reads every cursor.
 func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
-	rows, err := tx.Query(ctx, `SELECT basis, size_s, closed_until FROM window_cursors FOR SHARE`)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(windowsLock)); err != nil {
+		return nil, fmt.Errorf("take the windows lock: %w", err)
+	}
+	return readWindowCursors(ctx, tx)
+}
+
+// LockWindowCursors takes the windows lock exclusively until tx ends (every
+// fold in flight has committed, none starts) and reads every cursor.
+func LockWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(windowsLock)); err != nil {
+		return nil, fmt.Errorf("take the windows lock: %w", err)
+	}
+	return readWindowCursors(ctx, tx)
+}
+
+// ReadWindowCursors reads every cursor without locking.
+func ReadWindowCursors(ctx context.Context, q Querier) ([]WindowCursor, error) { return readWindowCursors(ctx, q) }
+
+func readWindowCursors(ctx context.Context, q Querier) ([]WindowCursor, error) {
+	rows, err := q.Query(ctx, `SELECT basis, size_s, closed_until FROM window_cursors ORDER BY basis, size_s`)
 	if err != nil {
 		return nil, fmt.Errorf("read window cursors: %w", err)
 	}
@@ -126,20 +151,33 @@ type WindowMark struct {
 	Basis     string
 	Partition int32
 	MaxTime   time.Time
-	SeenAt    time.Time
+	SeenAt    time.Time // zero when written: the database's now()
+}
+
+// DBNow is the database's clock.
+func DBNow(ctx context.Context, q Querier) (time.Time, error) {
+	var t time.Time
+	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return t, fmt.Errorf("read the database clock: %w", err)
+	}
+	return t.UTC(), nil
 }
 
 // AdvanceWindowMarks raises each partition's largest time seen (never
-// lowers it) and records when it was seen.
+// lowers it) and records when it was seen (on the database's clock, so
+// processors' clocks need not agree).
 func AdvanceWindowMarks(ctx context.Context, tx pgx.Tx, marks []WindowMark) error {
 	n := len(marks)
-	b, p, mt, seen := make([]string, n), make([]int32, n), make([]time.Time, n), make([]time.Time, n)
+	b, p, mt, seen := make([]string, n), make([]int32, n), make([]time.Time, n), make([]*time.Time, n)
 	for i, m := range marks {
-		b[i], p[i], mt[i], seen[i] = m.Basis, m.Partition, m.MaxTime, m.SeenAt
+		b[i], p[i], mt[i] = m.Basis, m.Partition, m.MaxTime
+		if !m.SeenAt.IsZero() {
+			seen[i] = &marks[i].SeenAt
+		}
 	}
 	_, err := tx.Exec(ctx, `
 INSERT INTO window_marks (basis, partition, max_time, seen_at)
-SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[])
+SELECT b, p, t, coalesce(s, now()) FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[]) AS u(b, p, t, s)
 ON CONFLICT (basis, partition) DO UPDATE
 SET max_time = greatest(window_marks.max_time, excluded.max_time), seen_at = greatest(window_marks.seen_at, excluded.seen_at)`,
 		b, p, mt, seen)
@@ -182,22 +220,10 @@ func EnsureWindowCursor(ctx context.Context, q Querier, basis string, sizeS int3
 	return nil
 }
 
-// LockWindowCursor reads the cursor of (basis, sizeS) FOR UPDATE: folds
-// into those windows wait until tx ends. A cursor that never closed
-// anything reads as the zero time.
-func LockWindowCursor(ctx context.Context, tx pgx.Tx, basis string, sizeS int32) (time.Time, error) {
-	var until pgtypeTime
-	err := tx.QueryRow(ctx, `SELECT closed_until FROM window_cursors WHERE basis = $1 AND size_s = $2 FOR UPDATE`, basis, sizeS).Scan(&until)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("lock window cursor %s/%ds: %w", basis, sizeS, err)
-	}
-	return until.t, nil
-}
-
 // FirstWindowStart is the earliest start of a window of (basis, sizeS).
-func FirstWindowStart(ctx context.Context, tx pgx.Tx, basis string, sizeS int32) (time.Time, bool, error) {
+func FirstWindowStart(ctx context.Context, q Querier, basis string, sizeS int32) (time.Time, bool, error) {
 	var t *time.Time
-	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all'`,
+	err := q.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all'`,
 		basis, sizeS).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("find the first open window: %w", err)
@@ -246,16 +272,26 @@ RETURNING basis, size_s, start, closed_at, watermark, count`, basis, sizeS, from
 	return closes, nil
 }
 
-// PruneWindows deletes closed windows of sizeS that started before before.
-func PruneWindows(ctx context.Context, q Querier, sizeS int32, before time.Time) (int64, error) {
-	tag, err := q.Exec(ctx, `DELETE FROM window_aggs WHERE size_s = $1 AND start < $2 AND closed_at IS NOT NULL`, sizeS, before)
-	if err != nil {
-		return 0, fmt.Errorf("prune windows: %w", err)
+// PruneWindows deletes closed windows of (basis, sizeS) that started before
+// before, in batches, and their close records.
+func PruneWindows(ctx context.Context, q Querier, basis string, sizeS int32, before time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := q.Exec(ctx, `DELETE FROM window_aggs WHERE ctid IN (
+			SELECT ctid FROM window_aggs WHERE basis = $1 AND size_s = $2 AND start < $3 AND closed_at IS NOT NULL LIMIT 5000)`,
+			basis, sizeS, before)
+		if err != nil {
+			return total, fmt.Errorf("prune windows: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 5000 {
+			break
+		}
 	}
-	if _, err := q.Exec(ctx, `DELETE FROM window_closes WHERE size_s = $1 AND start < $2`, sizeS, before); err != nil {
-		return 0, fmt.Errorf("prune window close records: %w", err)
+	if _, err := q.Exec(ctx, `DELETE FROM window_closes WHERE basis = $1 AND size_s = $2 AND start < $3`, basis, sizeS, before); err != nil {
+		return total, fmt.Errorf("prune window close records: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return total, nil
 }
 
 // pgtypeTime scans a timestamptz that may be ±infinity (as the zero time).
@@ -306,7 +342,7 @@ FROM events WHERE `+column+` >= $1 AND `+column+` < $2`, from, to)
 func WindowRowsIn(ctx context.Context, q Querier, basis string, sizeS int32, from, to time.Time, forUpdate bool) ([]WindowRow, error) {
 	lock := ""
 	if forUpdate {
-		lock = " ORDER BY basis, size_s, dim, value, start FOR UPDATE"
+		lock = ` ORDER BY basis COLLATE "C", size_s, dim COLLATE "C", value COLLATE "C", start FOR UPDATE`
 	}
 	rows, err := q.Query(ctx, `
 SELECT basis, size_s, start, dim, value, count, successes, failures, terminal, lag_sum_ms, lag, customers, late, revision, closed_at

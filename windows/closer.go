@@ -37,9 +37,14 @@ type Closer struct {
 	Stream     string                // the stream they are published on
 	Partitions int                   // partition streams, for the watermark
 	Config     Config
-	Every      time.Duration    // how often to look (default 1s)
-	Now        func() time.Time // the wall clock (tests set it)
-	Log        *slog.Logger
+	Every      time.Duration // how often to look (default 1s)
+	// Hold reports the partitions with entries waiting in their streams
+	// (not yet delivered, or pending) and whether processing is paused.
+	// While paused nothing closes; a partition with entries waiting never
+	// counts as idle. nil: every partition is caught up.
+	Hold func(ctx context.Context) (backlogged map[int32]bool, paused bool, err error)
+	Now  func() time.Time // the clock (default: the database's, like the folds' seen_at)
+	Log  *slog.Logger
 
 	initialised bool
 	lastPrune   time.Time
@@ -72,11 +77,56 @@ func (c *Closer) log() *slog.Logger {
 	return c.Log
 }
 
-func (c *Closer) now() time.Time {
+func (c *Closer) now(ctx context.Context) (time.Time, error) {
 	if c.Now == nil {
-		return time.Now().UTC()
+		return store.DBNow(ctx, c.DB)
 	}
-	return c.Now().UTC()
+	return c.Now().UTC(), nil
+}
+
+// step is one (clock, size) with windows to close.
+type step struct {
+	basis Basis
+	size  time.Duration
+	from  time.Time // the cursor (zero: nothing closed yet)
+	until time.Time
+	wm    time.Time
+}
+
+// plan is what may close now, read from cursors and watermarks.
+func (c *Closer) plan(ctx context.Context, q store.Querier, cursors []store.WindowCursor, now time.Time, backlogged map[int32]bool, cfg *Config) ([]step, error) {
+	from := map[cursorKey]time.Time{}
+	for _, cu := range cursors {
+		from[cursorKey{Basis(cu.Basis), time.Duration(cu.SizeS) * time.Second}] = cu.ClosedUntil
+	}
+	var steps []step
+	for _, b := range Bases {
+		marks, err := store.ReadWindowMarks(ctx, q, string(b))
+		if err != nil {
+			return nil, err
+		}
+		wm, ok := Watermark(marks, c.Partitions, now, cfg, backlogged)
+		if !ok {
+			continue
+		}
+		for _, size := range cfg.Sizes {
+			st := step{basis: b, size: size, from: from[cursorKey{b, size}], until: ClosedUntil(wm, size, cfg), wm: wm}
+			if st.from.IsZero() {
+				// Nothing closed yet: only once there is a window to close.
+				first, ok, err := store.FirstWindowStart(ctx, q, string(b), int32(cfg.Base()/time.Second))
+				if err != nil {
+					return nil, err
+				}
+				if !ok || !Start(first, size).Before(st.until) {
+					continue
+				}
+			}
+			if st.until.After(st.from) {
+				steps = append(steps, st)
+			}
+		}
+	}
+	return steps, nil
 }
 
 // Tick closes what the watermark allows now and returns the close records
@@ -84,8 +134,7 @@ func (c *Closer) now() time.Time {
 func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 	cfg := c.Config.WithDefaults()
 	if !c.initialised {
-		// Cursors exist before anything closes, so every fold holds them
-		// FOR SHARE from the start (see Folder.Fold).
+		// Cursors exist before anything closes.
 		for _, b := range Bases {
 			for _, size := range cfg.Sizes {
 				if err := store.EnsureWindowCursor(ctx, c.DB, string(b), int32(size/time.Second)); err != nil {
@@ -94,81 +143,111 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 			}
 		}
 		c.initialised = true
-		return nil, nil
+	}
+	var backlogged map[int32]bool
+	if c.Hold != nil {
+		var paused bool
+		var err error
+		if backlogged, paused, err = c.Hold(ctx); err != nil {
+			return nil, fmt.Errorf("read the streams' backlog: %w", err)
+		}
+		if paused {
+			return nil, nil // events wait in the streams: their windows must not close
+		}
+	}
+	now, err := c.now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Look without locks first: most ticks close nothing, and the lock
+	// makes every fold wait.
+	cursors, err := store.ReadWindowCursors(ctx, c.DB)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := c.plan(ctx, c.DB, cursors, now, backlogged, &cfg)
+	if err != nil {
+		return nil, err
 	}
 	var closes []store.WindowClose
-	err := pgx.BeginFunc(ctx, c.DB, func(tx pgx.Tx) error {
-		var got bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(closerLock)).Scan(&got); err != nil || !got {
-			return err // another processor's closer is at work
-		}
-		now := c.now()
-		for _, b := range Bases {
-			marks, err := store.ReadWindowMarks(ctx, tx, string(b))
+	if len(steps) > 0 {
+		err = pgx.BeginFunc(ctx, c.DB, func(tx pgx.Tx) error {
+			var got bool
+			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(closerLock)).Scan(&got); err != nil || !got {
+				return err // another processor's closer is at work
+			}
+			cursors, err := store.LockWindowCursors(ctx, tx)
 			if err != nil {
 				return err
 			}
-			wm := Watermark(marks, c.Partitions, now, &cfg)
-			for _, size := range cfg.Sizes {
-				cl, err := c.closeSize(ctx, tx, b, size, wm, &cfg)
+			steps, err := c.plan(ctx, tx, cursors, now, backlogged, &cfg)
+			if err != nil {
+				return err
+			}
+			for _, st := range steps { // smallest size first: larger ones roll up from it
+				cl, err := c.closeStep(ctx, tx, st, &cfg)
 				if err != nil {
 					return err
 				}
 				closes = append(closes, cl...)
 			}
-		}
-		if now.Sub(c.lastPrune) > 10*time.Minute {
-			for _, size := range cfg.Sizes {
-				n, err := store.PruneWindows(ctx, tx, int32(size/time.Second), now.Add(-cfg.Retention[size]))
-				if err != nil {
-					return err
-				}
-				prunedTotal.Add(int(n))
-			}
-			c.lastPrune = now
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	closesTotal.Add(len(closes))
-	c.publish(ctx, closes)
-	return closes, nil
-}
-
-func (c *Closer) closeSize(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, wm time.Time, cfg *Config) ([]store.WindowClose, error) {
-	sizeS := int32(size / time.Second)
-	from, err := store.LockWindowCursor(ctx, tx, string(b), sizeS)
-	if err != nil {
-		return nil, err
-	}
-	until := ClosedUntil(wm, size, cfg)
-	if !until.After(from) {
-		return nil, nil
-	}
-	base := cfg.Base()
-	if from.IsZero() {
-		// First close: start at the first window with events.
-		first, ok, err := store.FirstWindowStart(ctx, tx, string(b), int32(base/time.Second))
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		first = Start(first, size)
-		if !ok || !first.Before(until) {
+		closesTotal.Add(len(closes))
+		c.publish(ctx, closes)
+	}
+	if now.Sub(c.lastPrune) > 10*time.Minute {
+		if err := c.prune(ctx, now, &cfg); err != nil {
+			return closes, err
+		}
+		c.lastPrune = now
+	}
+	return closes, nil
+}
+
+// prune deletes closed windows past their retention, in batches outside
+// the closing transaction (folds do not wait for it).
+func (c *Closer) prune(ctx context.Context, now time.Time, cfg *Config) error {
+	for _, b := range Bases {
+		for _, size := range cfg.Sizes {
+			n, err := store.PruneWindows(ctx, c.DB, string(b), int32(size/time.Second), now.Add(-cfg.Retention[size]))
+			if err != nil {
+				return err
+			}
+			prunedTotal.Add(int(n))
+		}
+	}
+	return nil
+}
+
+func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, cfg *Config) ([]store.WindowClose, error) {
+	sizeS := int32(st.size / time.Second)
+	base := cfg.Base()
+	from := st.from
+	if from.IsZero() {
+		// First close: start at the first window with events.
+		first, ok, err := store.FirstWindowStart(ctx, tx, string(st.basis), int32(base/time.Second))
+		if err != nil {
+			return nil, err
+		}
+		first = Start(first, st.size)
+		if !ok || !first.Before(st.until) {
 			return nil, nil // nothing to close yet; the cursor waits for the first window
 		}
 		from = first
 	}
-	if size != base {
+	if st.size != base {
 		// Larger windows are rolled up from the base windows they hold, all
 		// closed by now (their lateness is at least the base's).
-		if err := rollUp(ctx, tx, b, base, size, from, until, false); err != nil {
+		if err := rollUp(ctx, tx, st.basis, base, st.size, from, st.until, cfg.AllDims(), time.Time{}, false); err != nil {
 			return nil, err
 		}
 	}
-	withEmpty := until.Sub(from)/size <= maxEmptyCloses
-	return store.CloseWindows(ctx, tx, string(b), sizeS, from, until, wm, withEmpty && !from.Equal(until))
+	withEmpty := st.until.Sub(from)/st.size <= maxEmptyCloses
+	return store.CloseWindows(ctx, tx, string(st.basis), sizeS, from, st.until, st.wm, withEmpty)
 }
 
 // publish announces close records on the stream, best effort: the

@@ -104,3 +104,57 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 		t.Fatalf("a late event made the closer close again: %+v (%v)", again, err)
 	}
 }
+
+// TestNothingClosesOverEventsStillWaitingInTheStreams: while processing is
+// paused nothing closes, and a quiet partition with entries waiting keeps
+// the watermark at its own time.
+func TestNothingClosesOverEventsStillWaitingInTheStreams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	clock := mustTime("2026-11-28T10:10:00Z")
+	now := func() time.Time { return clock }
+	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder.WithClock(now)
+	var backlog map[int32]bool
+	var paused bool
+	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config(), Now: now,
+		Hold: func(context.Context) (map[int32]bool, bool, error) { return backlog, paused, nil }}
+	closer.Tick(ctx)
+	fold(t, e, folder,
+		store.Event{ID: "a", Topic: "t", Created: mustTime("2026-11-28T10:00:00Z"), Received: clock, Partition: 0},
+		store.Event{ID: "b", Topic: "t", Created: mustTime("2026-11-28T10:09:00Z"), Received: clock, Partition: 1})
+	clock = clock.Add(10 * time.Minute) // both partitions quiet for 10 minutes
+
+	paused = true
+	if got, err := closer.Tick(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("closed %+v (%v) while paused", got, err)
+	}
+	paused, backlog = false, map[int32]bool{0: true} // partition 0 has entries waiting
+	got, err := closer.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range got {
+		if c.Basis == "event" && !c.Start.Before(mustTime("2026-11-28T09:59:00Z")) {
+			t.Fatalf("closed the %s window while partition 0 (at 10:00) still has entries waiting", c.Start)
+		}
+	}
+	backlog = nil // drained: now it is idle, and the clock closes everything up to 10:18:30 - 1m
+	got, err = closer.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	for _, c := range got {
+		if c.Basis == "event" && c.Start.After(last) {
+			last = c.Start
+		}
+	}
+	if !last.Equal(mustTime("2026-11-28T10:17:00Z")) {
+		t.Fatalf("last closed event window %s, want 10:17", last)
+	}
+}

@@ -30,7 +30,7 @@ func NewFolder(cfg Config) (*Folder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Folder{cfg: cfg, now: time.Now}, nil
+	return &Folder{cfg: cfg}, nil
 }
 
 // Config is the folder's configuration, defaults filled in.
@@ -43,8 +43,9 @@ func (f *Folder) Name() string { return "windows" }
 // locked in key order (so concurrent folds cannot deadlock), merged in Go
 // (the sketches are not SQL types) and written back. A window that has
 // already closed still takes the event: its late counter and revision go up.
-// The close cursors are held FOR SHARE meanwhile, so no window closes under
-// a fold: an event is either in the window when it closes, or late.
+// The windows lock is held shared meanwhile (the closer takes it
+// exclusively), so no window closes under a fold: an event is either in the
+// window when it closes, or late.
 func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -64,7 +65,11 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if err := f.merge(ctx, tx, deltas, closedUntil); err != nil {
 		return err
 	}
-	return store.AdvanceWindowMarks(ctx, tx, marksOf(evs, f.now()))
+	var seen time.Time // zero: the database's now()
+	if f.now != nil {
+		seen = f.now()
+	}
+	return store.AdvanceWindowMarks(ctx, tx, marksOf(evs, seen))
 }
 
 // addLateRollUps adds to deltas, for every base window that has closed,
@@ -124,7 +129,10 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 	if len(locked) != len(keys) {
 		return fmt.Errorf("locked %d window rows, expected %d", len(locked), len(keys))
 	}
-	now := f.now().UTC()
+	now := time.Now().UTC()
+	if f.now != nil {
+		now = f.now().UTC()
+	}
 	for i, k := range keys {
 		row, d := &locked[i], deltas[k]
 		agg, err := FromRow(row)
@@ -219,7 +227,7 @@ func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
 }
 
 // WithClock makes the folder record partition activity on now instead of
-// the wall clock (tests drive watermarks with it).
+// the database's clock (tests drive watermarks with it).
 func (f *Folder) WithClock(now func() time.Time) *Folder {
 	f.now = now
 	return f

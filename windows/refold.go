@@ -1,7 +1,9 @@
 package windows
 
 import (
+	"bytes"
 	"context"
+	"math"
 	"slices"
 	"time"
 
@@ -20,6 +22,17 @@ import (
 // "all" and family rows depend on every topic). Closed windows stay closed,
 // keep their late counts and have their revision raised.
 func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
+	// Exclusively: folds in flight commit first (so the events read below
+	// include them) and new ones wait (so none is overwritten), and the
+	// closer waits too.
+	cursors, err := store.LockWindowCursors(ctx, tx)
+	if err != nil {
+		return err
+	}
+	closed := map[cursorKey]time.Time{}
+	for _, c := range cursors {
+		closed[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
+	}
 	span := f.alignment()
 	for _, b := range Bases {
 		lo, hi := from, to
@@ -39,7 +52,7 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 			lo, hi = *first, last.Add(time.Nanosecond)
 		}
 		lo, hi = Start(lo, span), Start(hi.Add(-time.Nanosecond), span).Add(span)
-		if err := f.recompute(ctx, tx, b, lo, hi); err != nil {
+		if err := f.recompute(ctx, tx, b, lo, hi, closed); err != nil {
 			return err
 		}
 	}
@@ -61,7 +74,7 @@ func (f *Folder) alignment() time.Duration {
 // recompute rebuilds the base windows of basis b starting in [lo, hi) (a
 // range aligned to every size) from the events, then rolls up again the
 // larger windows of the range that have closed.
-func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time) error {
+func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time, closed map[cursorKey]time.Time) error {
 	fresh := map[Key]*Agg{}
 	col := "created"
 	if b == ReceivedTime {
@@ -84,19 +97,17 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 	if err != nil {
 		return err
 	}
-	if err := replaceRows(ctx, tx, b, f.cfg.Base(), lo, hi, fresh, true); err != nil {
+	dims := f.cfg.AllDims()
+	if err := replaceRows(ctx, tx, b, f.cfg.Base(), lo, hi, fresh, dims, closed[cursorKey{b, f.cfg.Base()}], true); err != nil {
 		return err
 	}
 	for _, size := range f.cfg.Sizes[1:] {
-		until, err := store.ClosedUntil(ctx, tx, string(b), int32(size/time.Second))
-		if err != nil {
-			return err
-		}
+		until := closed[cursorKey{b, size}]
 		if until.After(hi) {
 			until = hi
 		}
 		if until.After(lo) {
-			if err := rollUp(ctx, tx, b, f.cfg.Base(), size, lo, until, true); err != nil {
+			if err := rollUp(ctx, tx, b, f.cfg.Base(), size, lo, until, dims, closed[cursorKey{b, size}], true); err != nil {
 				return err
 			}
 		}
@@ -106,7 +117,7 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 
 // rollUp (re)writes the windows of size starting in [from, until) from the
 // base windows they hold.
-func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, bump bool) error {
+func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, dims []string, closedUntil time.Time, bump bool) error {
 	rows, err := store.WindowRowsIn(ctx, tx, string(b), int32(base/time.Second), from, until, false)
 	if err != nil {
 		return err
@@ -123,28 +134,28 @@ func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, f
 	if err != nil {
 		return err
 	}
-	return replaceRows(ctx, tx, b, size, from, until, big, bump)
+	return replaceRows(ctx, tx, b, size, from, until, big, dims, closedUntil, bump)
 }
 
-// replaceRows makes the rows of basis b and size starting in [lo, hi) hold
-// exactly fresh: rows not in fresh are deleted, the others overwritten.
-// Late counts and close times carry over; with bump, a closed row's
-// revision goes up (its published value changed).
-func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, bump bool) error {
+// replaceRows makes the rows of basis b and size (of dims) starting in
+// [lo, hi) hold exactly fresh: rows not in fresh are deleted, the others
+// overwritten. Rows of other dimensions are left alone. Late counts and
+// close times carry over, and a new row in a closed range (its end at or
+// before closedUntil) is closed. With bump, a closed row whose values
+// changed has its revision raised.
+func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, dims []string, closedUntil time.Time, bump bool) error {
 	old, err := store.WindowRowsIn(ctx, tx, string(b), int32(size/time.Second), lo, hi, true)
 	if err != nil {
 		return err
 	}
-	type carried struct {
-		late     int64
-		revision int32
-		closed   *time.Time
-	}
-	keep := map[Key]carried{}
+	oldRows := map[Key]store.WindowRow{}
 	var gone []store.WindowRow
 	for i := range old {
+		if !slices.Contains(dims, old[i].Dim) {
+			continue
+		}
 		k := KeyOf(&old[i])
-		keep[k] = carried{old[i].Late, old[i].Revision, old[i].ClosedAt}
+		oldRows[k] = old[i]
 		if _, ok := fresh[k]; !ok {
 			gone = append(gone, old[i])
 		}
@@ -165,17 +176,32 @@ func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo
 	if err != nil {
 		return err
 	}
+	now := time.Now().UTC()
 	for i, k := range keys {
 		row := &locked[i]
 		if err := fresh[k].ToRow(row); err != nil {
 			return err
 		}
-		if c, ok := keep[k]; ok {
-			row.Late, row.Revision, row.ClosedAt = c.late, c.revision, c.closed
-			if bump && c.closed != nil {
+		prev, existed := oldRows[k]
+		switch {
+		case existed:
+			row.Late, row.Revision, row.ClosedAt = prev.Late, prev.Revision, prev.ClosedAt
+			if bump && prev.ClosedAt != nil && !sameValues(&prev, row) {
 				row.Revision++
+			}
+		case !closedUntil.IsZero() && !k.End().After(closedUntil):
+			row.ClosedAt = &now
+			if bump {
+				row.Revision = 1
 			}
 		}
 	}
 	return store.WriteWindowRows(ctx, tx, locked)
+}
+
+// sameValues reports whether two rows hold the same aggregate.
+func sameValues(a, b *store.WindowRow) bool {
+	return a.Count == b.Count && a.Successes == b.Successes && a.Failures == b.Failures && a.Terminal == b.Terminal &&
+		math.Abs(a.LagSumMs-b.LagSumMs) <= 1e-6*max(1, math.Abs(a.LagSumMs)) && // summation order
+		bytes.Equal(a.Lag, b.Lag) && bytes.Equal(a.Customers, b.Customers)
 }

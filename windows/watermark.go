@@ -9,34 +9,41 @@ import (
 // Watermark is how far a clock has certainly progressed over all
 // partitions: the smallest partition watermark. A partition's watermark is
 // the largest time it has folded minus cfg.Delay (the bounded
-// out-of-orderness); a partition that has folded nothing for cfg.Idle, or
-// ever, follows the wall clock instead (now − Delay, or its own largest
-// time if that is ahead), so one quiet partition never holds every window
-// open. partitions is how many there are.
-func Watermark(marks []store.WindowMark, partitions int, now time.Time, cfg *Config) time.Time {
+// out-of-orderness). A partition that has folded nothing for cfg.Idle, or
+// ever, and has nothing waiting in its stream (not in backlogged) follows
+// the wall clock instead (now − Delay), so one quiet partition never holds
+// every window open; one with entries waiting keeps its own time, so a
+// pause, an outage or a restart does not close windows over events not yet
+// folded. Times ahead of now count as now (a bogus future created time
+// must not pin the watermark in the future). ok is false when a partition
+// with entries waiting has never folded anything: its events' times are
+// unknown, so nothing may close.
+func Watermark(marks []store.WindowMark, partitions int, now time.Time, cfg *Config, backlogged map[int32]bool) (wm time.Time, ok bool) {
 	byPart := make(map[int32]store.WindowMark, len(marks))
 	for _, m := range marks {
 		byPart[m.Partition] = m
 	}
-	var wm time.Time
 	for p := range partitions {
-		m, ok := byPart[int32(p)]
+		m, seen := byPart[int32(p)]
+		waiting := backlogged[int32(p)]
 		var w time.Time
 		switch {
-		case !ok || now.Sub(m.SeenAt) >= cfg.Idle:
+		case !seen && waiting:
+			return time.Time{}, false
+		case !waiting && (!seen || now.Sub(m.SeenAt) >= cfg.Idle):
 			w = now
-			if ok && m.MaxTime.After(now) {
-				w = m.MaxTime
-			}
 		default:
 			w = m.MaxTime
+			if w.After(now) {
+				w = now
+			}
 		}
 		w = w.Add(-cfg.Delay)
 		if p == 0 || w.Before(wm) {
 			wm = w
 		}
 	}
-	return wm.UTC()
+	return wm.UTC(), true
 }
 
 // ClosedUntil is the end of the last window of size that closes under

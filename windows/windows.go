@@ -170,8 +170,8 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot work, saying what to fix.
 func (c Config) Validate() error {
 	for _, s := range c.Sizes {
-		if s < time.Second || (24*time.Hour)%s != 0 {
-			return fmt.Errorf("window size %s must be at least 1s and divide a day evenly, so windows stay aligned", s)
+		if s < time.Second || s%time.Second != 0 || (24*time.Hour)%s != 0 {
+			return fmt.Errorf("window size %s must be whole seconds and divide a day evenly, so windows stay aligned", s)
 		}
 		if s%c.Sizes[0] != 0 {
 			return fmt.Errorf("window size %s must be a multiple of the smallest, %s: larger windows are rolled up from it", s, c.Sizes[0])
@@ -182,6 +182,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("the lateness of %s windows (%s) must be at least that of %s windows (%s): they are rolled up from them once those have closed",
 				s, c.LatenessOf(s), c.Sizes[0], c.LatenessOf(c.Sizes[0]))
 		}
+	}
+	// The base windows feed the roll-ups: they must outlive the largest
+	// window's close (its end, its lateness and the watermark delay).
+	largest := c.Sizes[len(c.Sizes)-1]
+	if need := largest + c.LatenessOf(largest) + c.Delay + time.Hour; c.Retention[c.Sizes[0]] < need {
+		return fmt.Errorf("the retention of %s windows (%s) must be at least %s: larger windows are rolled up from them when they close",
+			c.Sizes[0], c.Retention[c.Sizes[0]], need)
 	}
 	for _, d := range c.Dims {
 		if !slices.Contains(KnownDims, d) {

@@ -154,23 +154,37 @@ func TestWatermarkFollowsTheSlowestPartitionAndIdleOnesFollowTheClock(t *testing
 	mark := func(p int32, max string, seenAgo time.Duration) store.WindowMark {
 		return store.WindowMark{Basis: "event", Partition: p, MaxTime: mustTime(max), SeenAt: now.Add(-seenAgo)}
 	}
-	f := func(marks []store.WindowMark, partitions int, want string) {
+	f := func(marks []store.WindowMark, partitions int, backlogged map[int32]bool, want string) {
 		t.Helper()
-		if got := windows.Watermark(marks, partitions, now, &cfg); !got.Equal(mustTime(want)) {
-			t.Errorf("watermark %s, want %s", got, want)
+		got, ok := windows.Watermark(marks, partitions, now, &cfg, backlogged)
+		if want == "" {
+			if ok {
+				t.Errorf("watermark %s, want none (a partition with waiting entries never folded)", got)
+			}
+			return
+		}
+		if !ok || !got.Equal(mustTime(want)) {
+			t.Errorf("watermark %s (%v), want %s", got, ok, want)
 		}
 	}
 	// Two busy partitions: the slower one minus the delay.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", time.Second)}, 2, "2026-11-28T11:49:30Z")
-	// Partition 1 went quiet 5 minutes ago: it follows the clock, so it no
-	// longer holds the watermark back.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, "2026-11-28T11:58:30Z")
-	// A partition that never saw anything counts as idle.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, "2026-11-28T11:58:30Z")
+	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", time.Second)}, 2, nil, "2026-11-28T11:49:30Z")
+	// Partition 1 went quiet 5 minutes ago with its stream drained: it
+	// follows the clock, so it no longer holds the watermark back.
+	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, nil, "2026-11-28T11:58:30Z")
+	// The same, but entries wait in its stream (paused, restarted, behind):
+	// it keeps its own time, so its windows do not close over them.
+	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, map[int32]bool{1: true}, "2026-11-28T11:49:30Z")
+	// A partition that never saw anything counts as idle...
+	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, nil, "2026-11-28T11:58:30Z")
+	// ...unless entries wait in it: then nothing may close.
+	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, map[int32]bool{1: true}, "")
 	// Replaying old events: busy partitions far behind the clock hold it there.
-	f([]store.WindowMark{mark(0, "2025-06-02T14:00:00Z", time.Second)}, 4, "2025-06-02T13:59:30Z")
+	f([]store.WindowMark{mark(0, "2025-06-02T14:00:00Z", time.Second)}, 4, nil, "2025-06-02T13:59:30Z")
+	// A bogus future created time counts as now.
+	f([]store.WindowMark{mark(0, "2031-01-01T00:00:00Z", time.Second)}, 1, nil, "2026-11-28T11:59:30Z")
 	// Nothing at all: the wall clock.
-	f(nil, 3, "2026-11-28T11:59:30Z")
+	f(nil, 3, nil, "2026-11-28T11:59:30Z")
 }
 
 func TestClosedUntilWaitsForTheAllowedLateness(t *testing.T) {

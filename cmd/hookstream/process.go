@@ -12,6 +12,7 @@ import (
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 )
 
 // processConfig is everything the process role is configured with (the
@@ -102,7 +103,9 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 		close(closed)
 	} else {
 		wcfg, _ := cfg.windows.config()
-		closer := &windows.Closer{DB: pool, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: wcfg, Log: log}
+		group := stream.NewGroup(rdb, keys, "process")
+		closer := &windows.Closer{DB: pool, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: wcfg, Log: log,
+			Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return streamBacklog(ctx, rdb, group) }}
 		go func() { defer close(closed); closer.Run(ctx) }()
 	}
 	defer func() { <-closed }()
@@ -142,4 +145,25 @@ func openWaiting(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Po
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// streamBacklog reports the partitions whose streams hold entries the group
+// has not finished (undelivered or pending) and whether processing is
+// paused: the windows closer must not treat those partitions as idle.
+func streamBacklog(ctx context.Context, rdb redis.UniversalClient, g *stream.Group) (map[int32]bool, bool, error) {
+	paused, err := process.IsPaused(ctx, rdb, g.Keys(), g.Name())
+	if err != nil {
+		return nil, false, err
+	}
+	st, err := g.Status(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	out := map[int32]bool{}
+	for _, s := range st {
+		if s.Lag != 0 || s.Pending > 0 { // -1: Redis cannot tell, so assume some
+			out[int32(s.Partition)] = true
+		}
+	}
+	return out, paused, nil
 }
