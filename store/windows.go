@@ -60,7 +60,9 @@ func LockWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
 }
 
 // ReadWindowCursors reads every cursor without locking.
-func ReadWindowCursors(ctx context.Context, q Querier) ([]WindowCursor, error) { return readWindowCursors(ctx, q) }
+func ReadWindowCursors(ctx context.Context, q Querier) ([]WindowCursor, error) {
+	return readWindowCursors(ctx, q)
+}
 
 func readWindowCursors(ctx context.Context, q Querier) ([]WindowCursor, error) {
 	rows, err := q.Query(ctx, `SELECT basis, size_s, closed_until FROM window_cursors ORDER BY basis, size_s`)
