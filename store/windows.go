@@ -35,16 +35,31 @@ type WindowCursor struct {
 	ClosedUntil time.Time
 }
 
-// windowsLock is the advisory lock that orders folds against closing and
-// replay: folds hold it shared, the closer and replay exclusively. Unlike
-// FOR SHARE on rows, a waiting exclusive request is not overtaken by later
-// shared ones, and the order cannot deadlock.
-const windowsLock = 0x686f6f6b636c6f // "hookclo"
+// Advisory locks are database-wide; the second key is the schema, so
+// installations (and tests) in different schemas of one database do not
+// contend.
+const (
+	// WindowsLock orders folds against closing and replay: folds hold it
+	// shared, the closer and replay exclusively. Unlike FOR SHARE on rows,
+	// a waiting exclusive request is not overtaken by later shared ones,
+	// and the order cannot deadlock.
+	WindowsLock = 0x686f6f6b // "hook"
+	// CloserLock lets one closer work at a time.
+	CloserLock = 0x636c6f73 // "clos"
+)
+
+// TryLock takes the advisory lock key (for this schema) until tx ends,
+// if no one holds it.
+func TryLock(ctx context.Context, tx pgx.Tx, key int32) (bool, error) {
+	var got bool
+	err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))`, key).Scan(&got)
+	return got, err
+}
 
 // ShareWindowCursors takes the windows lock shared until tx ends (no window
 // closes while tx folds into it) and reads every cursor.
 func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(windowsLock)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))`, int32(WindowsLock)); err != nil {
 		return nil, fmt.Errorf("take the windows lock: %w", err)
 	}
 	return readWindowCursors(ctx, tx)
@@ -53,7 +68,7 @@ func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) 
 // LockWindowCursors takes the windows lock exclusively until tx ends (every
 // fold in flight has committed, none starts) and reads every cursor.
 func LockWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(windowsLock)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, int32(WindowsLock)); err != nil {
 		return nil, fmt.Errorf("take the windows lock: %w", err)
 	}
 	return readWindowCursors(ctx, tx)

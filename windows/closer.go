@@ -24,9 +24,6 @@ var (
 // windows that had events.
 const maxEmptyCloses = 1440
 
-// closerLock is the advisory lock id that makes one closer run at a time
-// across every processor of the database.
-const closerLock = 0x686f6f6b77696e // "hookwin"
 
 // Closer closes windows as the watermark passes them, writes and publishes
 // their close records, and prunes windows past their retention. Any number
@@ -172,8 +169,7 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 	var closes []store.WindowClose
 	if len(steps) > 0 {
 		err = pgx.BeginFunc(ctx, c.DB, func(tx pgx.Tx) error {
-			var got bool
-			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(closerLock)).Scan(&got); err != nil || !got {
+			if got, err := store.TryLock(ctx, tx, store.CloserLock); err != nil || !got {
 				return err // another processor's closer is at work
 			}
 			cursors, err := store.LockWindowCursors(ctx, tx)
