@@ -24,7 +24,6 @@ var (
 // windows that had events.
 const maxEmptyCloses = 1440
 
-
 // Closer closes windows as the watermark passes them, writes and publishes
 // their close records, and prunes windows past their retention. Any number
 // of processors may run one; an advisory lock lets one work at a time.
