@@ -94,10 +94,10 @@ func TestEveryOrderingAndDuplicateGivesTheSameInstance(t *testing.T) {
 			{"added", "microdeposits_added", "microdeposits_completed", "microdeposits_maxattempts"},
 			{"added", "verified", "removed"},
 		},
-		"bank_transfer":  {{"created", "completed"}, {"created", "failed"}, {"created", "cancelled"}, {"creation_failed"}, {"created", "completed", "failed"}},
-		"transfer":       {{"created", "completed"}, {"created", "failed"}},
-		"mass_payment":   {{"created", "completed"}, {"created", "cancelled"}},
-		"onboarding":     {{"created", "verified", "funding_source_verified", "first_transfer_completed"}, {"created", "verified"}},
+		"bank_transfer":                 {{"created", "completed"}, {"created", "failed"}, {"created", "cancelled"}, {"creation_failed"}, {"created", "completed", "failed"}},
+		"transfer":                      {{"created", "completed"}, {"created", "failed"}},
+		"mass_payment":                  {{"created", "completed"}, {"created", "cancelled"}},
+		"onboarding":                    {{"created", "verified", "funding_source_verified", "first_transfer_completed"}, {"created", "verified"}},
 		"beneficial_owner_verification": {{"created", "verified"}, {"created", "document_needed", "document_uploaded", "document_approved", "verified"}},
 	}
 	rng := rand.New(rand.NewPCG(8, 9))
