@@ -66,3 +66,7 @@ func (k Keys) HeartbeatPattern() string { return k.Namespace + ":heartbeat:*" }
 // WindowsClosed is the stream where window close records are published,
 // for the live feed and the anomaly detectors.
 func (k Keys) WindowsClosed() string { return k.Namespace + ":windows:closed" }
+
+// JourneysAbandoned is the stream where abandoned journey instances are
+// announced, for alerts and the live feed.
+func (k Keys) JourneysAbandoned() string { return k.Namespace + ":journeys:abandoned" }

@@ -265,3 +265,29 @@ func (c *Closer) publish(ctx context.Context, closes []store.WindowClose) {
 		c.log().Warn("publish window close records", "err", err, "records", len(closes))
 	}
 }
+
+// Watermark is basis's watermark now, as the closer judges it (the
+// journeys' abandonment scanner uses the event-time one); ok is false when
+// it cannot be told (processing paused, or a partition with entries waiting
+// that never folded anything).
+func (c *Closer) Watermark(ctx context.Context, b Basis) (time.Time, bool, error) {
+	cfg := c.Config.WithDefaults()
+	var backlogged map[int32]bool
+	if c.Hold != nil {
+		var paused bool
+		var err error
+		if backlogged, paused, err = c.Hold(ctx); err != nil || paused {
+			return time.Time{}, false, err
+		}
+	}
+	now, err := c.now(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	marks, err := store.ReadWindowMarks(ctx, c.DB, string(b))
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	wm, ok := Watermark(marks, c.Partitions, now, &cfg, backlogged)
+	return wm, ok, nil
+}

@@ -63,6 +63,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			dlqCommand(),
 			replayCommand(),
 			queryCommand(),
+			journeysCommand(),
 		},
 		Exec: func(ctx context.Context, args []string) error { return flag.ErrHelp },
 	}

@@ -415,6 +415,8 @@ func replayCommand() *ffcli.Command {
 	cm.register(fs)
 	var wf windowFlags
 	wf.register(fs)
+	var jf journeyFlags
+	jf.register(fs)
 	from := fs.String("from", "", "start of the event-time range, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the event-time range, RFC 3339, exclusive (default now)")
 	topics := fs.String("topic", "", "comma-separated topics to replay (default all)")
@@ -452,7 +454,7 @@ stream entries, use 'hookstream dlq replay'.`,
 				return err
 			}
 			defer db.Close()
-			fl, err := folders(&wf)
+			fl, err := folders(&wf, &jf)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -31,6 +32,7 @@ type processConfig struct {
 	shutdownWait    time.Duration
 	noWindows       bool
 	windows         windowFlags
+	journeys        journeyFlags
 }
 
 func (c *processConfig) register(fs *flag.FlagSet) {
@@ -45,8 +47,9 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	fs.UintVar(&c.breakerFailures, "breaker-failures", 5, "consecutive PostgreSQL failures that open the circuit breaker (reading stops while it is open)")
 	fs.DurationVar(&c.breakerOpen, "breaker-open", 5*time.Second, "how long the breaker stays open before a half-open probe")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 30*time.Second, "on shutdown, how long the batch in flight may take to commit and be acknowledged")
-	fs.BoolVar(&c.noWindows, "no-windows", false, "store events only; do not fold window aggregates (benchmarks)")
+	fs.BoolVar(&c.noWindows, "no-windows", false, "store events only; fold neither window aggregates nor journeys (benchmarks)")
 	c.windows.register(fs)
+	c.journeys.register(fs)
 }
 
 func (c *processConfig) options(log *slog.Logger, folders []process.Folder) process.Options {
@@ -59,8 +62,8 @@ func (c *processConfig) options(log *slog.Logger, folders []process.Folder) proc
 }
 
 // folders are the folding steps run on newly stored events: window
-// aggregates (journeys add theirs here).
-func folders(w *windowFlags) ([]process.Folder, error) {
+// aggregates and journey instances.
+func folders(w *windowFlags, j *journeyFlags) ([]process.Folder, error) {
 	cfg, err := w.config()
 	if err != nil {
 		return nil, err
@@ -69,7 +72,34 @@ func folders(w *windowFlags) ([]process.Folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []process.Folder{wf}, nil
+	out := []process.Folder{wf}
+	if !j.off {
+		set, err := j.load()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, journey.NewFolder(set))
+	}
+	return out, nil
+}
+
+// journeyFlags configure the journeys.
+type journeyFlags struct {
+	path string
+	off  bool
+}
+
+func (j *journeyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&j.path, "journeys", "", "journey definitions (YAML; see README \"Journeys\"); default: the built-in set for Dwolla")
+	fs.BoolVar(&j.off, "no-journeys", false, "do not follow journeys")
+}
+
+func (j *journeyFlags) load() (*journey.Set, error) {
+	set, warnings, err := journey.Load(j.path)
+	for _, w := range warnings {
+		slog.Warn("journey definitions", "warning", w)
+	}
+	return set, err
 }
 
 // serveProcess runs the process role until ctx ends. started, if non-nil,
@@ -90,7 +120,7 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 	keys := stream.NewKeys(cm.namespace, cm.partitions)
 	var fs []process.Folder
 	if !cfg.noWindows {
-		if fs, err = folders(&cfg.windows); err != nil {
+		if fs, err = folders(&cfg.windows, &cfg.journeys); err != nil {
 			return err
 		}
 	}
@@ -107,6 +137,13 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 		closer := &windows.Closer{DB: pool, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: wcfg, Log: log,
 			Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return streamBacklog(ctx, rdb, group) }}
 		go func() { defer close(closed); closer.Run(ctx) }()
+		if !cfg.journeys.off {
+			ab := &journey.Abandoner{DB: pool, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: log,
+				Watermark: func(ctx context.Context) (time.Time, bool, error) { return closer.Watermark(ctx, windows.EventTime) }}
+			abandoned := make(chan struct{})
+			go func() { defer close(abandoned); ab.Run(ctx) }()
+			defer func() { <-abandoned }()
+		}
 	}
 	defer func() { <-closed }()
 	exported := make(chan struct{})

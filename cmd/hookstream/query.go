@@ -19,9 +19,9 @@ import (
 func queryCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "query",
-		ShortUsage:  "hookstream query metrics [flags]",
-		ShortHelp:   "read the live metrics through the query layer the API and Grafana use",
-		Subcommands: []*ffcli.Command{queryMetricsCommand()},
+		ShortUsage:  "hookstream query metrics|funnel|journey|journeys [flags]",
+		ShortHelp:   "read metrics, funnels and journeys through the query layer the API and Grafana use",
+		Subcommands: []*ffcli.Command{queryMetricsCommand(), queryFunnelCommand(), queryJourneyCommand(), queryJourneysCommand()},
 		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }

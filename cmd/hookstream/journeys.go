@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/query"
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+func journeysCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream journeys", flag.ContinueOnError)
+	var cm common
+	cm.register(fs)
+	var jf journeyFlags
+	jf.register(fs)
+	name := fs.String("journey", "", "rebuild only this journey (default: every one)")
+	subject := fs.String("subject", "", "rebuild only this subject's instance (needs --journey)")
+	return &ffcli.Command{
+		Name:       "journeys",
+		ShortUsage: "hookstream journeys rebuild [--journey NAME] [--subject ID]",
+		ShortHelp:  "recompute journey instances from the events table (the repair reconciliation calls)",
+		LongHelp: `rebuild recomputes instances from the stored events, in one transaction per
+journey: after a definition change, a bug fix, or events recovered later.
+Instances are derived from their events alone, so a rebuild equals what
+folding produced; abandonment is judged again by the running processors.`,
+		FlagSet: fs, Options: envOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 || args[0] != "rebuild" {
+				return flag.ErrHelp
+			}
+			if *subject != "" && *name == "" {
+				return errors.New("--subject needs --journey")
+			}
+			set, err := jf.load()
+			if err != nil {
+				return err
+			}
+			db, err := store.Open(ctx, cm.dbURL)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			f := journey.NewFolder(set)
+			for _, d := range set.Journeys {
+				if *name != "" && d.Name != *name {
+					continue
+				}
+				var n int
+				start := time.Now()
+				if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+					n, err = f.Rebuild(ctx, tx, d.Name, *subject)
+					return err
+				}); err != nil {
+					return err
+				}
+				fmt.Printf("%s: %d instances rebuilt in %s\n", d.Name, n, time.Since(start).Round(time.Millisecond))
+			}
+			if _, ok := set.Get(*name); *name != "" && !ok {
+				return fmt.Errorf("no journey %q", *name)
+			}
+			return nil
+		},
+	}
+}
+
+// journeyQueryFlags are the flags every journey query shares.
+type journeyQueryFlags struct {
+	cm       common
+	jf       journeyFlags
+	name     *string
+	from, to *string
+	out      *string
+}
+
+func (q *journeyQueryFlags) register(fs *flag.FlagSet) {
+	q.cm.register(fs)
+	q.jf.register(fs)
+	q.name = fs.String("journey", "", "journey name (required)")
+	q.from = fs.String("from", "", "cohort start: instances that entered at or after, RFC 3339 (default: 30 days before --to)")
+	q.to = fs.String("to", "", "cohort end, exclusive, RFC 3339 (default now)")
+	q.out = fs.String("o", "table", "output: table or json")
+}
+
+func (q *journeyQueryFlags) resolve(ctx context.Context) (*journey.Definition, time.Time, time.Time, func(), *pgxpool.Pool, error) {
+	set, err := q.jf.load()
+	if err != nil {
+		return nil, time.Time{}, time.Time{}, nil, nil, err
+	}
+	d, ok := set.Get(*q.name)
+	if !ok {
+		return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("no journey %q (--journey); known: %s", *q.name, journeyNames(set))
+	}
+	to := time.Now().UTC()
+	if *q.to != "" {
+		if to, err = time.Parse(time.RFC3339, *q.to); err != nil {
+			return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("--to: %w", err)
+		}
+	}
+	from := to.Add(-30 * 24 * time.Hour)
+	if *q.from != "" {
+		if from, err = time.Parse(time.RFC3339, *q.from); err != nil {
+			return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("--from: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, q.cm.dbURL)
+	if err != nil {
+		return nil, time.Time{}, time.Time{}, nil, nil, err
+	}
+	return d, from, to, db.Close, db, nil
+}
+
+func journeyNames(s *journey.Set) string {
+	out := ""
+	for i, d := range s.Journeys {
+		if i > 0 {
+			out += ", "
+		}
+		out += d.Name
+	}
+	return out
+}
+
+func queryFunnelCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream query funnel", flag.ContinueOnError)
+	var q journeyQueryFlags
+	q.register(fs)
+	return &ffcli.Command{
+		Name:       "funnel",
+		ShortUsage: "hookstream query funnel --journey NAME [--from T] [--to T] [-o json|table]",
+		ShortHelp:  "how a cohort went through a journey: reached, conversion (95% Wilson), time between steps, drop-off, in flight",
+		FlagSet:    fs, Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			d, from, to, done, db, err := q.resolve(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			f, err := query.QueryFunnel(ctx, db, d, from, to)
+			if err != nil {
+				return err
+			}
+			if *q.out == "json" {
+				return writeJSON(os.Stdout, f)
+			}
+			fmt.Printf("%s: %d entered %s to %s; %d completed, %d failed, %d in progress, %d abandoned\n",
+				f.Journey, f.Entered, f.From.Format(time.RFC3339), f.To.Format(time.RFC3339), f.Completed, f.Failed, f.InProgress, f.Abandoned)
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "step\treached\tfrom previous (95% CI)\toverall\tmedian\tp90\tin flight\tabandoned\tcompleted\tfailed")
+			for _, s := range f.Steps {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Step+map[bool]string{true: " (optional)"}[s.Optional], s.Reached,
+					pct(s.FromPrevious), pct(s.Overall), secs(s.MedianSeconds), secs(s.P90Seconds), s.InFlight, s.Abandoned, s.Completed, s.Failed)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func pct(c query.Conversion) string {
+	return fmt.Sprintf("%.1f%% (%.1f–%.1f)", 100*c.Rate, 100*c.Low, 100*c.High)
+}
+
+func secs(s *float64) string {
+	if s == nil {
+		return "-"
+	}
+	return (time.Duration(*s * float64(time.Second))).Round(time.Second).String()
+}
+
+func queryJourneyCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream query journey", flag.ContinueOnError)
+	var q journeyQueryFlags
+	q.register(fs)
+	subject := fs.String("subject", "", "the subject: a customer, resource or correlation id, as the journey defines (required)")
+	return &ffcli.Command{
+		Name:       "journey",
+		ShortUsage: "hookstream query journey --journey NAME --subject ID [-o json]",
+		ShortHelp:  "one instance: its state, the events that built it, and what happened to it",
+		FlagSet:    fs, Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			d, _, _, done, db, err := q.resolve(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			inst, err := query.QueryJourney(ctx, db, d, *subject)
+			if err != nil {
+				return err
+			}
+			return writeJSON(os.Stdout, inst)
+		},
+	}
+}
+
+func queryJourneysCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream query journeys", flag.ContinueOnError)
+	var q journeyQueryFlags
+	q.register(fs)
+	status := fs.String("status", "", "only instances in this status: in_progress, completed, failed or abandoned")
+	limit := fs.Int("limit", 100, "most instances listed, newest entry first")
+	return &ffcli.Command{
+		Name:       "journeys",
+		ShortUsage: "hookstream query journeys --journey NAME [--status abandoned] [--from T] [--to T] [--limit N] [-o json|table]",
+		ShortHelp:  "list instances of a journey",
+		FlagSet:    fs, Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			d, from, to, done, db, err := q.resolve(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			switch *status {
+			case "", journey.InProgress, journey.Completed, journey.Failed, journey.Abandoned:
+			default:
+				return fmt.Errorf("--status %q: use in_progress, completed, failed or abandoned", *status)
+			}
+			rows, err := store.ListJourneys(ctx, db, d.Name, *status, from, to, *limit)
+			if err != nil {
+				return err
+			}
+			if *q.out == "json" {
+				return writeJSON(os.Stdout, rows)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "subject\tstatus\tcurrent step\tentered\tlast progress\tdeadline\tconflict")
+			for _, r := range rows {
+				dl := "-"
+				if r.Deadline != nil {
+					dl = r.Deadline.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Subject, r.Status, deref(r.CurrentStep), r.EnteredAt.UTC().Format(time.RFC3339),
+					r.LastAt.UTC().Format(time.RFC3339), dl, oneLine(deref(r.Conflict), 80))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+

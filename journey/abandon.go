@@ -1,0 +1,105 @@
+package journey
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+var abandonedTotal = metrics.NewCounter(`hookstream_journeys_abandoned_total`)
+
+// Abandoner marks in-progress instances abandoned once the event-time
+// watermark passes their deadline (judged on the watermark, not the wall
+// clock, so replaying old events does not abandon everything), records it
+// and publishes a "journey abandoned" entry for alerts and the live feed.
+// Progress later un-abandons the instance (Folder.Fold).
+type Abandoner struct {
+	DB     *pgxpool.Pool
+	Redis  redis.UniversalClient // nil: not published
+	Stream string
+	// Watermark is the event-time watermark; ok false means it cannot be
+	// told now (nothing is abandoned then).
+	Watermark func(ctx context.Context) (wm time.Time, ok bool, err error)
+	Every     time.Duration // default 5s
+	Log       *slog.Logger
+}
+
+// Run scans every Every until ctx ends.
+func (a *Abandoner) Run(ctx context.Context) {
+	every := a.Every
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
+			a.log().Warn("abandonment scan failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Abandoner) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
+}
+
+// Tick abandons what the watermark has passed and returns those instances.
+func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
+	wm, ok, err := a.Watermark(ctx)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var done []store.JourneyRow
+	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
+		rows, err := store.AbandonJourneys(ctx, tx, wm, 10_000)
+		if err != nil {
+			return err
+		}
+		recs := make([]store.JourneyRecord, len(rows))
+		for i, r := range rows {
+			step := ""
+			if r.CurrentStep != nil {
+				step = *r.CurrentStep
+			}
+			recs[i] = store.JourneyRecord{Journey: r.Journey, Subject: r.Subject, Kind: "abandoned", Step: step,
+				Detail: "no progress by " + r.Deadline.UTC().Format(time.RFC3339) + "; watermark " + wm.Format(time.RFC3339)}
+		}
+		done = rows
+		return store.InsertJourneyRecords(ctx, tx, recs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	abandonedTotal.Add(len(done))
+	if a.Redis != nil && len(done) > 0 {
+		_, err := a.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, r := range done {
+				step := ""
+				if r.CurrentStep != nil {
+					step = *r.CurrentStep
+				}
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: a.Stream, MaxLen: 100_000, Approx: true,
+					Values: []string{"journey", r.Journey, "subject", r.Subject, "step", step, "watermark", wm.Format(time.RFC3339)}})
+			}
+			return nil
+		})
+		if err != nil {
+			a.log().Warn("publish abandoned journeys", "err", err, "instances", len(done))
+		}
+	}
+	return done, nil
+}

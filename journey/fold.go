@@ -1,0 +1,260 @@
+package journey
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+)
+
+var (
+	conflictsTotal   = metrics.NewCounter(`hookstream_journeys_conflicts_total`)
+	unabandonedTotal = metrics.NewCounter(`hookstream_journeys_unabandoned_total`)
+)
+
+// Folder keeps journey instances in PostgreSQL: the processor calls Fold in
+// each batch's transaction with the newly inserted events only.
+type Folder struct {
+	set *Set
+}
+
+// NewFolder returns the journeys folding step for set.
+func NewFolder(set *Set) *Folder { return &Folder{set: set} }
+
+// Name names the step in logs and errors.
+func (f *Folder) Name() string { return "journeys" }
+
+// Set is the folder's definitions.
+func (f *Folder) Set() *Set { return f.set }
+
+type instKey struct{ journey, subject string }
+
+// reaches collects, per instance, the earliest reach of each step in evs.
+func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
+	acc := map[instKey][]Reach{}
+	for i := range evs {
+		e := &evs[i]
+		for _, d := range f.set.ForTopic(e.Topic) {
+			subj := SubjectOf(d.Subject, e.CustomerID, e.ResourceID, e.CorrelationID)
+			if subj == "" {
+				continue
+			}
+			k := instKey{d.Name, subj}
+			r := acc[k]
+			if r == nil {
+				r = make([]Reach, len(d.Steps))
+				acc[k] = r
+			}
+			cand := Reach{At: e.Created.UTC(), Event: e.ID}
+			for _, idx := range d.StepsFor(e.Topic) {
+				if cand.Earlier(r[idx]) {
+					r[idx] = cand
+				}
+			}
+		}
+	}
+	return acc
+}
+
+// Fold merges evs into their instances: rows are created if missing and
+// locked in key order, the reached steps merged (earliest reach wins), the
+// state derived again and written. Progress on an abandoned instance
+// un-abandons it; a new conflict is recorded.
+func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
+	acc := f.reaches(evs)
+	if len(acc) == 0 {
+		return nil
+	}
+	keys := make([]instKey, 0, len(acc))
+	for k := range acc {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b instKey) int {
+		if a.journey != b.journey {
+			if a.journey < b.journey {
+				return -1
+			}
+			return 1
+		}
+		if a.subject < b.subject {
+			return -1
+		}
+		if a.subject > b.subject {
+			return 1
+		}
+		return 0
+	})
+	js, ss := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		js[i], ss[i] = k.journey, k.subject
+	}
+	if err := store.EnsureJourneyRows(ctx, tx, js, ss); err != nil {
+		return err
+	}
+	locked, err := store.LockJourneyRows(ctx, tx, js, ss)
+	if err != nil {
+		return err
+	}
+	if len(locked) != len(keys) {
+		return fmt.Errorf("locked %d journey instances, expected %d", len(locked), len(keys))
+	}
+	var out []store.JourneyRow
+	var recs []store.JourneyRecord
+	for i, k := range keys {
+		d, _ := f.set.Get(k.journey)
+		row := &locked[i]
+		steps := ReachesOf(row)
+		fresh := len(steps) == 0
+		if !Merge(&steps, acc[k]) && !fresh {
+			continue // nothing new (an earlier or equal reach was already known)
+		}
+		wasAbandoned := row.AbandonedAt != nil
+		oldConflict := ""
+		if row.Conflict != nil {
+			oldConflict = *row.Conflict
+		}
+		st := d.Derive(steps, false) // progress clears an abandonment
+		if wasAbandoned {
+			unabandonedTotal.Inc()
+			recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
+				Detail: "progress after the instance was abandoned"})
+			row.AbandonedAt = nil
+		}
+		if st.Conflict != "" && st.Conflict != oldConflict {
+			conflictsTotal.Inc()
+			recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
+		}
+		out = append(out, RowOf(d, k.subject, steps, st, row.AbandonedAt))
+	}
+	if err := store.UpsertJourneyRows(ctx, tx, out); err != nil {
+		return err
+	}
+	return store.InsertJourneyRecords(ctx, tx, recs)
+}
+
+func stepName(d *Definition, i int) string {
+	if i < 0 || i >= len(d.Steps) {
+		return ""
+	}
+	return d.Steps[i].Name
+}
+
+// ReachesOf reads a stored row's steps.
+func ReachesOf(r *store.JourneyRow) []Reach {
+	out := make([]Reach, len(r.StepAt))
+	for i := range r.StepAt {
+		if r.StepAt[i] != nil && i < len(r.StepEvent) && r.StepEvent[i] != nil {
+			out[i] = Reach{At: r.StepAt[i].UTC(), Event: *r.StepEvent[i]}
+		}
+	}
+	return out
+}
+
+// RowOf is the row for an instance's steps and derived state.
+func RowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *time.Time) store.JourneyRow {
+	row := store.JourneyRow{Journey: d.Name, Subject: subject, Status: st.Status, EnteredAt: st.EnteredAt, LastAt: st.LastAt,
+		Deadline: st.Deadline, AbandonedAt: abandonedAt}
+	row.StepAt, row.StepEvent = make([]*time.Time, len(steps)), make([]*string, len(steps))
+	for i := range steps {
+		if steps[i].Reached() {
+			at, ev := steps[i].At, steps[i].Event
+			row.StepAt[i], row.StepEvent[i] = &at, &ev
+		}
+	}
+	if st.Current >= 0 {
+		name := d.Steps[st.Current].Name
+		row.CurrentStep = &name
+	}
+	if st.Conflict != "" {
+		c := st.Conflict
+		row.Conflict = &c
+	}
+	if st.Status == Abandoned && abandonedAt == nil {
+		row.Status = InProgress
+	}
+	return row
+}
+
+// Rebuild recomputes the instances of journey (only subject's, when given)
+// from the events table, in tx: the repair after a definition change, a
+// bug, or events recovered by reconciliation. Abandonment is left to the
+// scanner, which judges it on the watermark again.
+func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string) (int, error) {
+	d, ok := f.set.Get(journey)
+	if !ok {
+		return 0, fmt.Errorf("no journey %q", journey)
+	}
+	var topics []string
+	for _, s := range d.Steps {
+		topics = append(topics, s.Topics...)
+	}
+	col := ""
+	if subject != "" {
+		col = map[Subject]string{SubjectCustomer: "customer_id", SubjectResource: "resource_id", SubjectCorrelation: "correlation_id"}[d.Subject]
+	}
+	acc := map[instKey][]Reach{}
+	only := &Folder{set: &Set{byTopic: map[string][]*Definition{}, byName: map[string]*Definition{d.Name: d}}}
+	for _, t := range topics {
+		only.set.byTopic[t] = []*Definition{d}
+	}
+	err := store.EventsWithTopics(ctx, tx, topics, col, subject, func(e *store.Event) error {
+		for k, r := range only.reaches([]store.Event{*e}) {
+			if cur := acc[k]; cur == nil {
+				acc[k] = r
+			} else {
+				Merge(&cur, r)
+				acc[k] = cur
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := store.DeleteJourneys(ctx, tx, journey, subject); err != nil {
+		return 0, err
+	}
+	rows := make([]store.JourneyRow, 0, len(acc))
+	for k, steps := range acc {
+		rows = append(rows, RowOf(d, k.subject, steps, d.Derive(steps, false), nil))
+	}
+	slices.SortFunc(rows, func(a, b store.JourneyRow) int {
+		if a.Subject < b.Subject {
+			return -1
+		}
+		return 1
+	})
+	return len(rows), store.UpsertJourneyRows(ctx, tx, rows)
+}
+
+// Refold rebuilds every journey that the topics of events created in
+// [from, to) advance ("hookstream replay"); idempotent.
+func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT topic FROM events WHERE created >= $1 AND created < $2
+		AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics)
+	if err != nil {
+		return err
+	}
+	seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	todo := map[string]bool{}
+	for _, t := range seen {
+		for _, d := range f.set.ForTopic(t) {
+			todo[d.Name] = true
+		}
+	}
+	for _, d := range f.set.Journeys {
+		if todo[d.Name] {
+			if _, err := f.Rebuild(ctx, tx, d.Name, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package journey_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/dwolla"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/migrations"
+	"github.com/hookstream/hookstream/process"
+	"github.com/hookstream/hookstream/query"
+	"github.com/hookstream/hookstream/sim"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+type env struct {
+	rdb  *redis.Client
+	keys stream.Keys
+	db   *pgxpool.Pool
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	rdb, ns := testenv.Redis(t)
+	db, _ := testenv.Postgres(t)
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return &env{rdb: rdb, keys: stream.NewKeys(ns, 4), db: db}
+}
+
+func (e *env) add(t *testing.T, evs []sim.Event) {
+	t.Helper()
+	ctx := context.Background()
+	pipe := e.rdb.Pipeline()
+	for _, ev := range evs {
+		parsed, err := dwolla.ParseEvent(ev.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		en := stream.NewEntry(e.keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(en.Partition), Values: en.Fields})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drain runs a processor folding journeys until every entry is
+// acknowledged; with crash, a first processor is stopped abruptly mid-way.
+func (e *env) drain(t *testing.T, folder *journey.Folder, total int, crash bool) {
+	t.Helper()
+	run := func(wait time.Duration) (*process.Processor, context.CancelFunc, chan struct{}) {
+		p, err := process.New(e.rdb, e.db, e.keys, process.Options{
+			Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
+			TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: wait, ControlEvery: 50 * time.Millisecond,
+			RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Folders: []process.Folder{folder},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); p.Run(ctx) }()
+		return p, cancel, done
+	}
+	if crash {
+		p, cancel, done := run(time.Millisecond)
+		waitFor(t, 30*time.Second, "some progress", func() bool { return p.Stats().Stored > 50 })
+		cancel()
+		<-done
+	}
+	_, cancel, done := run(5 * time.Second)
+	defer func() { cancel(); <-done }()
+	g := stream.NewGroup(e.rdb, e.keys, "process")
+	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool {
+		st, err := g.Status(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, s := range st {
+			if s.Pending != 0 || s.Lag != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSimulatedTrafficEndsWithTheSimulatorsFunnels: the simulator knows how
+// many lifecycles of each family it played and which steps each took; the
+// funnels of the matching journeys must say the same.
+func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	sc := sim.Generate(sim.Config{Customers: 300, Seed: 12})
+	evs := append([]sim.Event(nil), sc.Events...)
+	rng := rand.New(rand.NewPCG(1, 1))
+	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
+	e.add(t, evs)
+	folder := journey.NewFolder(journey.Default())
+	e.drain(t, folder, len(evs), false)
+
+	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
+		"bank_transfer": "bank_transfer", "transfer": "transfer", "mass_payment": "mass_payment"}
+	entered := map[string]int64{}
+	reached := map[string]map[string]int64{}
+	for path, n := range sc.Paths {
+		family, steps, _ := strings.Cut(path, ":")
+		j := families[family]
+		if j == "" {
+			continue
+		}
+		entered[j] += int64(n)
+		if reached[j] == nil {
+			reached[j] = map[string]int64{}
+		}
+		seen := map[string]bool{}
+		for _, s := range strings.Split(steps, ">") {
+			if !seen[s] {
+				seen[s] = true
+				reached[j][s] += int64(n)
+			}
+		}
+	}
+	far := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for j, want := range entered {
+		d, _ := folder.Set().Get(j)
+		f, err := query.QueryFunnel(ctx, e.db, d, far, far.AddDate(100, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Entered != want {
+			t.Errorf("%s: %d entered, the simulator played %d", j, f.Entered, want)
+		}
+		for _, s := range f.Steps {
+			if s.Reached != reached[j][s.Step] {
+				t.Errorf("%s step %s: reached by %d, the simulator says %d", j, s.Step, s.Reached, reached[j][s.Step])
+			}
+		}
+		if f.Completed+f.Failed+f.InProgress+f.Abandoned != f.Entered {
+			t.Errorf("%s: statuses %d+%d+%d+%d do not add up to %d", j, f.Completed, f.Failed, f.InProgress, f.Abandoned, f.Entered)
+		}
+	}
+	if len(entered) != len(families) {
+		t.Fatalf("the simulation played %d of the %d families", len(entered), len(families))
+	}
+}
+
+// snapshot reads every instance, as text.
+func snapshot(t *testing.T, db *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT journey, subject, step_at::text, step_event::text, status, coalesce(current_step, ''),
+		entered_at, last_at, coalesce(deadline::text, ''), coalesce(conflict, '') FROM journey_instances ORDER BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals, _ := rows.Values()
+		out = append(out, fmt.Sprint(vals...))
+	}
+	return out
+}
+
+// TestFoldedInstancesEqualARebuildFromEvents is the property: random
+// traffic with duplicates, shuffled, and a processor crash mid-way leaves
+// every instance equal to a rebuild from the events table.
+func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	sc := sim.Generate(sim.Config{Customers: 200, Seed: 44})
+	evs := append([]sim.Event(nil), sc.Events...)
+	rng := rand.New(rand.NewPCG(44, 1))
+	for _, i := range rng.Perm(len(evs))[:len(evs)/5] {
+		evs = append(evs, evs[i])
+	}
+	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	e.add(t, evs)
+	folder := journey.NewFolder(journey.Default())
+	e.drain(t, folder, len(evs), true)
+	folded := snapshot(t, e.db)
+	if len(folded) < 500 {
+		t.Fatalf("only %d instances folded", len(folded))
+	}
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		for _, d := range folder.Set().Journeys {
+			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := snapshot(t, e.db)
+	if len(rebuilt) != len(folded) {
+		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
+	}
+	for i := range folded {
+		if folded[i] != rebuilt[i] {
+			t.Fatalf("instance differs:\nfolded  %s\nrebuilt %s", folded[i], rebuilt[i])
+		}
+	}
+}
+
+// TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt on a controlled clock.
+func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default())
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	fold := func(id, topic string, at time.Time) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			return folder.Fold(ctx, tx, []store.Event{{ID: id, Topic: topic, ResourceID: "tr-1", CustomerID: "c-1", Created: at, Received: at}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm := t0
+	ab := &journey.Abandoner{DB: e.db, Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
+	status := func() (string, *time.Time) {
+		row, ok, err := store.GetJourney(ctx, e.db, "bank_transfer", "tr-1")
+		if err != nil || !ok {
+			t.Fatalf("instance: %v %v", ok, err)
+		}
+		return row.Status, row.AbandonedAt
+	}
+	fold("e1", "customer_bank_transfer_created", t0)
+	wm = t0.Add(100 * time.Hour) // before the 168h deadline
+	if got, _ := ab.Tick(ctx); len(got) != 0 {
+		t.Fatalf("abandoned %d instances before the deadline", len(got))
+	}
+	wm = t0.Add(169 * time.Hour)
+	got, err := ab.Tick(ctx)
+	if err != nil || len(got) != 1 || got[0].Subject != "tr-1" {
+		t.Fatalf("abandoned %+v (%v), want tr-1", got, err)
+	}
+	if st, at := status(); st != journey.Abandoned || at == nil || !at.Equal(wm) {
+		t.Fatalf("after the deadline: %s at %v", st, at)
+	}
+	if again, _ := ab.Tick(ctx); len(again) != 0 {
+		t.Fatalf("abandoned again: %+v", again)
+	}
+	// The transfer completes after all: un-abandoned, completed.
+	fold("e2", "customer_bank_transfer_completed", t0.Add(170*time.Hour))
+	if st, at := status(); st != journey.Completed || at != nil {
+		t.Fatalf("after progress: %s, abandoned at %v; want completed, not abandoned", st, at)
+	}
+	recs, err := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range recs {
+		kinds = append(kinds, r.Kind)
+	}
+	sort.Strings(kinds)
+	if strings.Join(kinds, ",") != "abandoned,unabandoned" {
+		t.Fatalf("records %v, want abandoned and unabandoned", kinds)
+	}
+	// A duplicate of an old event changes nothing and records nothing.
+	fold("e1", "customer_bank_transfer_created", t0)
+	if recs2, _ := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1"); len(recs2) != len(recs) {
+		t.Fatalf("a duplicate added records: %d, was %d", len(recs2), len(recs))
+	}
+	inst, err := query.QueryJourney(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
+	if err != nil || inst.Status != journey.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e1" {
+		t.Fatalf("query journey: %+v %v", inst, err)
+	}
+}
+
+func mustGet(f *journey.Folder, name string) *journey.Definition {
+	d, _ := f.Set().Get(name)
+	return d
+}

@@ -1,0 +1,38 @@
+-- +goose Up
+-- Journey instances (issue 5): per journey and subject, the first time and
+-- event that reached each step (arrays in the definition's step order), and
+-- the state derived from them.
+CREATE TABLE journey_instances (
+    journey      text        NOT NULL,
+    subject      text        NOT NULL,
+    step_at      timestamptz[] NOT NULL,        -- NULL where the step was not reached
+    step_event   text[]      NOT NULL,
+    status       text        NOT NULL,          -- in_progress | completed | failed | abandoned
+    current_step text,
+    entered_at   timestamptz NOT NULL,          -- the cohort: earliest step time
+    last_at      timestamptz NOT NULL,          -- the last progress
+    deadline     timestamptz,                   -- in progress: abandoned past it (on the watermark)
+    abandoned_at timestamptz,                   -- the watermark that abandoned it; cleared by progress
+    conflict     text,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (journey, subject)
+) WITH (fillfactor = 70);
+CREATE INDEX journey_instances_cohort_idx ON journey_instances (journey, entered_at);
+CREATE INDEX journey_instances_deadline_idx ON journey_instances (deadline) WHERE status = 'in_progress';
+CREATE INDEX journey_instances_status_idx ON journey_instances (journey, status, entered_at);
+
+-- What happened to instances: abandoned, unabandoned, conflict.
+CREATE TABLE journey_records (
+    id          bigserial   PRIMARY KEY,
+    journey     text        NOT NULL,
+    subject     text        NOT NULL,
+    kind        text        NOT NULL,
+    step        text,
+    detail      text,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX journey_records_subject_idx ON journey_records (journey, subject);
+
+-- +goose Down
+DROP TABLE journey_records;
+DROP TABLE journey_instances;

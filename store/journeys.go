@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// JourneyRow is one row of journey_instances.
+type JourneyRow struct {
+	Journey, Subject string
+	StepAt           []*time.Time
+	StepEvent        []*string
+	Status           string
+	CurrentStep      *string
+	EnteredAt        time.Time
+	LastAt           time.Time
+	Deadline         *time.Time
+	AbandonedAt      *time.Time
+	Conflict         *string
+}
+
+const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict`
+
+func scanJourney(r pgx.CollectableRow) (JourneyRow, error) {
+	var j JourneyRow
+	err := r.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
+		&j.Deadline, &j.AbandonedAt, &j.Conflict)
+	return j, err
+}
+
+// LockJourneyRows returns the existing rows of (journey, subject) keys,
+// locked FOR UPDATE in the order given (which must be sorted, so concurrent
+// folds lock in one order). Keys without a row are absent from the result.
+func LockJourneyRows(ctx context.Context, tx pgx.Tx, journeys, subjects []string) ([]JourneyRow, error) {
+	rows, err := tx.Query(ctx, `
+SELECT `+prefixed("j", journeyColumns)+`
+FROM journey_instances j
+JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(journey, subject, n) ON (j.journey, j.subject) = (k.journey, k.subject)
+ORDER BY k.n
+FOR UPDATE OF j`, journeys, subjects)
+	if err != nil {
+		return nil, fmt.Errorf("lock journey instances: %w", err)
+	}
+	return pgx.CollectRows(rows, scanJourney)
+}
+
+// UpsertJourneyRows writes rows whole (insert or overwrite).
+func UpsertJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	batch := &pgx.Batch{}
+	for _, j := range rows {
+		batch.Queue(`
+INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_event = excluded.step_event, status = excluded.status,
+  current_step = excluded.current_step, entered_at = excluded.entered_at, last_at = excluded.last_at, deadline = excluded.deadline,
+  abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, updated_at = now()`,
+			j.Journey, j.Subject, j.StepAt, j.StepEvent, j.Status, j.CurrentStep, j.EnteredAt, j.LastAt, j.Deadline, j.AbandonedAt, j.Conflict)
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("write journey instances: %w", err)
+	}
+	return nil
+}
+
+// JourneyRecord is something that happened to an instance.
+type JourneyRecord struct {
+	ID      int64     `json:"id"`
+	Journey string    `json:"journey"`
+	Subject string    `json:"subject"`
+	Kind    string    `json:"kind"` // abandoned | unabandoned | conflict
+	Step    string    `json:"step,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// InsertJourneyRecords records what happened.
+func InsertJourneyRecords(ctx context.Context, q Querier, recs []JourneyRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := len(recs)
+	j, s, k, st, d := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range recs {
+		j[i], s[i], k[i], st[i], d[i] = r.Journey, r.Subject, r.Kind, r.Step, Printable(r.Detail)
+	}
+	_, err := q.Exec(ctx, `INSERT INTO journey_records (journey, subject, kind, step, detail)
+		SELECT j, s, k, NULLIF(st, ''), NULLIF(d, '') FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(j, s, k, st, d)`,
+		j, s, k, st, d)
+	if err != nil {
+		return fmt.Errorf("record journey changes: %w", err)
+	}
+	return nil
+}
+
+// JourneyRecords returns the records of one instance, oldest first.
+func JourneyRecords(ctx context.Context, q Querier, journey, subject string) ([]JourneyRecord, error) {
+	rows, err := q.Query(ctx, `SELECT id, journey, subject, kind, coalesce(step, ''), coalesce(detail, ''), at
+		FROM journey_records WHERE journey = $1 AND subject = $2 ORDER BY id`, journey, subject)
+	if err != nil {
+		return nil, fmt.Errorf("read journey records: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (JourneyRecord, error) {
+		var j JourneyRecord
+		err := r.Scan(&j.ID, &j.Journey, &j.Subject, &j.Kind, &j.Step, &j.Detail, &j.At)
+		return j, err
+	})
+}
+
+// AbandonJourneys marks the in-progress instances whose deadline is before
+// watermark abandoned and returns them.
+func AbandonJourneys(ctx context.Context, q Querier, watermark time.Time, limit int) ([]JourneyRow, error) {
+	rows, err := q.Query(ctx, `
+UPDATE journey_instances SET status = 'abandoned', abandoned_at = $1, updated_at = now()
+WHERE (journey, subject) IN (SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND deadline < $1 LIMIT $2)
+RETURNING `+journeyColumns, watermark, limit)
+	if err != nil {
+		return nil, fmt.Errorf("abandon journeys: %w", err)
+	}
+	return pgx.CollectRows(rows, scanJourney)
+}
+
+// GetJourney returns one instance.
+func GetJourney(ctx context.Context, q Querier, journey, subject string) (JourneyRow, bool, error) {
+	rows, err := q.Query(ctx, `SELECT `+journeyColumns+` FROM journey_instances WHERE journey = $1 AND subject = $2`, journey, subject)
+	if err != nil {
+		return JourneyRow{}, false, fmt.Errorf("read journey instance: %w", err)
+	}
+	j, err := pgx.CollectRows(rows, scanJourney)
+	if err != nil || len(j) == 0 {
+		return JourneyRow{}, false, err
+	}
+	return j[0], true, nil
+}
+
+// ListJourneys returns instances of journey (of status, if given) that
+// entered in [from, to), newest first.
+func ListJourneys(ctx context.Context, q Querier, journey, status string, from, to time.Time, limit int) ([]JourneyRow, error) {
+	rows, err := q.Query(ctx, `SELECT `+journeyColumns+` FROM journey_instances
+		WHERE journey = $1 AND ($2 = '' OR status = $2) AND entered_at >= $3 AND entered_at < $4 ORDER BY entered_at DESC LIMIT $5`,
+		journey, status, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list journey instances: %w", err)
+	}
+	return pgx.CollectRows(rows, scanJourney)
+}
+
+// DeleteJourneys deletes the instances of journey (only subject's, if
+// given), for a rebuild.
+func DeleteJourneys(ctx context.Context, tx pgx.Tx, journey, subject string) error {
+	_, err := tx.Exec(ctx, `DELETE FROM journey_instances WHERE journey = $1 AND ($2 = '' OR subject = $2)`, journey, subject)
+	if err != nil {
+		return fmt.Errorf("delete journey instances: %w", err)
+	}
+	return nil
+}
+
+// EventsWithTopics calls fn with every stored event of topics (only those
+// of subject, matched on customer_id or resource_id or correlation_id as
+// column says, when subject is given), streaming them.
+func EventsWithTopics(ctx context.Context, q Querier, topics []string, column, subject string, fn func(*Event) error) error {
+	where := ""
+	switch column {
+	case "":
+	case "customer_id", "resource_id", "correlation_id":
+		where = " AND " + column + " = $2"
+	default:
+		return fmt.Errorf("EventsWithTopics: unknown column %q", column)
+	}
+	args := []any{topics}
+	if where != "" {
+		args = append(args, subject)
+	}
+	rows, err := q.Query(ctx, `
+SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
+       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source
+FROM events WHERE topic = ANY($1)`+where, args...)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var e Event
+	for rows.Next() {
+		if err := rows.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
+			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source); err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func prefixed(alias, cols string) string {
+	out := ""
+	for i, c := range splitCols(cols) {
+		if i > 0 {
+			out += ", "
+		}
+		out += alias + "." + c
+	}
+	return out
+}
+
+func splitCols(cols string) []string {
+	var out []string
+	cur := ""
+	for _, r := range cols {
+		switch r {
+		case ',':
+			out = append(out, cur)
+			cur = ""
+		case ' ', '\n', '\t':
+		default:
+			cur += string(r)
+		}
+	}
+	return append(out, cur)
+}
+
+// EnsureJourneyRows creates a placeholder row for every (journey, subject)
+// key that has none (in the order given, which must be sorted), so the
+// caller can lock them all: two folds creating the same instance then
+// serialise instead of overwriting each other.
+func EnsureJourneyRows(ctx context.Context, tx pgx.Tx, journeys, subjects []string) error {
+	_, err := tx.Exec(ctx, `
+INSERT INTO journey_instances (journey, subject, step_at, step_event, status, entered_at, last_at)
+SELECT j, s, '{}', '{}', 'in_progress', now(), now() FROM unnest($1::text[], $2::text[]) AS k(j, s)
+ON CONFLICT DO NOTHING`, journeys, subjects)
+	if err != nil {
+		return fmt.Errorf("create journey instances: %w", err)
+	}
+	return nil
+}
