@@ -251,4 +251,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
