@@ -2,6 +2,7 @@ package journey
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -27,6 +28,7 @@ type Abandoner struct {
 	// told now (nothing is abandoned then).
 	Watermark func(ctx context.Context) (wm time.Time, ok bool, err error)
 	Every     time.Duration // default 5s
+	Set       *Set          // the definitions, to keep the funnel aggregates in step
 	Log       *slog.Logger
 }
 
@@ -59,6 +61,9 @@ func (a *Abandoner) log() *slog.Logger {
 
 // Tick abandons what the watermark has passed and returns those instances.
 func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
+	if a.Set == nil {
+		return nil, errors.New("journey abandoner: no definitions (Set)")
+	}
 	wm, ok, err := a.Watermark(ctx)
 	if err != nil || !ok {
 		return nil, err
@@ -79,6 +84,17 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 				Detail: "no progress by " + r.Deadline.UTC().Format(time.RFC3339) + "; watermark " + wm.Format(time.RFC3339)}
 		}
 		done = rows
+		funnel := map[FunnelKey]int64{}
+		for i := range rows {
+			if d, ok := a.Set.Get(rows[i].Journey); ok {
+				steps := ReachesOf(&rows[i])
+				Contribution(d, steps, d.Derive(steps, false), -1, funnel)
+				Contribution(d, steps, d.Derive(steps, true), +1, funnel)
+			}
+		}
+		if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
+			return err
+		}
 		return store.InsertJourneyRecords(ctx, tx, recs)
 	})
 	if err != nil {

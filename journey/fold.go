@@ -104,14 +104,17 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	}
 	var out []store.JourneyRow
 	var recs []store.JourneyRecord
+	funnel := map[FunnelKey]int64{}
 	for i, k := range keys {
 		d, _ := f.set.Get(k.journey)
 		row := &locked[i]
+		oldSteps, oldSt := rowState(d, row)
 		steps := ReachesOf(row)
 		fresh := len(steps) == 0
 		if !Merge(&steps, acc[k]) && !fresh {
 			continue // nothing new (an earlier or equal reach was already known)
 		}
+		Contribution(d, oldSteps, oldSt, -1, funnel)
 		wasAbandoned := row.AbandonedAt != nil
 		oldConflict := ""
 		if row.Conflict != nil {
@@ -128,9 +131,13 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			conflictsTotal.Inc()
 			recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
 		}
+		Contribution(d, steps, st, +1, funnel)
 		out = append(out, RowOf(d, k.subject, steps, st, row.AbandonedAt))
 	}
 	if err := store.UpsertJourneyRows(ctx, tx, out); err != nil {
+		return err
+	}
+	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
 		return err
 	}
 	return store.InsertJourneyRecords(ctx, tx, recs)
@@ -215,12 +222,28 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	if err != nil {
 		return 0, err
 	}
+	funnel := map[FunnelKey]int64{}
+	if subject == "" {
+		if err := store.DeleteFunnel(ctx, tx, journey); err != nil {
+			return 0, err
+		}
+	} else if old, ok, err := store.GetJourney(ctx, tx, journey, subject); err != nil {
+		return 0, err
+	} else if ok {
+		oldSteps, oldSt := rowState(d, &old)
+		Contribution(d, oldSteps, oldSt, -1, funnel)
+	}
 	if err := store.DeleteJourneys(ctx, tx, journey, subject); err != nil {
 		return 0, err
 	}
 	rows := make([]store.JourneyRow, 0, len(acc))
 	for k, steps := range acc {
-		rows = append(rows, RowOf(d, k.subject, steps, d.Derive(steps, false), nil))
+		st := d.Derive(steps, false)
+		Contribution(d, steps, st, +1, funnel)
+		rows = append(rows, RowOf(d, k.subject, steps, st, nil))
+	}
+	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
+		return 0, err
 	}
 	slices.SortFunc(rows, func(a, b store.JourneyRow) int {
 		if a.Subject < b.Subject {

@@ -204,6 +204,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	folder := journey.NewFolder(journey.Default())
 	e.drain(t, folder, len(evs), true)
 	folded := snapshot(t, e.db)
+	checkFunnel(t, e.db, folder.Set())
 	if len(folded) < 500 {
 		t.Fatalf("only %d instances folded", len(folded))
 	}
@@ -219,6 +220,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilt := snapshot(t, e.db)
+	checkFunnel(t, e.db, folder.Set())
 	if len(rebuilt) != len(folded) {
 		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
 	}
@@ -246,7 +248,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 		}
 	}
 	wm := t0
-	ab := &journey.Abandoner{DB: e.db, Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
+	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
 	status := func() (string, *time.Time) {
 		row, ok, err := store.GetJourney(ctx, e.db, "bank_transfer", "tr-1")
 		if err != nil || !ok {
@@ -267,6 +269,11 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	if st, at := status(); st != journey.Abandoned || at == nil || !at.Equal(wm) {
 		t.Fatalf("after the deadline: %s at %v", st, at)
 	}
+	checkFunnel(t, e.db, folder.Set())
+	f, err := query.QueryFunnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	if err != nil || f.Entered != 1 || f.Abandoned != 1 || f.Steps[0].Abandoned != 1 || f.InProgress != 0 {
+		t.Fatalf("funnel while abandoned: %+v %v", f, err)
+	}
 	if again, _ := ab.Tick(ctx); len(again) != 0 {
 		t.Fatalf("abandoned again: %+v", again)
 	}
@@ -274,6 +281,12 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	fold("e2", "customer_bank_transfer_completed", t0.Add(170*time.Hour))
 	if st, at := status(); st != journey.Completed || at != nil {
 		t.Fatalf("after progress: %s, abandoned at %v; want completed, not abandoned", st, at)
+	}
+	checkFunnel(t, e.db, folder.Set())
+	f, err = query.QueryFunnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	if err != nil || f.Completed != 1 || f.Abandoned != 0 || f.Steps[1].Reached != 1 || f.Steps[1].MedianSeconds == nil ||
+		*f.Steps[1].MedianSeconds < 170*3600*0.99 || *f.Steps[1].MedianSeconds > 170*3600*1.01 {
+		t.Fatalf("funnel after completion: %+v %v", f, err)
 	}
 	recs, err := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1")
 	if err != nil {
@@ -301,4 +314,47 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 func mustGet(f *journey.Folder, name string) *journey.Definition {
 	d, _ := f.Set().Get(name)
 	return d
+}
+
+// checkFunnel compares the funnel aggregates the fold kept with a
+// recomputation from the instance rows.
+func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[journey.FunnelKey]int64{}
+	for _, d := range set.Journeys {
+		rows, err := store.ListJourneys(ctx, db, d.Name, "", time.Unix(0, 0), time.Now().AddDate(100, 0, 0), 10_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			steps := journey.ReachesOf(&rows[i])
+			journey.Contribution(d, steps, d.Derive(steps, rows[i].AbandonedAt != nil), 1, want)
+		}
+	}
+	got := map[journey.FunnelKey]int64{}
+	rows, err := db.Query(ctx, `SELECT journey, day, kind, step, bucket, n FROM journey_funnel WHERE n <> 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k journey.FunnelKey
+		var n int64
+		var b int32
+		if err := rows.Scan(&k.Journey, &k.Day, &k.Kind, &k.Step, &b, &n); err != nil {
+			t.Fatal(err)
+		}
+		k.Bucket, k.Day = int(b), k.Day.UTC()
+		got[k] = n
+	}
+	for k, n := range want {
+		if n != 0 && got[k] != n {
+			t.Errorf("funnel %+v: kept %d, instances say %d", k, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if want[k] != n {
+			t.Errorf("funnel %+v: kept %d, instances say %d", k, n, want[k])
+		}
+	}
 }

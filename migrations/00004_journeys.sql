@@ -19,7 +19,21 @@ CREATE TABLE journey_instances (
 ) WITH (fillfactor = 70);
 CREATE INDEX journey_instances_cohort_idx ON journey_instances (journey, entered_at);
 CREATE INDEX journey_instances_deadline_idx ON journey_instances (deadline) WHERE status = 'in_progress';
-CREATE INDEX journey_instances_status_idx ON journey_instances (journey, status, entered_at);
+
+-- Funnel aggregates per journey and cohort (UTC day of entry), kept by the
+-- fold as additive deltas, so a funnel over millions of instances reads a
+-- few hundred rows. kind: entered | reached | gap (time from the step
+-- before, as a log-scale bucket) | a status (in_progress, completed,
+-- failed, abandoned) counted at the instance's current step.
+CREATE TABLE journey_funnel (
+    journey text    NOT NULL,
+    day     date    NOT NULL,
+    kind    text    NOT NULL,
+    step    text    NOT NULL,                   -- '' for entered
+    bucket  integer NOT NULL,                   -- gap bucket; 0 otherwise
+    n       bigint  NOT NULL,
+    PRIMARY KEY (journey, day, kind, step, bucket)
+);
 
 -- What happened to instances: abandoned, unabandoned, conflict.
 CREATE TABLE journey_records (
@@ -34,5 +48,6 @@ CREATE TABLE journey_records (
 CREATE INDEX journey_records_subject_idx ON journey_records (journey, subject);
 
 -- +goose Down
+DROP TABLE journey_funnel;
 DROP TABLE journey_records;
 DROP TABLE journey_instances;

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
+	"sort"
 	"time"
 
 	"github.com/hookstream/hookstream/journey"
@@ -64,84 +64,90 @@ type Funnel struct {
 	Steps      []FunnelStep `json:"steps"`
 }
 
-// QueryFunnel computes the funnel of journey d for the cohort that entered
-// in [from, to): two aggregate scans of the cohort's rows.
+// QueryFunnel computes the funnel of journey d for the cohorts that entered
+// on the UTC days from From's day up to and including the day before To
+// (To exclusive, rounded up to a whole day): it sums the funnel aggregates
+// the fold keeps per journey and day, a few hundred rows however many
+// instances there are. Times between steps come from log-scale buckets,
+// within 1% (journey.GapGamma).
 func QueryFunnel(ctx context.Context, db store.Querier, d *journey.Definition, from, to time.Time) (Funnel, error) {
+	from = from.UTC().Truncate(24 * time.Hour)
+	to = to.UTC().Add(-time.Nanosecond).Truncate(24 * time.Hour).Add(24 * time.Hour)
 	f := Funnel{Journey: d.Name, From: from, To: to}
 	if !from.Before(to) {
 		return f, fmt.Errorf("empty range: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	n := len(d.Steps)
-	cols := []string{"count(*)"}
-	for i := 1; i <= n; i++ {
-		cols = append(cols, fmt.Sprintf("count(step_at[%d])", i))
-	}
-	for i := 2; i <= n; i++ {
-		gap := fmt.Sprintf("extract(epoch FROM step_at[%d] - step_at[%d])", i, i-1)
-		cols = append(cols, fmt.Sprintf("percentile_cont(0.5) WITHIN GROUP (ORDER BY %s)", gap),
-			fmt.Sprintf("percentile_cont(0.9) WITHIN GROUP (ORDER BY %s)", gap))
-	}
-	vals := make([]any, len(cols))
-	counts := make([]int64, n+1)
-	for i := 0; i <= n; i++ {
-		vals[i] = &counts[i]
-	}
-	quant := make([]*float64, 2*(n-1))
-	for i := range quant {
-		vals[n+1+i] = &quant[i]
-	}
-	err := db.QueryRow(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM journey_instances
-		WHERE journey = $1 AND entered_at >= $2 AND entered_at < $3`, d.Name, from, to).Scan(vals...)
+	rows, err := store.SumFunnel(ctx, db, d.Name, from, to)
 	if err != nil {
 		return f, fmt.Errorf("funnel of %s: %w", d.Name, err)
 	}
-	f.Entered = counts[0]
+	f.Steps = make([]FunnelStep, len(d.Steps))
+	gaps := make([]map[int32]int64, len(d.Steps))
 	for i, s := range d.Steps {
-		fs := FunnelStep{Step: s.Name, Optional: s.Optional, Reached: counts[i+1], Overall: Wilson(counts[i+1], f.Entered)}
-		if i == 0 {
-			fs.FromPrevious = Wilson(counts[1], f.Entered)
-		} else {
-			fs.FromPrevious = Wilson(min(counts[i+1], counts[i]), counts[i])
-			fs.MedianSeconds, fs.P90Seconds = quant[2*(i-1)], quant[2*(i-1)+1]
-		}
-		f.Steps = append(f.Steps, fs)
+		f.Steps[i] = FunnelStep{Step: s.Name, Optional: s.Optional}
+		gaps[i] = map[int32]int64{}
 	}
-	rows, err := db.Query(ctx, `SELECT coalesce(current_step, ''), status, count(*) FROM journey_instances
-		WHERE journey = $1 AND entered_at >= $2 AND entered_at < $3 GROUP BY 1, 2`, d.Name, from, to)
-	if err != nil {
-		return f, fmt.Errorf("funnel of %s: %w", d.Name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var step, status string
-		var c int64
-		if err := rows.Scan(&step, &status, &c); err != nil {
-			return f, err
-		}
-		switch status {
-		case journey.InProgress:
-			f.InProgress += c
-		case journey.Completed:
-			f.Completed += c
-		case journey.Failed:
-			f.Failed += c
-		case journey.Abandoned:
-			f.Abandoned += c
-		}
-		i := d.Index(step)
-		if i < 0 {
+	for _, r := range rows {
+		i := d.Index(r.Step)
+		if r.Kind == journey.KindEntered {
+			f.Entered += r.N
 			continue
 		}
-		switch status {
+		if i < 0 {
+			continue // a step no longer in the definition
+		}
+		switch r.Kind {
+		case journey.KindReached:
+			f.Steps[i].Reached += r.N
+		case journey.KindGap:
+			gaps[i][r.Bucket] += r.N
 		case journey.InProgress:
-			f.Steps[i].InFlight += c
+			f.Steps[i].InFlight += r.N
+			f.InProgress += r.N
 		case journey.Completed:
-			f.Steps[i].Completed += c
+			f.Steps[i].Completed += r.N
+			f.Completed += r.N
 		case journey.Failed:
-			f.Steps[i].Failed += c
+			f.Steps[i].Failed += r.N
+			f.Failed += r.N
 		case journey.Abandoned:
-			f.Steps[i].Abandoned += c
+			f.Steps[i].Abandoned += r.N
+			f.Abandoned += r.N
 		}
 	}
-	return f, rows.Err()
+	for i := range f.Steps {
+		s := &f.Steps[i]
+		s.Overall = Wilson(s.Reached, f.Entered)
+		if i == 0 {
+			s.FromPrevious = Wilson(s.Reached, f.Entered)
+			continue
+		}
+		s.FromPrevious = Wilson(min(s.Reached, f.Steps[i-1].Reached), f.Steps[i-1].Reached)
+		s.MedianSeconds, s.P90Seconds = gapQuantile(gaps[i], 0.5), gapQuantile(gaps[i], 0.9)
+	}
+	return f, nil
+}
+
+// gapQuantile reads quantile q off bucket counts (nil when empty).
+func gapQuantile(buckets map[int32]int64, q float64) *float64 {
+	var total int64
+	keys := make([]int32, 0, len(buckets))
+	for b, n := range buckets {
+		total += n
+		keys = append(keys, b)
+	}
+	if total <= 0 {
+		return nil
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	rank := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for _, b := range keys {
+		seen += buckets[b]
+		if seen >= max(rank, 1) {
+			v := math.Round(journey.GapSeconds(int(b))*1000) / 1000
+			return &v
+		}
+	}
+	return nil
 }

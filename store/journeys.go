@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,25 +48,82 @@ FOR UPDATE OF j`, journeys, subjects)
 	return pgx.CollectRows(rows, scanJourney)
 }
 
-// UpsertJourneyRows writes rows whole (insert or overwrite).
+// UpsertJourneyRows writes rows whole (insert or overwrite), in one
+// statement. The per-step arrays travel as array literals (rows of
+// different journeys have different lengths, which a 2-D array cannot hold).
 func UpsertJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	batch := &pgx.Batch{}
-	for _, j := range rows {
-		batch.Queue(`
+	n := len(rows)
+	js, ss, at, ev, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	cur, conflict := make([]*string, n), make([]*string, n)
+	entered, last := make([]time.Time, n), make([]time.Time, n)
+	deadline, abandoned := make([]*time.Time, n), make([]*time.Time, n)
+	for i, j := range rows {
+		js[i], ss[i], status[i], cur[i], conflict[i] = j.Journey, j.Subject, j.Status, j.CurrentStep, j.Conflict
+		entered[i], last[i], deadline[i], abandoned[i] = j.EnteredAt, j.LastAt, j.Deadline, j.AbandonedAt
+		at[i], ev[i] = timeArrayLiteral(j.StepAt), textArrayLiteral(j.StepEvent)
+	}
+	_, err := tx.Exec(ctx, `
 INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
+            $9::timestamptz[], $10::timestamptz[], $11::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf)
 ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_event = excluded.step_event, status = excluded.status,
   current_step = excluded.current_step, entered_at = excluded.entered_at, last_at = excluded.last_at, deadline = excluded.deadline,
   abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, updated_at = now()`,
-			j.Journey, j.Subject, j.StepAt, j.StepEvent, j.Status, j.CurrentStep, j.EnteredAt, j.LastAt, j.Deadline, j.AbandonedAt, j.Conflict)
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		js, ss, at, ev, status, cur, entered, last, deadline, abandoned, conflict)
+	if err != nil {
 		return fmt.Errorf("write journey instances: %w", err)
 	}
 	return nil
+}
+
+// timeArrayLiteral writes ts as a PostgreSQL array literal (NULL for nil).
+func timeArrayLiteral(ts []*time.Time) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if t == nil {
+			b.WriteString("NULL")
+			continue
+		}
+		b.WriteByte('"')
+		b.WriteString(t.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// textArrayLiteral writes ss as a PostgreSQL array literal, quoting every
+// element (NULL for nil).
+func textArrayLiteral(ss []*string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if s == nil {
+			b.WriteString("NULL")
+			continue
+		}
+		b.WriteByte('"')
+		for _, r := range Printable(*s) {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // JourneyRecord is something that happened to an instance.
@@ -235,6 +293,69 @@ SELECT j, s, '{}', '{}', 'in_progress', now(), now() FROM unnest($1::text[], $2:
 ON CONFLICT DO NOTHING`, journeys, subjects)
 	if err != nil {
 		return fmt.Errorf("create journey instances: %w", err)
+	}
+	return nil
+}
+
+// FunnelDelta is an additive change to one funnel aggregate.
+type FunnelDelta struct {
+	Journey string
+	Day     time.Time
+	Kind    string
+	Step    string
+	Bucket  int32
+	N       int64
+}
+
+// AddFunnel applies deltas (sorted by key) with one additive upsert.
+func AddFunnel(ctx context.Context, tx pgx.Tx, deltas []FunnelDelta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	n := len(deltas)
+	j, k, s := make([]string, n), make([]string, n), make([]string, n)
+	d := make([]time.Time, n)
+	b := make([]int32, n)
+	c := make([]int64, n)
+	for i, x := range deltas {
+		j[i], d[i], k[i], s[i], b[i], c[i] = x.Journey, x.Day, x.Kind, x.Step, x.Bucket, x.N
+	}
+	_, err := tx.Exec(ctx, `
+INSERT INTO journey_funnel (journey, day, kind, step, bucket, n)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::int[], $6::bigint[])
+ON CONFLICT (journey, day, kind, step, bucket) DO UPDATE SET n = journey_funnel.n + excluded.n`, j, d, k, s, b, c)
+	if err != nil {
+		return fmt.Errorf("update funnel aggregates: %w", err)
+	}
+	return nil
+}
+
+// FunnelRow is one summed funnel aggregate.
+type FunnelRow struct {
+	Kind, Step string
+	Bucket     int32
+	N          int64
+}
+
+// SumFunnel sums the aggregates of journey's cohorts that entered on days
+// in [from, to).
+func SumFunnel(ctx context.Context, q Querier, journey string, from, to time.Time) ([]FunnelRow, error) {
+	rows, err := q.Query(ctx, `SELECT kind, step, bucket, sum(n)::bigint FROM journey_funnel
+		WHERE journey = $1 AND day >= $2::date AND day < $3::date GROUP BY 1, 2, 3 HAVING sum(n) <> 0`, journey, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read funnel aggregates: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (FunnelRow, error) {
+		var f FunnelRow
+		err := r.Scan(&f.Kind, &f.Step, &f.Bucket, &f.N)
+		return f, err
+	})
+}
+
+// DeleteFunnel deletes journey's funnel aggregates (for a rebuild).
+func DeleteFunnel(ctx context.Context, tx pgx.Tx, journey string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM journey_funnel WHERE journey = $1`, journey); err != nil {
+		return fmt.Errorf("delete funnel aggregates: %w", err)
 	}
 	return nil
 }

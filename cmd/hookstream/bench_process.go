@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -13,8 +14,10 @@ import (
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/bench"
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/process"
+	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -34,8 +37,10 @@ type benchProcessConfig struct {
 	cpuProfile  string
 	winProfile  string
 	keep        bool
-	noWindows   bool
-	span        time.Duration
+	noWindows     bool
+	noJourneys    bool
+	seedInstances int
+	span          time.Duration
 }
 
 func benchProcessCommand() *ffcli.Command {
@@ -50,6 +55,8 @@ func benchProcessCommand() *ffcli.Command {
 	fs.StringVar(&c.winProfile, "cpuprofile-windows", "", "write a CPU profile of the drain with window folding to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
 	fs.BoolVar(&c.noWindows, "no-windows", false, "skip the drain with window folding")
+	fs.BoolVar(&c.noJourneys, "no-journeys", false, "skip the drain with journeys folding and the funnel query")
+	fs.IntVar(&c.seedInstances, "seed-instances", 1_000_000, "journey instances put in the table before the journeys drain (and queried by the funnel)")
 	fs.DurationVar(&c.span, "span", time.Hour, "event time the backlog's lifecycles start over (1h: a backlog of an hour's traffic); windows cost more the sparser the events")
 	return &ffcli.Command{
 		Name:       "process",
@@ -157,12 +164,17 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	}
 	var phases []phase
 
-	drain := func(name, group string, folders []process.Folder) (phase, error) {
+	drain := func(name, group string, folders []process.Folder, prepare ...func(*pgxpool.Pool) error) (phase, error) {
 		pool, err := schema(name)
 		if err != nil {
 			return phase{}, err
 		}
 		defer pool.Close()
+		for _, p := range prepare {
+			if err := p(pool); err != nil {
+				return phase{}, err
+			}
+		}
 		return measure(name, func() (int64, error) {
 			proc, err := process.New(rdb, pool, keys, process.Options{
 				Group: group, Workers: c.workers, BatchSize: c.batchSize, Block: 100 * time.Millisecond,
@@ -207,6 +219,47 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		return err
 	}
 	phases = append(phases, ph)
+
+	// hookstream with journeys folding, into a table that already holds
+	// --seed-instances instances; then the funnel query over them.
+	var funnelTimes []time.Duration
+	if !c.noJourneys {
+		set := journey.Default()
+		ph, err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFolder(set)}, func(pool *pgxpool.Pool) error {
+			t0 := time.Now()
+			n, err := seedJourneys(ctx, pool, c.seedInstances)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  seeded %d bank_transfer instances in %s\n", n, time.Since(t0).Round(time.Millisecond))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		phases = append(phases, ph)
+		pool, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, ns+"_journeys"))
+		if err != nil {
+			return err
+		}
+		var total int64
+		pool.QueryRow(ctx, `SELECT count(*) FROM journey_instances`).Scan(&total)
+		d, _ := set.Get("bank_transfer")
+		to := time.Now().UTC()
+		for range 7 {
+			t0 := time.Now()
+			f, err := query.QueryFunnel(ctx, pool, d, to.Add(-60*24*time.Hour), to)
+			if err != nil {
+				pool.Close()
+				return err
+			}
+			funnelTimes = append(funnelTimes, time.Since(t0))
+			if len(funnelTimes) == 1 {
+				fmt.Printf("  funnel of bank_transfer over %d of the table's %d instances (cohort: 60 days)\n", f.Entered, total)
+			}
+		}
+		pool.Close()
+	}
 
 	// hookstream with window folding
 	if !c.noWindows {
@@ -283,6 +336,12 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		hs.rate()/byName["naive"].rate(), hs.rate()/byName["copy"].rate())
 	if w, ok := byName["windows"]; ok {
 		fmt.Printf("with windows folding: %.2fx the events-only drain rate (aim >= 0.8x)\n", w.rate()/hs.rate())
+	}
+	if j, ok := byName["journeys"]; ok {
+		fmt.Printf("with journeys folding: %.2fx the events-only drain rate (aim >= 0.7x)\n", j.rate()/hs.rate())
+		slices.Sort(funnelTimes)
+		fmt.Printf("funnel query: min %s, median %s, max %s over %d runs (aim < 200ms)\n", funnelTimes[0].Round(time.Millisecond),
+			funnelTimes[len(funnelTimes)/2].Round(time.Millisecond), funnelTimes[len(funnelTimes)-1].Round(time.Millisecond), len(funnelTimes))
 	}
 	return nil
 }
@@ -383,4 +442,28 @@ func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// seedJourneys fills journey_instances with n bank_transfer instances
+// entered over the last 30 days: 80% completed a day later, 7% failed
+// (a tenth of them after completing), 5% cancelled, the rest in flight.
+func seedJourneys(ctx context.Context, db *pgxpool.Pool, n int) (int64, error) {
+	tag, err := db.Exec(ctx, `
+INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, conflict)
+SELECT 'bank_transfer', 'seed-' || g,
+       ARRAY[t, CASE WHEN r < 0.8 THEN t + interval '1 day' END, NULL, CASE WHEN r >= 0.8 AND r < 0.85 THEN t + interval '2 hours' END,
+             CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN t + interval '3 days' END],
+       ARRAY['c-' || g, CASE WHEN r < 0.8 THEN 'd-' || g END, NULL, CASE WHEN r >= 0.8 AND r < 0.85 THEN 'x-' || g END,
+             CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN 'f-' || g END],
+       CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'failed' ELSE 'in_progress' END,
+       CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'cancelled' ELSE 'created' END,
+       t, t + interval '1 day', CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, NULL
+FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM generate_series(1, $1) g) s`, n)
+	if err != nil {
+		return 0, fmt.Errorf("seed journey instances: %w", err)
+	}
+	if _, err := db.Exec(ctx, `ANALYZE journey_instances`); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }

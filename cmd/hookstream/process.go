@@ -138,7 +138,11 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 			Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return streamBacklog(ctx, rdb, group) }}
 		go func() { defer close(closed); closer.Run(ctx) }()
 		if !cfg.journeys.off {
-			ab := &journey.Abandoner{DB: pool, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: log,
+			jset, err := cfg.journeys.load()
+			if err != nil {
+				return err
+			}
+			ab := &journey.Abandoner{DB: pool, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: log, Set: jset,
 				Watermark: func(ctx context.Context) (time.Time, bool, error) { return closer.Watermark(ctx, windows.EventTime) }}
 			abandoned := make(chan struct{})
 			go func() { defer close(abandoned); ab.Run(ctx) }()

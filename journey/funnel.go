@@ -1,0 +1,120 @@
+package journey
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+)
+
+// Funnel aggregates: what each instance contributes to its journey's
+// cohort (the UTC day it entered). The fold adds an instance's new
+// contribution and subtracts its old one, so the aggregates always equal a
+// recomputation from the instances, in any order of events.
+
+// Kinds of funnel aggregate.
+const (
+	KindEntered = "entered"
+	KindReached = "reached"
+	KindGap     = "gap"
+)
+
+// GapGamma is the ratio between consecutive gap buckets: a time between
+// steps read back from its bucket is within 1% of the true value.
+const GapGamma = 1.02
+
+// GapBucket is the bucket of a gap in seconds: 0 for under a second, else
+// 1 + floor(log_gamma(seconds)).
+func GapBucket(d time.Duration) int {
+	s := d.Seconds()
+	if s < 1 {
+		return 0
+	}
+	return 1 + int(math.Floor(math.Log(s)/math.Log(GapGamma)))
+}
+
+// GapSeconds is a bucket's representative value (its geometric middle).
+func GapSeconds(b int) float64 {
+	if b <= 0 {
+		return 0.5
+	}
+	return math.Pow(GapGamma, float64(b-1)+0.5)
+}
+
+// FunnelKey names one aggregate.
+type FunnelKey struct {
+	Journey string
+	Day     time.Time // UTC midnight
+	Kind    string
+	Step    string
+	Bucket  int
+}
+
+// Contribution adds (sign +1) or removes (-1) what an instance with steps
+// and state counts in its journey's funnel.
+func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[FunnelKey]int64) {
+	if st.Current < 0 && st.EnteredAt.IsZero() {
+		return // a placeholder: no step reached
+	}
+	day := st.EnteredAt.UTC().Truncate(24 * time.Hour)
+	add := func(kind, step string, bucket int) {
+		k := FunnelKey{Journey: d.Name, Day: day, Kind: kind, Step: step, Bucket: bucket}
+		into[k] += sign
+	}
+	add(KindEntered, "", 0)
+	for i, r := range steps {
+		if i >= len(d.Steps) || !r.Reached() {
+			continue
+		}
+		add(KindReached, d.Steps[i].Name, 0)
+		if i > 0 && steps[i-1].Reached() {
+			add(KindGap, d.Steps[i].Name, GapBucket(max(r.At.Sub(steps[i-1].At), 0)))
+		}
+	}
+	if st.Current >= 0 {
+		add(st.Status, d.Steps[st.Current].Name, 0)
+	}
+}
+
+// FunnelRows turns deltas into rows for an additive upsert, without zeros,
+// in key order (concurrent folds lock rows in one order).
+func FunnelRows(deltas map[FunnelKey]int64) []store.FunnelDelta {
+	out := make([]store.FunnelDelta, 0, len(deltas))
+	for k, n := range deltas {
+		if n != 0 {
+			out = append(out, store.FunnelDelta{Journey: k.Journey, Day: k.Day, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.FunnelDelta) int {
+		switch {
+		case a.Journey != b.Journey:
+			return cmpStr(a.Journey, b.Journey)
+		case !a.Day.Equal(b.Day):
+			return a.Day.Compare(b.Day)
+		case a.Kind != b.Kind:
+			return cmpStr(a.Kind, b.Kind)
+		case a.Step != b.Step:
+			return cmpStr(a.Step, b.Step)
+		}
+		return int(a.Bucket - b.Bucket)
+	})
+	return out
+}
+
+func cmpStr(a, b string) int {
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
+
+// rowState derives the state of a stored row as the fold last wrote it.
+func rowState(d *Definition, r *store.JourneyRow) ([]Reach, State) {
+	steps := ReachesOf(r)
+	st := d.Derive(steps, r.AbandonedAt != nil)
+	return steps, st
+}

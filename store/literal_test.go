@@ -1,0 +1,17 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+func TestArrayLiteralsQuoteEverything(t *testing.T) {
+	a, b := `plain`, `with "quote" and \backslash`
+	if got, want := textArrayLiteral([]*string{&a, nil, &b}), `{"plain",NULL,"with \"quote\" and \\backslash"}`; got != want {
+		t.Errorf("text literal %s, want %s", got, want)
+	}
+	ts := time.Date(2026, 11, 28, 10, 0, 0, 123456000, time.FixedZone("x", 3600))
+	if got, want := timeArrayLiteral([]*time.Time{nil, &ts}), `{NULL,"2026-11-28 09:00:00.123456Z"}`; got != want {
+		t.Errorf("time literal %s, want %s", got, want)
+	}
+}
