@@ -1,11 +1,13 @@
 package journey
 
 import (
+	"context"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
 )
 
 // Funnel aggregates: what each instance contributes to its journey's
@@ -117,4 +119,22 @@ func rowState(d *Definition, r *store.JourneyRow) ([]Reach, State) {
 	steps := ReachesOf(r)
 	st := d.Derive(steps, r.AbandonedAt != nil)
 	return steps, st
+}
+
+// RebuildFunnel recomputes journey d's funnel aggregates from its
+// instances, in tx (for instances written by other means than the fold).
+func RebuildFunnel(ctx context.Context, tx pgx.Tx, d *Definition) error {
+	if err := store.DeleteFunnel(ctx, tx, d.Name); err != nil {
+		return err
+	}
+	funnel := map[FunnelKey]int64{}
+	err := store.EachJourney(ctx, tx, d.Name, func(r *store.JourneyRow) error {
+		steps, st := rowState(d, r)
+		Contribution(d, steps, st, +1, funnel)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return store.AddFunnel(ctx, tx, FunnelRows(funnel))
 }

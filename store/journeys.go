@@ -359,3 +359,23 @@ func DeleteFunnel(ctx context.Context, tx pgx.Tx, journey string) error {
 	}
 	return nil
 }
+
+// EachJourney calls fn with every instance of journey, streaming them.
+func EachJourney(ctx context.Context, q Querier, journey string, fn func(*JourneyRow) error) error {
+	rows, err := q.Query(ctx, `SELECT `+journeyColumns+` FROM journey_instances WHERE journey = $1`, journey)
+	if err != nil {
+		return fmt.Errorf("read journey instances: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j JourneyRow
+		if err := rows.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
+			&j.Deadline, &j.AbandonedAt, &j.Conflict); err != nil {
+			return fmt.Errorf("read journey instance: %w", err)
+		}
+		if err := fn(&j); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -30,13 +30,13 @@ import (
 
 type benchProcessConfig struct {
 	common
-	events      int
-	naiveEvents int
-	batchSize   int
-	workers     int
-	cpuProfile  string
-	winProfile  string
-	keep        bool
+	events        int
+	naiveEvents   int
+	batchSize     int
+	workers       int
+	cpuProfile    string
+	winProfile    string
+	keep          bool
 	noWindows     bool
 	noJourneys    bool
 	seedInstances int
@@ -445,8 +445,9 @@ func selfCPU() time.Duration {
 }
 
 // seedJourneys fills journey_instances with n bank_transfer instances
-// entered over the last 30 days: 80% completed a day later, 7% failed
-// (a tenth of them after completing), 5% cancelled, the rest in flight.
+// entered over the last 30 days (80% completed a day later, some failed,
+// some after completing, 5% cancelled, the rest in flight) and computes
+// their funnel aggregates.
 func seedJourneys(ctx context.Context, db *pgxpool.Pool, n int) (int64, error) {
 	tag, err := db.Exec(ctx, `
 INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, conflict)
@@ -463,6 +464,10 @@ FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM g
 		return 0, fmt.Errorf("seed journey instances: %w", err)
 	}
 	if _, err := db.Exec(ctx, `ANALYZE journey_instances`); err != nil {
+		return 0, err
+	}
+	d, _ := journey.Default().Get("bank_transfer")
+	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return journey.RebuildFunnel(ctx, tx, d) }); err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
