@@ -199,6 +199,45 @@ func TestDevStyleRunVerifiesAgainstTheEventsTable(t *testing.T) {
 	if !strings.Contains(out, " 0 missing, 0 duplicated, 0 unexpected") {
 		t.Fatalf("sim --verify events output lacks zero missing / zero duplicated:\n%s", out)
 	}
+
+	// Journeys through the binary: the funnel, an instance, a rebuild.
+	all := []string{"--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z"}
+	var f struct {
+		Entered int64 `json:"entered"`
+		Steps   []struct {
+			Step    string `json:"step"`
+			Reached int64  `json:"reached"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...)), &f); err != nil {
+		t.Fatal(err)
+	}
+	var instances int64
+	p.db.QueryRow(context.Background(), `SELECT count(*) FROM journey_instances WHERE journey = 'bank_transfer'`).Scan(&instances)
+	if f.Entered == 0 || f.Entered != instances || f.Steps[0].Step != "created" {
+		t.Fatalf("funnel: %+v; %d bank_transfer instances stored", f, instances)
+	}
+	var subject string
+	p.db.QueryRow(context.Background(), `SELECT subject FROM journey_instances WHERE journey = 'bank_transfer' LIMIT 1`).Scan(&subject)
+	if out := p.run("query", "journey", "--journey", "bank_transfer", "--subject", subject); !strings.Contains(out, `"events"`) || !strings.Contains(out, subject) {
+		t.Fatalf("query journey:\n%s", out)
+	}
+	if out := p.run("journeys", "--journey", "bank_transfer", "rebuild"); !strings.Contains(out, fmt.Sprintf("bank_transfer: %d instances rebuilt", instances)) {
+		t.Fatalf("journeys rebuild:\n%s", out)
+	}
+	var again struct {
+		Entered int64 `json:"entered"`
+	}
+	json.Unmarshal([]byte(p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...)), &again)
+	if again.Entered != f.Entered {
+		t.Fatalf("funnel after rebuild: %d entered, before %d", again.Entered, f.Entered)
+	}
+	if out := p.run("query", "journeys", "--journey", "bank_transfer", "--limit", "3"); !strings.Contains(out, "current step") {
+		t.Fatalf("query journeys:\n%s", out)
+	}
+	if _, err := p.try("query", "funnel", "--journey", "no_such_journey"); err == nil {
+		t.Fatal("an unknown journey was accepted")
+	}
 	srv.stop(t)
 	if !strings.Contains(srv.logs.String(), "processing stopped") || !strings.Contains(srv.logs.String(), "ingest stopped") {
 		t.Fatalf("no orderly shutdown of both roles:\n%s", srv.logs.String())
