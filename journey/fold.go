@@ -49,7 +49,7 @@ func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
 				r = make([]Reach, len(d.Steps))
 				acc[k] = r
 			}
-			cand := Reach{At: e.Created.UTC(), Event: e.ID}
+			cand := Reach{At: e.Created.UTC(), Event: e.ID, Topic: e.Topic}
 			for _, idx := range d.StepsFor(e.Topic) {
 				if cand.Earlier(r[idx]) {
 					r[idx] = cand
@@ -150,13 +150,21 @@ func stepName(d *Definition, i int) string {
 	return d.Steps[i].Name
 }
 
-// ReachesOf reads a stored row's steps.
+// ReachesOf reads a stored row's steps. Only the earliest reach's topic is
+// stored (the entry topic); the others' topics are not needed.
 func ReachesOf(r *store.JourneyRow) []Reach {
 	out := make([]Reach, len(r.StepAt))
+	first := -1
 	for i := range r.StepAt {
 		if r.StepAt[i] != nil && i < len(r.StepEvent) && r.StepEvent[i] != nil {
 			out[i] = Reach{At: r.StepAt[i].UTC(), Event: *r.StepEvent[i]}
+			if first < 0 || out[i].Earlier(out[first]) {
+				first = i
+			}
 		}
+	}
+	if first >= 0 && r.EntryTopic != nil {
+		out[first].Topic = *r.EntryTopic
 	}
 	return out
 }
@@ -179,6 +187,10 @@ func RowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *
 	if st.Conflict != "" {
 		c := st.Conflict
 		row.Conflict = &c
+	}
+	if st.EntryTopic != "" {
+		t := st.EntryTopic
+		row.EntryTopic = &t
 	}
 	if st.Status == Abandoned && abandonedAt == nil {
 		row.Status = InProgress

@@ -48,6 +48,7 @@ func GapSeconds(b int) float64 {
 type FunnelKey struct {
 	Journey string
 	Day     time.Time // UTC midnight
+	Dim     string    // the instance's entry topic
 	Kind    string
 	Step    string
 	Bucket  int
@@ -61,7 +62,7 @@ func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[F
 	}
 	day := st.EnteredAt.UTC().Truncate(24 * time.Hour)
 	add := func(kind, step string, bucket int) {
-		k := FunnelKey{Journey: d.Name, Day: day, Kind: kind, Step: step, Bucket: bucket}
+		k := FunnelKey{Journey: d.Name, Day: day, Dim: st.EntryTopic, Kind: kind, Step: step, Bucket: bucket}
 		into[k] += sign
 	}
 	add(KindEntered, "", 0)
@@ -85,7 +86,7 @@ func FunnelRows(deltas map[FunnelKey]int64) []store.FunnelDelta {
 	out := make([]store.FunnelDelta, 0, len(deltas))
 	for k, n := range deltas {
 		if n != 0 {
-			out = append(out, store.FunnelDelta{Journey: k.Journey, Day: k.Day, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
+			out = append(out, store.FunnelDelta{Journey: k.Journey, Day: k.Day, Dim: k.Dim, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
 		}
 	}
 	slices.SortFunc(out, func(a, b store.FunnelDelta) int {
@@ -94,6 +95,8 @@ func FunnelRows(deltas map[FunnelKey]int64) []store.FunnelDelta {
 			return cmpStr(a.Journey, b.Journey)
 		case !a.Day.Equal(b.Day):
 			return a.Day.Compare(b.Day)
+		case a.Dim != b.Dim:
+			return cmpStr(a.Dim, b.Dim)
 		case a.Kind != b.Kind:
 			return cmpStr(a.Kind, b.Kind)
 		case a.Step != b.Step:

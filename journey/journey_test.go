@@ -68,7 +68,7 @@ func instance(d *journey.Definition, evs []ev) ([]journey.Reach, journey.State) 
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	for _, e := range evs {
 		r := make([]journey.Reach, len(d.Steps))
-		r[d.Index(e.step)] = journey.Reach{At: t0.Add(e.at), Event: e.event}
+		r[d.Index(e.step)] = journey.Reach{At: t0.Add(e.at), Event: e.event, Topic: "topic_of_" + e.step}
 		journey.Merge(&steps, r)
 	}
 	return steps, d.Derive(steps, false)
@@ -119,6 +119,9 @@ func TestEveryOrderingAndDuplicateGivesTheSameInstance(t *testing.T) {
 					}
 				}
 				gotSteps, got := instance(d, shuffled)
+				if got.EntryTopic != "topic_of_"+path[0] {
+					t.Fatalf("%s %v in order %v: entry topic %q, want the first step's", name, path, order, got.EntryTopic)
+				}
 				if fmt.Sprint(gotSteps) != fmt.Sprint(wantSteps) || fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Fatalf("%s %v in order %v: %+v, want %+v", name, path, order, got, want)
 				}

@@ -163,6 +163,20 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 		if f.Completed+f.Failed+f.InProgress+f.Abandoned != f.Entered {
 			t.Errorf("%s: statuses %d+%d+%d+%d do not add up to %d", j, f.Completed, f.Failed, f.InProgress, f.Abandoned, f.Entered)
 		}
+		parts, err := query.QueryFunnels(ctx, e.db, d, far, far.AddDate(100, 0, 0), query.BreakdownEntryTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		for _, p := range parts {
+			if p.EntryTopic == "" {
+				t.Errorf("%s: a breakdown without an entry topic", j)
+			}
+			sum += p.Entered
+		}
+		if sum != f.Entered {
+			t.Errorf("%s: the breakdown by entry topic adds up to %d, not %d", j, sum, f.Entered)
+		}
 	}
 	if len(entered) != len(families) {
 		t.Fatalf("the simulation played %d of the %d families", len(entered), len(families))
@@ -173,7 +187,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 func snapshot(t *testing.T, db *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := db.Query(context.Background(), `SELECT journey, subject, step_at::text, step_event::text, status, coalesce(current_step, ''),
-		entered_at, last_at, coalesce(deadline::text, ''), coalesce(conflict, '') FROM journey_instances ORDER BY 1, 2`)
+		entered_at, last_at, coalesce(deadline::text, ''), coalesce(conflict, ''), coalesce(entry_topic, '') FROM journey_instances ORDER BY 1, 2`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +347,7 @@ func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
 		}
 	}
 	got := map[journey.FunnelKey]int64{}
-	rows, err := db.Query(ctx, `SELECT journey, day, kind, step, bucket, n FROM journey_funnel WHERE n <> 0`)
+	rows, err := db.Query(ctx, `SELECT journey, day, dim, kind, step, bucket, n FROM journey_funnel WHERE n <> 0`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +355,7 @@ func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
 		var k journey.FunnelKey
 		var n int64
 		var b int32
-		if err := rows.Scan(&k.Journey, &k.Day, &k.Kind, &k.Step, &b, &n); err != nil {
+		if err := rows.Scan(&k.Journey, &k.Day, &k.Dim, &k.Kind, &k.Step, &b, &n); err != nil {
 			t.Fatal(err)
 		}
 		k.Bucket, k.Day = int(b), k.Day.UTC()

@@ -20,6 +20,7 @@ const (
 type Reach struct {
 	At    time.Time
 	Event string
+	Topic string // the event's topic (kept for the earliest reach of all: the entry topic)
 }
 
 // Reached reports whether the step was reached.
@@ -66,6 +67,10 @@ type State struct {
 	LastAt    time.Time  // latest step time: the last progress
 	Deadline  *time.Time // in progress: when it counts as abandoned without progress
 	Conflict  string     // why the steps do not tell one story ("" when they do)
+	// EntryTopic is the topic of the earliest reach: how the instance
+	// entered (a master-account or a customer transfer, ...). The funnels'
+	// breakdown.
+	EntryTopic string
 }
 
 // Derive is the fixed rule that turns the set of reached steps into a
@@ -87,9 +92,13 @@ type State struct {
 func (d *Definition) Derive(steps []Reach, abandoned bool) State {
 	st := State{Current: -1}
 	var succ, fail = -1, -1 // latest reached success / failure step
+	var first Reach
 	for i, r := range steps {
 		if i >= len(d.Steps) || !r.Reached() {
 			continue
+		}
+		if r.Earlier(first) {
+			first = r
 		}
 		if st.EnteredAt.IsZero() || r.At.Before(st.EnteredAt) {
 			st.EnteredAt = r.At
@@ -152,6 +161,7 @@ func (d *Definition) Derive(steps []Reach, abandoned bool) State {
 		}
 	}
 	st.Conflict = strings.Join(conflicts, "; ")
+	st.EntryTopic = first.Topic
 	if (st.Status == InProgress || st.Status == Abandoned) && st.Current >= 0 {
 		if after := d.Steps[st.Current].AbandonAfter; after > 0 {
 			dl := st.LastAt.Add(after)

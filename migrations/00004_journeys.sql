@@ -14,6 +14,7 @@ CREATE TABLE journey_instances (
     deadline     timestamptz,                   -- in progress: abandoned past it (on the watermark)
     abandoned_at timestamptz,                   -- the watermark that abandoned it; cleared by progress
     conflict     text,
+    entry_topic  text,                          -- the topic of the earliest reach: the funnels' breakdown
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (journey, subject)
 ) WITH (fillfactor = 70);
@@ -28,11 +29,12 @@ CREATE INDEX journey_instances_deadline_idx ON journey_instances (deadline) WHER
 CREATE TABLE journey_funnel (
     journey text    NOT NULL,
     day     date    NOT NULL,
+    dim     text    NOT NULL,                   -- the instances' entry topic
     kind    text    NOT NULL,
     step    text    NOT NULL,                   -- '' for entered
     bucket  integer NOT NULL,                   -- gap bucket; 0 otherwise
     n       bigint  NOT NULL,
-    PRIMARY KEY (journey, day, kind, step, bucket)
+    PRIMARY KEY (journey, day, dim, kind, step, bucket)
 );
 
 -- What happened to instances: abandoned, unabandoned, conflict.

@@ -54,6 +54,7 @@ type FunnelStep struct {
 // cohort) went through its steps.
 type Funnel struct {
 	Journey    string       `json:"journey"`
+	EntryTopic string       `json:"entry_topic,omitempty"` // the breakdown value, with --by entry_topic
 	From       time.Time    `json:"from"`
 	To         time.Time    `json:"to"`
 	Entered    int64        `json:"entered"`
@@ -71,16 +72,53 @@ type Funnel struct {
 // instances there are. Times between steps come from log-scale buckets,
 // within 1% (journey.GapGamma).
 func QueryFunnel(ctx context.Context, db store.Querier, d *journey.Definition, from, to time.Time) (Funnel, error) {
+	fs, err := QueryFunnels(ctx, db, d, from, to, "")
+	if err != nil {
+		return Funnel{}, err
+	}
+	return fs[0], nil
+}
+
+// BreakdownEntryTopic breaks a funnel down by the topic instances entered
+// with (a master-account or a customer transfer, ...).
+const BreakdownEntryTopic = "entry_topic"
+
+// QueryFunnels is QueryFunnel broken down by ("" or entry_topic): one
+// funnel per value, ordered by value.
+func QueryFunnels(ctx context.Context, db store.Querier, d *journey.Definition, from, to time.Time, by string) ([]Funnel, error) {
+	if by != "" && by != BreakdownEntryTopic {
+		return nil, fmt.Errorf("cannot break a funnel down by %q; use entry_topic", by)
+	}
 	from = from.UTC().Truncate(24 * time.Hour)
 	to = to.UTC().Add(-time.Nanosecond).Truncate(24 * time.Hour).Add(24 * time.Hour)
-	f := Funnel{Journey: d.Name, From: from, To: to}
 	if !from.Before(to) {
-		return f, fmt.Errorf("empty range: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return nil, fmt.Errorf("empty range: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	rows, err := store.SumFunnel(ctx, db, d.Name, from, to)
+	rows, err := store.SumFunnel(ctx, db, d.Name, from, to, by != "")
 	if err != nil {
-		return f, fmt.Errorf("funnel of %s: %w", d.Name, err)
+		return nil, fmt.Errorf("funnel of %s: %w", d.Name, err)
 	}
+	byDim := map[string][]store.FunnelRow{}
+	for _, r := range rows {
+		byDim[r.Dim] = append(byDim[r.Dim], r)
+	}
+	if len(byDim) == 0 {
+		byDim[""] = nil
+	}
+	dims := make([]string, 0, len(byDim))
+	for k := range byDim {
+		dims = append(dims, k)
+	}
+	sort.Strings(dims)
+	out := make([]Funnel, 0, len(dims))
+	for _, dim := range dims {
+		out = append(out, funnelOf(d, from, to, dim, byDim[dim]))
+	}
+	return out, nil
+}
+
+func funnelOf(d *journey.Definition, from, to time.Time, dim string, rows []store.FunnelRow) Funnel {
+	f := Funnel{Journey: d.Name, EntryTopic: dim, From: from, To: to}
 	f.Steps = make([]FunnelStep, len(d.Steps))
 	gaps := make([]map[int32]int64, len(d.Steps))
 	for i, s := range d.Steps {
@@ -125,7 +163,7 @@ func QueryFunnel(ctx context.Context, db store.Querier, d *journey.Definition, f
 		s.FromPrevious = Wilson(min(s.Reached, f.Steps[i-1].Reached), f.Steps[i-1].Reached)
 		s.MedianSeconds, s.P90Seconds = gapQuantile(gaps[i], 0.5), gapQuantile(gaps[i], 0.9)
 	}
-	return f, nil
+	return f
 }
 
 // gapQuantile reads quantile q off bucket counts (nil when empty).

@@ -21,14 +21,15 @@ type JourneyRow struct {
 	Deadline         *time.Time
 	AbandonedAt      *time.Time
 	Conflict         *string
+	EntryTopic       *string
 }
 
-const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict`
+const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict, entry_topic`
 
 func scanJourney(r pgx.CollectableRow) (JourneyRow, error) {
 	var j JourneyRow
 	err := r.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
-		&j.Deadline, &j.AbandonedAt, &j.Conflict)
+		&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic)
 	return j, err
 }
 
@@ -57,23 +58,23 @@ func UpsertJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) error 
 	}
 	n := len(rows)
 	js, ss, at, ev, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	cur, conflict := make([]*string, n), make([]*string, n)
+	cur, conflict, entry := make([]*string, n), make([]*string, n), make([]*string, n)
 	entered, last := make([]time.Time, n), make([]time.Time, n)
 	deadline, abandoned := make([]*time.Time, n), make([]*time.Time, n)
 	for i, j := range rows {
-		js[i], ss[i], status[i], cur[i], conflict[i] = j.Journey, j.Subject, j.Status, j.CurrentStep, j.Conflict
+		js[i], ss[i], status[i], cur[i], conflict[i], entry[i] = j.Journey, j.Subject, j.Status, j.CurrentStep, j.Conflict, j.EntryTopic
 		entered[i], last[i], deadline[i], abandoned[i] = j.EnteredAt, j.LastAt, j.Deadline, j.AbandonedAt
 		at[i], ev[i] = timeArrayLiteral(j.StepAt), textArrayLiteral(j.StepEvent)
 	}
 	_, err := tx.Exec(ctx, `
 INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
-SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, now()
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
-            $9::timestamptz[], $10::timestamptz[], $11::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf)
+            $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et)
 ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_event = excluded.step_event, status = excluded.status,
   current_step = excluded.current_step, entered_at = excluded.entered_at, last_at = excluded.last_at, deadline = excluded.deadline,
-  abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, updated_at = now()`,
-		js, ss, at, ev, status, cur, entered, last, deadline, abandoned, conflict)
+  abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, entry_topic = excluded.entry_topic, updated_at = now()`,
+		js, ss, at, ev, status, cur, entered, last, deadline, abandoned, conflict, entry)
 	if err != nil {
 		return fmt.Errorf("write journey instances: %w", err)
 	}
@@ -301,6 +302,7 @@ ON CONFLICT DO NOTHING`, journeys, subjects)
 type FunnelDelta struct {
 	Journey string
 	Day     time.Time
+	Dim     string
 	Kind    string
 	Step    string
 	Bucket  int32
@@ -313,17 +315,17 @@ func AddFunnel(ctx context.Context, tx pgx.Tx, deltas []FunnelDelta) error {
 		return nil
 	}
 	n := len(deltas)
-	j, k, s := make([]string, n), make([]string, n), make([]string, n)
+	j, k, s, dim := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	d := make([]time.Time, n)
 	b := make([]int32, n)
 	c := make([]int64, n)
 	for i, x := range deltas {
-		j[i], d[i], k[i], s[i], b[i], c[i] = x.Journey, x.Day, x.Kind, x.Step, x.Bucket, x.N
+		j[i], d[i], dim[i], k[i], s[i], b[i], c[i] = x.Journey, x.Day, x.Dim, x.Kind, x.Step, x.Bucket, x.N
 	}
 	_, err := tx.Exec(ctx, `
-INSERT INTO journey_funnel (journey, day, kind, step, bucket, n)
-SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::int[], $6::bigint[])
-ON CONFLICT (journey, day, kind, step, bucket) DO UPDATE SET n = journey_funnel.n + excluded.n`, j, d, k, s, b, c)
+INSERT INTO journey_funnel (journey, day, dim, kind, step, bucket, n)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+ON CONFLICT (journey, day, dim, kind, step, bucket) DO UPDATE SET n = journey_funnel.n + excluded.n`, j, d, dim, k, s, b, c)
 	if err != nil {
 		return fmt.Errorf("update funnel aggregates: %w", err)
 	}
@@ -332,22 +334,27 @@ ON CONFLICT (journey, day, kind, step, bucket) DO UPDATE SET n = journey_funnel.
 
 // FunnelRow is one summed funnel aggregate.
 type FunnelRow struct {
+	Dim        string // "" unless broken down
 	Kind, Step string
 	Bucket     int32
 	N          int64
 }
 
 // SumFunnel sums the aggregates of journey's cohorts that entered on days
-// in [from, to).
-func SumFunnel(ctx context.Context, q Querier, journey string, from, to time.Time) ([]FunnelRow, error) {
-	rows, err := q.Query(ctx, `SELECT kind, step, bucket, sum(n)::bigint FROM journey_funnel
-		WHERE journey = $1 AND day >= $2::date AND day < $3::date GROUP BY 1, 2, 3 HAVING sum(n) <> 0`, journey, from, to)
+// in [from, to), by entry topic when byDim.
+func SumFunnel(ctx context.Context, q Querier, journey string, from, to time.Time, byDim bool) ([]FunnelRow, error) {
+	dim := "''"
+	if byDim {
+		dim = "dim"
+	}
+	rows, err := q.Query(ctx, `SELECT `+dim+`, kind, step, bucket, sum(n)::bigint FROM journey_funnel
+		WHERE journey = $1 AND day >= $2::date AND day < $3::date GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0`, journey, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read funnel aggregates: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (FunnelRow, error) {
 		var f FunnelRow
-		err := r.Scan(&f.Kind, &f.Step, &f.Bucket, &f.N)
+		err := r.Scan(&f.Dim, &f.Kind, &f.Step, &f.Bucket, &f.N)
 		return f, err
 	})
 }
@@ -370,7 +377,7 @@ func EachJourney(ctx context.Context, q Querier, journey string, fn func(*Journe
 	for rows.Next() {
 		var j JourneyRow
 		if err := rows.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
-			&j.Deadline, &j.AbandonedAt, &j.Conflict); err != nil {
+			&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic); err != nil {
 			return fmt.Errorf("read journey instance: %w", err)
 		}
 		if err := fn(&j); err != nil {

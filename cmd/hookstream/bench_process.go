@@ -450,7 +450,7 @@ func selfCPU() time.Duration {
 // their funnel aggregates.
 func seedJourneys(ctx context.Context, db *pgxpool.Pool, n int) (int64, error) {
 	tag, err := db.Exec(ctx, `
-INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, conflict)
+INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, conflict, entry_topic)
 SELECT 'bank_transfer', 'seed-' || g,
        ARRAY[t, CASE WHEN r < 0.8 THEN t + interval '1 day' END, NULL, CASE WHEN r >= 0.8 AND r < 0.85 THEN t + interval '2 hours' END,
              CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN t + interval '3 days' END],
@@ -458,7 +458,8 @@ SELECT 'bank_transfer', 'seed-' || g,
              CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN 'f-' || g END],
        CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'failed' ELSE 'in_progress' END,
        CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'cancelled' ELSE 'created' END,
-       t, t + interval '1 day', CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, NULL
+       t, t + interval '1 day', CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, NULL,
+       CASE WHEN r < 0.3 THEN 'bank_transfer_created' ELSE 'customer_bank_transfer_created' END
 FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM generate_series(1, $1) g) s`, n)
 	if err != nil {
 		return 0, fmt.Errorf("seed journey instances: %w", err)

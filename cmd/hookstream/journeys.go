@@ -134,9 +134,10 @@ func queryFunnelCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream query funnel", flag.ContinueOnError)
 	var q journeyQueryFlags
 	q.register(fs)
+	by := fs.String("by", "", "break the funnel down: entry_topic (the topic instances entered with)")
 	return &ffcli.Command{
 		Name:       "funnel",
-		ShortUsage: "hookstream query funnel --journey NAME [--from T] [--to T] [-o json|table]",
+		ShortUsage: "hookstream query funnel --journey NAME [--from T] [--to T] [--by entry_topic] [-o json|table]",
 		ShortHelp:  "how a cohort went through a journey: reached, conversion (95% Wilson), time between steps, drop-off, in flight",
 		FlagSet:    fs, Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
@@ -145,22 +146,33 @@ func queryFunnelCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			f, err := query.QueryFunnel(ctx, db, d, from, to)
+			fs, err := query.QueryFunnels(ctx, db, d, from, to, *by)
 			if err != nil {
 				return err
 			}
 			if *q.out == "json" {
-				return writeJSON(os.Stdout, f)
+				if *by == "" {
+					return writeJSON(os.Stdout, fs[0])
+				}
+				return writeJSON(os.Stdout, fs)
 			}
-			fmt.Printf("%s: %d entered %s to %s; %d completed, %d failed, %d in progress, %d abandoned\n",
-				f.Journey, f.Entered, f.From.Format(time.RFC3339), f.To.Format(time.RFC3339), f.Completed, f.Failed, f.InProgress, f.Abandoned)
-			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "step\treached\tfrom previous (95% CI)\toverall\tmedian\tp90\tin flight\tabandoned\tcompleted\tfailed")
-			for _, s := range f.Steps {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Step+map[bool]string{true: " (optional)"}[s.Optional], s.Reached,
-					pct(s.FromPrevious), pct(s.Overall), secs(s.MedianSeconds), secs(s.P90Seconds), s.InFlight, s.Abandoned, s.Completed, s.Failed)
+			for _, f := range fs {
+				label := f.Journey
+				if f.EntryTopic != "" {
+					label += " entered by " + f.EntryTopic
+				}
+				fmt.Printf("%s: %d entered on %s to %s; %d completed, %d failed, %d in progress, %d abandoned\n",
+					label, f.Entered, f.From.Format("2006-01-02"), f.To.Add(-time.Nanosecond).Format("2006-01-02"), f.Completed, f.Failed, f.InProgress, f.Abandoned)
+				tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "step\treached\tfrom previous (95% CI)\toverall\tmedian\tp90\tin flight\tabandoned\tcompleted\tfailed")
+				for _, s := range f.Steps {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Step+map[bool]string{true: " (optional)"}[s.Optional], s.Reached,
+						pct(s.FromPrevious), pct(s.Overall), secs(s.MedianSeconds), secs(s.P90Seconds), s.InFlight, s.Abandoned, s.Completed, s.Failed)
+				}
+				tw.Flush()
+				fmt.Println()
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
 }
