@@ -70,6 +70,9 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 	}
 	var done []store.JourneyRow
 	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
+		if err := store.LockJourneys(ctx, tx, false); err != nil {
+			return err
+		}
 		rows, err := store.AbandonJourneys(ctx, tx, wm, 10_000)
 		if err != nil {
 			return err

@@ -116,6 +116,12 @@ func Parse(b []byte) (*Set, []string, error) {
 		bad("no journeys defined (want a top-level 'journeys:' list)")
 	}
 	s.byTopic, s.byName = map[string][]*Definition{}, map[string]*Definition{}
+	s.Journeys = slices.DeleteFunc(s.Journeys, func(d *Definition) bool {
+		if d == nil {
+			bad("an empty journey entry")
+		}
+		return d == nil
+	})
 	for i, d := range s.Journeys {
 		where := fmt.Sprintf("journey %d (%q)", i+1, d.Name)
 		if !nameRE.MatchString(d.Name) {
@@ -155,6 +161,10 @@ func Parse(b []byte) (*Set, []string, error) {
 				bad("%s: no topics reach it (unreachable step)", sw)
 			}
 			for _, t := range st.Topics {
+				if strings.TrimSpace(t) == "" {
+					bad("%s: an empty topic", sw)
+					continue
+				}
 				if _, known := dwolla.LookupTopic(t); !known {
 					warnings = append(warnings, fmt.Sprintf("%s: topic %q is not in hookstream's catalogue (accepted: Dwolla adds topics)", sw, t))
 				}
@@ -186,6 +196,16 @@ func Parse(b []byte) (*Set, []string, error) {
 		if len(d.Success) == 0 && len(d.Failure) == 0 {
 			bad("%s: no success or failure step: it could never end", where)
 		}
+		for t, idx := range d.topic {
+			var succ, fail bool
+			for _, j := range idx {
+				succ = succ || slices.Contains(d.Success, d.Steps[j].Name)
+				fail = fail || slices.Contains(d.Failure, d.Steps[j].Name)
+			}
+			if succ && fail {
+				warnings = append(warnings, fmt.Sprintf("%s: topic %q reaches both a success and a failure step: every such event is a conflict", where, t))
+			}
+		}
 		for t := range d.topic {
 			s.byTopic[t] = append(s.byTopic[t], d)
 		}
@@ -212,6 +232,19 @@ func (d *Definition) StepsFor(topic string) []int { return d.topic[topic] }
 func (d *Definition) Index(name string) int {
 	if i, ok := d.index[name]; ok {
 		return i
+	}
+	return -1
+}
+
+// Previous is the step a funnel measures step i from: the nearest earlier
+// step that is required and not an outcome (-1 for none). Optional steps
+// and sibling outcomes (completed, cancelled, failed) are not stages every
+// instance passes through, so they are skipped.
+func (d *Definition) Previous(i int) int {
+	for j := i - 1; j >= 0; j-- {
+		if !d.Steps[j].Optional && !d.IsSuccess(j) && !d.IsFailure(j) {
+			return j
+		}
 	}
 	return -1
 }

@@ -69,6 +69,9 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if len(acc) == 0 {
 		return nil
 	}
+	if err := store.LockJourneys(ctx, tx, false); err != nil {
+		return err
+	}
 	keys := make([]instKey, 0, len(acc))
 	for k := range acc {
 		keys = append(keys, k)
@@ -115,17 +118,24 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			continue // nothing new (an earlier or equal reach was already known)
 		}
 		Contribution(d, oldSteps, oldSt, -1, funnel)
-		wasAbandoned := row.AbandonedAt != nil
 		oldConflict := ""
 		if row.Conflict != nil {
 			oldConflict = *row.Conflict
 		}
-		st := d.Derive(steps, false) // progress clears an abandonment
-		if wasAbandoned {
-			unabandonedTotal.Inc()
-			recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
-				Detail: "progress after the instance was abandoned"})
-			row.AbandonedAt = nil
+		st := d.Derive(steps, false)
+		// Only progress clears an abandonment: a later step time, or an
+		// end. An earlier reach of a known step, or a late old event, is no
+		// progress: the instance stays abandoned.
+		if row.AbandonedAt != nil {
+			progressed := st.LastAt.After(oldSt.LastAt) || st.Status == Completed || st.Status == Failed
+			if progressed {
+				unabandonedTotal.Inc()
+				recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
+					Detail: "progress after the instance was abandoned"})
+				row.AbandonedAt = nil
+			} else {
+				st = d.Derive(steps, true)
+			}
 		}
 		if st.Conflict != "" && st.Conflict != oldConflict {
 			conflictsTotal.Inc()
@@ -207,6 +217,15 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	if !ok {
 		return 0, fmt.Errorf("no journey %q", journey)
 	}
+	// Exclusively: folds in flight commit first (so the events read below
+	// include theirs), new ones and the abandoner wait.
+	if err := store.LockJourneys(ctx, tx, true); err != nil {
+		return 0, err
+	}
+	abandoned, err := store.AbandonedJourneys(ctx, tx, journey)
+	if err != nil {
+		return 0, err
+	}
 	var topics []string
 	for _, s := range d.Steps {
 		topics = append(topics, s.Topics...)
@@ -220,7 +239,7 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	for _, t := range topics {
 		only.set.byTopic[t] = []*Definition{d}
 	}
-	err := store.EventsWithTopics(ctx, tx, topics, col, subject, func(e *store.Event) error {
+	err = store.EventsWithTopics(ctx, tx, topics, col, subject, func(e *store.Event) error {
 		for k, r := range only.reaches([]store.Event{*e}) {
 			if cur := acc[k]; cur == nil {
 				acc[k] = r
@@ -251,8 +270,15 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	rows := make([]store.JourneyRow, 0, len(acc))
 	for k, steps := range acc {
 		st := d.Derive(steps, false)
+		var abandonedAt *time.Time
+		// Still abandoned when nothing moved: the same deadline, still open.
+		if old, ok := abandoned[k.subject]; ok && st.Status == InProgress && st.Deadline != nil && st.Deadline.Equal(old[0]) {
+			st = d.Derive(steps, true)
+			at := old[1]
+			abandonedAt = &at
+		}
 		Contribution(d, steps, st, +1, funnel)
-		rows = append(rows, RowOf(d, k.subject, steps, st, nil))
+		rows = append(rows, RowOf(d, k.subject, steps, st, abandonedAt))
 	}
 	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
 		return 0, err

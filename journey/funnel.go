@@ -71,8 +71,8 @@ func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[F
 			continue
 		}
 		add(KindReached, d.Steps[i].Name, 0)
-		if i > 0 && steps[i-1].Reached() {
-			add(KindGap, d.Steps[i].Name, GapBucket(max(r.At.Sub(steps[i-1].At), 0)))
+		if p := d.Previous(i); p >= 0 && p < len(steps) && steps[p].Reached() {
+			add(KindGap, d.Steps[i].Name, GapBucket(max(r.At.Sub(steps[p].At), 0)))
 		}
 	}
 	if st.Current >= 0 {

@@ -49,6 +49,8 @@ func TestDefinitionErrorsAreRejectedClearly(t *testing.T) {
 	f(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [x]}], success: [s], conflict: coinflip}]`, `conflict "coinflip"`)
 	f(`journeys: [{name: A, subject: customer, steps: [{name: s, topics: [x]}], success: [s]}]`, `name must be lower-case`)
 	f(`journeys: [{name: a, subject: customer, colour: red, steps: [{name: s, topics: [x]}], success: [s]}]`, `not valid journey YAML`)
+	f("journeys:\n  -\n", "an empty journey entry")
+	f(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [""]}], success: [s]}]`, `step "s": an empty topic`)
 
 	_, warnings, err := journey.Parse([]byte(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [customer_teleported]}], success: [s]}]`))
 	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], `"customer_teleported" is not in hookstream's catalogue`) {

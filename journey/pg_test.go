@@ -291,6 +291,13 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	if again, _ := ab.Tick(ctx); len(again) != 0 {
 		t.Fatalf("abandoned again: %+v", again)
 	}
+	// An earlier copy of the first step is no progress: still abandoned,
+	// nothing recorded (no abandon/unabandon flapping).
+	fold("e0", "customer_bank_transfer_created", t0.Add(-time.Hour))
+	if st, at := status(); st != journey.Abandoned || at == nil {
+		t.Fatalf("after an earlier reach of a known step: %s, abandoned at %v; want still abandoned", st, at)
+	}
+	checkFunnel(t, e.db, folder.Set())
 	// The transfer completes after all: un-abandoned, completed.
 	fold("e2", "customer_bank_transfer_completed", t0.Add(170*time.Hour))
 	if st, at := status(); st != journey.Completed || at != nil {
@@ -299,7 +306,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	checkFunnel(t, e.db, folder.Set())
 	f, err = query.QueryFunnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
 	if err != nil || f.Completed != 1 || f.Abandoned != 0 || f.Steps[1].Reached != 1 || f.Steps[1].MedianSeconds == nil ||
-		*f.Steps[1].MedianSeconds < 170*3600*0.99 || *f.Steps[1].MedianSeconds > 170*3600*1.01 {
+		*f.Steps[1].MedianSeconds < 171*3600*0.99 || *f.Steps[1].MedianSeconds > 171*3600*1.01 {
 		t.Fatalf("funnel after completion: %+v %v", f, err)
 	}
 	recs, err := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1")
@@ -315,12 +322,12 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 		t.Fatalf("records %v, want abandoned and unabandoned", kinds)
 	}
 	// A duplicate of an old event changes nothing and records nothing.
-	fold("e1", "customer_bank_transfer_created", t0)
+	fold("e0", "customer_bank_transfer_created", t0.Add(-time.Hour))
 	if recs2, _ := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1"); len(recs2) != len(recs) {
 		t.Fatalf("a duplicate added records: %d, was %d", len(recs2), len(recs))
 	}
 	inst, err := query.QueryJourney(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
-	if err != nil || inst.Status != journey.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e1" {
+	if err != nil || inst.Status != journey.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e0" {
 		t.Fatalf("query journey: %+v %v", inst, err)
 	}
 }

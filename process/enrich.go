@@ -2,6 +2,7 @@ package process
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/store"
@@ -40,8 +41,10 @@ func Enrich(m stream.Message) (store.Event, error) {
 		ResourceID:    ev.ResourceID,
 		CustomerID:    ev.CustomerID(),
 		CorrelationID: ev.CorrelationID,
-		Created:       ev.Created,
-		Received:      received,
+		// PostgreSQL keeps microseconds: fold what a rebuild from the
+		// events table will read back.
+		Created:       ev.Created.Truncate(time.Microsecond),
+		Received:      received.Truncate(time.Microsecond),
 		Source:        source,
 		Body:          []byte(body),
 		Partition:     m.Partition,

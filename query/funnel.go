@@ -35,10 +35,15 @@ func Wilson(x, n int64) Conversion {
 type FunnelStep struct {
 	Step         string     `json:"step"`
 	Optional     bool       `json:"optional"`
-	Reached      int64      `json:"reached"`
-	FromPrevious Conversion `json:"from_previous"` // reached / reached the step before
-	Overall      Conversion `json:"overall"`       // reached / entered
-	// Time from the step before to this one, over instances that reached
+	Reached int64 `json:"reached"`
+	// Previous is the step this one is measured from: the nearest earlier
+	// required step that is not an outcome ("" for the first).
+	Previous string `json:"previous,omitempty"`
+	// FromPrevious is the share of the instances that reached Previous and
+	// then this step; Overall is reached / entered.
+	FromPrevious Conversion `json:"from_previous"`
+	Overall      Conversion `json:"overall"`
+	// Time from Previous to this step, over the instances that reached
 	// both, in seconds (nil when none did).
 	MedianSeconds *float64 `json:"median_seconds_from_previous"`
 	P90Seconds    *float64 `json:"p90_seconds_from_previous"`
@@ -156,11 +161,17 @@ func funnelOf(d *journey.Definition, from, to time.Time, dim string, rows []stor
 	for i := range f.Steps {
 		s := &f.Steps[i]
 		s.Overall = Wilson(s.Reached, f.Entered)
-		if i == 0 {
+		p := d.Previous(i)
+		if p < 0 {
 			s.FromPrevious = Wilson(s.Reached, f.Entered)
 			continue
 		}
-		s.FromPrevious = Wilson(min(s.Reached, f.Steps[i-1].Reached), f.Steps[i-1].Reached)
+		s.Previous = d.Steps[p].Name
+		var both int64 // instances that reached p and then i: the gap histogram's count
+		for _, n := range gaps[i] {
+			both += n
+		}
+		s.FromPrevious = Wilson(both, f.Steps[p].Reached)
 		s.MedianSeconds, s.P90Seconds = gapQuantile(gaps[i], 0.5), gapQuantile(gaps[i], 0.9)
 	}
 	return f

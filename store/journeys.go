@@ -176,7 +176,9 @@ func JourneyRecords(ctx context.Context, q Querier, journey, subject string) ([]
 func AbandonJourneys(ctx context.Context, q Querier, watermark time.Time, limit int) ([]JourneyRow, error) {
 	rows, err := q.Query(ctx, `
 UPDATE journey_instances SET status = 'abandoned', abandoned_at = $1, updated_at = now()
-WHERE (journey, subject) IN (SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND deadline < $1 LIMIT $2)
+WHERE (journey, subject) IN (SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND deadline < $1
+                             ORDER BY journey, subject LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND status = 'in_progress' AND deadline < $1 -- again: a row a fold changed meanwhile is re-checked here
 RETURNING `+journeyColumns, watermark, limit)
 	if err != nil {
 		return nil, fmt.Errorf("abandon journeys: %w", err)
@@ -281,6 +283,44 @@ func splitCols(cols string) []string {
 		}
 	}
 	return append(out, cur)
+}
+
+// JourneysLock orders folds and the abandoner (shared) against rebuilds
+// (exclusive), per schema: a rebuild reads the events and rewrites
+// instances with no fold committing in between.
+const JourneysLock = 0x6a726e79 // "jrny"
+
+// LockJourneys takes the journeys lock until tx ends, shared or exclusive.
+func LockJourneys(ctx context.Context, tx pgx.Tx, exclusive bool) error {
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	if _, err := tx.Exec(ctx, `SELECT `+fn+`($1, hashtext(current_schema()))`, int32(JourneysLock)); err != nil {
+		return fmt.Errorf("take the journeys lock: %w", err)
+	}
+	return nil
+}
+
+// AbandonedJourneys returns the deadline of each abandoned instance of
+// journey, by subject (a rebuild keeps them abandoned when nothing moved).
+func AbandonedJourneys(ctx context.Context, q Querier, journey string) (map[string][2]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT subject, deadline, abandoned_at FROM journey_instances
+		WHERE journey = $1 AND abandoned_at IS NOT NULL AND deadline IS NOT NULL`, journey)
+	if err != nil {
+		return nil, fmt.Errorf("read abandoned journeys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][2]time.Time{}
+	for rows.Next() {
+		var s string
+		var d, a time.Time
+		if err := rows.Scan(&s, &d, &a); err != nil {
+			return nil, err
+		}
+		out[s] = [2]time.Time{d, a}
+	}
+	return out, rows.Err()
 }
 
 // EnsureJourneyRows creates a placeholder row for every (journey, subject)

@@ -164,10 +164,14 @@ func queryFunnelCommand() *ffcli.Command {
 				fmt.Printf("%s: %d entered on %s to %s; %d completed, %d failed, %d in progress, %d abandoned\n",
 					label, f.Entered, f.From.Format("2006-01-02"), f.To.Add(-time.Nanosecond).Format("2006-01-02"), f.Completed, f.Failed, f.InProgress, f.Abandoned)
 				tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "step\treached\tfrom previous (95% CI)\toverall\tmedian\tp90\tin flight\tabandoned\tcompleted\tfailed")
+				fmt.Fprintln(tw, "step\treached\tfrom\tconversion (95% CI)\toverall\tmedian\tp90\tin flight\tabandoned\tcompleted\tfailed")
 				for _, s := range f.Steps {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Step+map[bool]string{true: " (optional)"}[s.Optional], s.Reached,
-						pct(s.FromPrevious), pct(s.Overall), secs(s.MedianSeconds), secs(s.P90Seconds), s.InFlight, s.Abandoned, s.Completed, s.Failed)
+					from := s.Previous
+					if from == "" {
+						from = "(entered)"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", s.Step+map[bool]string{true: " (optional)"}[s.Optional], s.Reached,
+						from, pct(s.FromPrevious), pct(s.Overall), secs(s.MedianSeconds), secs(s.P90Seconds), s.InFlight, s.Abandoned, s.Completed, s.Failed)
 				}
 				tw.Flush()
 				fmt.Println()
