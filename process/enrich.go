@@ -43,12 +43,12 @@ func Enrich(m stream.Message) (store.Event, error) {
 		CorrelationID: ev.CorrelationID,
 		// PostgreSQL keeps microseconds: fold what a rebuild from the
 		// events table will read back.
-		Created:       ev.Created.Truncate(time.Microsecond),
-		Received:      received.Truncate(time.Microsecond),
-		Source:        source,
-		Body:          []byte(body),
-		Partition:     m.Partition,
-		EntryID:       m.ID,
+		Created:   ev.Created.Truncate(time.Microsecond),
+		Received:  received.Truncate(time.Microsecond),
+		Source:    source,
+		Body:      []byte(body),
+		Partition: m.Partition,
+		EntryID:   m.ID,
 	}
 	if info, ok := dwolla.LookupTopic(ev.Topic); ok {
 		out.Family, out.Outcome, out.Terminal = info.Family, string(info.Outcome), info.Terminal

@@ -33,9 +33,9 @@ func Wilson(x, n int64) Conversion {
 
 // FunnelStep is one step of a funnel.
 type FunnelStep struct {
-	Step         string     `json:"step"`
-	Optional     bool       `json:"optional"`
-	Reached int64 `json:"reached"`
+	Step     string `json:"step"`
+	Optional bool   `json:"optional"`
+	Reached  int64  `json:"reached"`
 	// Previous is the step this one is measured from: the nearest earlier
 	// required step that is not an outcome ("" for the first).
 	Previous string `json:"previous,omitempty"`
