@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/journey"
-	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/sim"
@@ -24,6 +22,7 @@ import (
 )
 
 type env struct {
+	*testenv.Pipeline
 	rdb  *redis.Client
 	keys stream.Keys
 	db   *pgxpool.Pool
@@ -31,30 +30,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb, ns := testenv.Redis(t)
-	db, _ := testenv.Postgres(t)
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	return &env{rdb: rdb, keys: stream.NewKeys(ns, 4), db: db}
+	p := testenv.NewPipeline(t, 4)
+	return &env{Pipeline: p, rdb: p.Redis, keys: p.Keys, db: p.DB}
 }
 
-func (e *env) add(t *testing.T, evs []sim.Event) {
-	t.Helper()
-	ctx := context.Background()
-	pipe := e.rdb.Pipeline()
-	for _, ev := range evs {
-		parsed, err := dwolla.ParseEvent(ev.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		en := stream.NewEntry(e.keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(en.Partition), Values: en.Fields})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
 // drain runs a processor folding journeys until every entry is
 // acknowledged; with crash, a first processor is stopped abruptly mid-way.
@@ -82,30 +62,12 @@ func (e *env) drain(t *testing.T, folder *journey.Folder, total int, crash bool)
 	}
 	_, cancel, done := run(5 * time.Second)
 	defer func() { cancel(); <-done }()
-	g := stream.NewGroup(e.rdb, e.keys, "process")
-	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool {
-		st, err := g.Status(context.Background())
-		if err != nil {
-			return false
-		}
-		for _, s := range st {
-			if s.Pending != 0 || s.Lag != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
 
 // TestSimulatedTrafficEndsWithTheSimulatorsFunnels: the simulator knows how

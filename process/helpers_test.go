@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/stream"
@@ -18,6 +16,7 @@ import (
 // env is one test's private namespace in the real Redis and schema in the
 // real PostgreSQL, migrated.
 type env struct {
+	*testenv.Pipeline
 	rdb   *redis.Client
 	ns    string
 	keys  stream.Keys
@@ -27,38 +26,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb, ns := testenv.Redis(t)
-	db, url := testenv.Postgres(t)
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	return &env{rdb: rdb, ns: ns, keys: stream.NewKeys(ns, 4), db: db, dbURL: url}
+	p := testenv.NewPipeline(t, 4)
+	return &env{Pipeline: p, rdb: p.Redis, ns: p.Keys.Namespace, keys: p.Keys, db: p.DB, dbURL: p.DBURL}
 }
 
-// add appends the events' entries straight to their partition streams, as
-// the receiver would, but without its dedup, so a test can deliver the same
-// event twice (as happens after the seen keys expire, or on replay).
-func (e *env) add(t *testing.T, evs []sim.Event) {
-	t.Helper()
-	ctx := context.Background()
-	pipe := e.rdb.Pipeline()
-	for _, ev := range evs {
-		parsed, err := dwolla.ParseEvent(ev.Body)
-		if err != nil {
-			t.Fatalf("sim event %s: %v", ev.ID, err)
-		}
-		en := stream.NewEntry(e.keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(en.Partition), Values: en.Fields})
-		if pipe.Len() >= 500 {
-			if _, err := pipe.Exec(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+// add appends the events' entries straight to their partition streams
+// (testenv.Pipeline.Append: no dedup, so a test can deliver twice).
+func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
 // addRaw appends one entry with the given fields to partition p.
 func (e *env) addRaw(t *testing.T, p int, fields ...string) string {
@@ -121,28 +95,14 @@ func (e *env) count(t *testing.T, query string, args ...any) int64 {
 
 // pending is the number of entries the group has not acknowledged.
 func (e *env) pending(t *testing.T) int64 {
-	t.Helper()
-	st, err := stream.NewGroup(e.rdb, e.keys, "process").Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, s := range st {
-		n += s.Pending
-	}
+	n, _ := e.Backlog(t)
 	return n
 }
 
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
 
 func ids(evs []sim.Event) []string {

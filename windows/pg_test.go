@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
@@ -20,6 +18,7 @@ import (
 )
 
 type env struct {
+	*testenv.Pipeline
 	rdb  *redis.Client
 	keys stream.Keys
 	db   *pgxpool.Pool
@@ -27,30 +26,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb, ns := testenv.Redis(t)
-	db, _ := testenv.Postgres(t)
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	return &env{rdb: rdb, keys: stream.NewKeys(ns, 4), db: db}
+	p := testenv.NewPipeline(t, 4)
+	return &env{Pipeline: p, rdb: p.Redis, keys: p.Keys, db: p.DB}
 }
 
-func (e *env) add(t *testing.T, evs []sim.Event) {
-	t.Helper()
-	ctx := context.Background()
-	pipe := e.rdb.Pipeline()
-	for _, ev := range evs {
-		parsed, err := dwolla.ParseEvent(ev.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		en := stream.NewEntry(e.keys.Partition(parsed.PartitionKey()), parsed.ID, ev.Body, "")
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(en.Partition), Values: en.Fields})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
 // run starts a processor folding windows; stop cancels it. With a tiny
 // shutdown wait a stop is as good as a crash: the batch in flight is rolled
@@ -82,13 +62,7 @@ func (e *env) run(t *testing.T, folder *windows.Folder, shutdownWait time.Durati
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
 
 func (e *env) stored(t *testing.T) int64 {
@@ -224,115 +198,11 @@ func TestFoldedWindowsEqualABruteForceRecomputation(t *testing.T) {
 }
 
 func pending(t *testing.T, e *env) int64 {
-	st, err := stream.NewGroup(e.rdb, e.keys, "process").Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, s := range st {
-		n += s.Pending
-	}
+	n, _ := e.Backlog(t)
 	return n
 }
 
 func lag(t *testing.T, e *env) int64 {
-	st, err := stream.NewGroup(e.rdb, e.keys, "process").Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, s := range st {
-		n += s.Lag
-	}
+	_, n := e.Backlog(t)
 	return n
-}
-
-// TestRefoldRepairsWindowsAndIsIdempotent: after a (simulated) folding bug
-// corrupts windows, replay of the range restores them to the recomputation
-// from events, for every size, and a second replay changes nothing.
-func TestRefoldRepairsWindowsAndIsIdempotent(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	start := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	sc := sim.Generate(sim.Config{Customers: 80, Seed: 31, Start: start, Span: time.Hour, StepDelay: 2 * time.Minute})
-	e.add(t, sc.Events)
-	folder, err := windows.NewFolder(windows.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := folder.Config()
-	p, stop := e.run(t, folder, 5*time.Second)
-	waitFor(t, 30*time.Second, "every event stored", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
-	stop()
-	closer := &windows.Closer{DB: e.db, Partitions: e.keys.Partitions, Config: cfg, Now: func() time.Time { return start.Add(48 * time.Hour) }}
-	for range 2 {
-		if _, err := closer.Tick(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := e.db.Exec(ctx, `UPDATE window_aggs SET count = count * 2 + 1, customers = NULL WHERE start >= '2026-11-28T06:10:00Z' AND start < '2026-11-28T06:40:00Z'`); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := e.folded(t)
-	want := e.bruteForce(t, &cfg)
-	broken := 0
-	for k, w := range want {
-		if windows.Diff(w, got[k]) != "" {
-			broken++
-		}
-	}
-	if broken == 0 {
-		t.Fatal("the corruption did not show")
-	}
-	for range 2 {
-		rep, err := process.Refold(ctx, e.db, []process.Folder{folder}, start.Add(10*time.Minute), start.Add(40*time.Minute), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rep.Refolded) != 1 {
-			t.Fatalf("report %+v", rep)
-		}
-		got, rows := e.folded(t)
-		compare(t, want, got)
-		for k, r := range rows {
-			if r.ClosedAt == nil && !k.End().After(start.Add(24*time.Hour)) {
-				t.Fatalf("window %s lost its close on replay", k)
-			}
-		}
-	}
-}
-
-// TestClosedWindowsArePrunedPastTheirRetention.
-func TestClosedWindowsArePrunedPastTheirRetention(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	clock := mustTime("2026-11-01T00:00:00Z")
-	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute, time.Hour}, Dims: []string{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder.WithClock(func() time.Time { return clock })
-	closer := &windows.Closer{DB: e.db, Partitions: 1, Config: folder.Config(), Now: func() time.Time { return clock }}
-	closer.Tick(ctx)
-	fold(t, e, folder, store.Event{ID: "old", Topic: "customer_created", Created: clock.Add(-time.Hour), Received: clock})
-	clock = clock.Add(time.Hour)
-	if _, err := closer.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	count := func(size int) (n int) {
-		e.db.QueryRow(ctx, `SELECT count(*) FROM window_aggs WHERE size_s = $1`, size).Scan(&n)
-		return n
-	}
-	if count(60) == 0 || count(3600) == 0 {
-		t.Fatalf("before pruning: %d 1m rows, %d 1h rows; want both", count(60), count(3600))
-	}
-	clock = clock.Add(8 * 24 * time.Hour) // past 1m's 7 days, within 1h's 2 years
-	if _, err := closer.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if count(60) != 0 || count(3600) == 0 {
-		t.Fatalf("after 8 days: %d 1m rows, %d 1h rows; want the 1m ones pruned and the 1h ones kept", count(60), count(3600))
-	}
 }
