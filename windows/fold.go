@@ -111,10 +111,12 @@ type cursorKey struct {
 	size  time.Duration
 }
 
-// merge adds deltas into their rows.
-func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
-	keys := make([]Key, 0, len(deltas))
-	for k := range deltas {
+// lockRows creates the rows of aggs' keys that are missing and locks them
+// all, in key order (so concurrent folds cannot deadlock); the rows come
+// back in the order of the returned keys.
+func lockRows(ctx context.Context, tx pgx.Tx, aggs map[Key]*Agg) ([]Key, []store.WindowRow, error) {
+	keys := make([]Key, 0, len(aggs))
+	for k := range aggs {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, Key.Compare)
@@ -124,10 +126,19 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 	}
 	locked, err := store.LockWindowRows(ctx, tx, rows)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(locked) != len(keys) {
-		return fmt.Errorf("locked %d window rows, expected %d", len(locked), len(keys))
+		return nil, nil, fmt.Errorf("locked %d window rows, expected %d", len(locked), len(keys))
+	}
+	return keys, locked, nil
+}
+
+// merge adds deltas into their rows.
+func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
+	keys, locked, err := lockRows(ctx, tx, deltas)
+	if err != nil {
+		return err
 	}
 	now := time.Now().UTC()
 	if f.now != nil {

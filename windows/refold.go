@@ -163,16 +163,7 @@ func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo
 	if err := store.DeleteWindowRows(ctx, tx, gone); err != nil {
 		return err
 	}
-	keys := make([]Key, 0, len(fresh))
-	for k := range fresh {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, Key.Compare)
-	rows := make([]store.WindowRow, len(keys))
-	for i, k := range keys {
-		rows[i] = rowKey(k)
-	}
-	locked, err := store.LockWindowRows(ctx, tx, rows)
+	keys, locked, err := lockRows(ctx, tx, fresh)
 	if err != nil {
 		return err
 	}
