@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -119,35 +118,6 @@ func Printable(s string) string {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
 	return s
-}
-
-// EventsInRange returns the stored events with created in [from, to),
-// optionally only of topics, oldest first, in pages of limit after the
-// given (created, id) position; for replay and rebuilds.
-func EventsInRange(ctx context.Context, q Querier, from, to time.Time, topics []string, after Cursor, limit int) ([]Event, error) {
-	rows, err := q.Query(ctx, `
-SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
-       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source, body
-FROM events
-WHERE created >= $1 AND created < $2 AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))
-  AND (created, id) > ($4, $5)
-ORDER BY created, id
-LIMIT $6`, from, to, topics, after.Created, after.ID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read events from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		err := r.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
-			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source, &e.Body)
-		return e, err
-	})
-}
-
-// Cursor is a position in (created, id) order.
-type Cursor struct {
-	Created time.Time
-	ID      string
 }
 
 // Querier is what both a pool and a transaction offer.
