@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 var (
@@ -91,66 +92,131 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		}
 		return 0
 	})
-	js, ss := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		js[i], ss[i] = k.journey, k.subject
-	}
-	if err := store.EnsureJourneyRows(ctx, tx, js, ss); err != nil {
-		return err
-	}
-	locked, err := store.LockJourneyRows(ctx, tx, js, ss)
-	if err != nil {
-		return err
-	}
-	if len(locked) != len(keys) {
-		return fmt.Errorf("locked %d journey instances, expected %d", len(locked), len(keys))
-	}
-	var out []store.JourneyRow
+	// Optimistic: read without locks, write only rows still at the version
+	// read (new ones: only if nobody created them meanwhile), and go again
+	// for the few another fold or the abandoner changed in between. A row
+	// lock per instance would be a write of its own.
 	var recs []store.JourneyRecord
 	funnel := map[FunnelKey]int64{}
-	for i, k := range keys {
-		d, _ := f.set.Get(k.journey)
-		row := &locked[i]
-		oldSteps, oldSt := rowState(d, row)
-		steps := ReachesOf(row)
-		fresh := len(steps) == 0
-		if !Merge(&steps, acc[k]) && !fresh {
-			continue // nothing new (an earlier or equal reach was already known)
+	pending := keys
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt == 20 {
+			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
 		}
-		Contribution(d, oldSteps, oldSt, -1, funnel)
-		oldConflict := ""
-		if row.Conflict != nil {
-			oldConflict = *row.Conflict
+		js, ss := make([]string, len(pending)), make([]string, len(pending))
+		for i, k := range pending {
+			js[i], ss[i] = k.journey, k.subject
 		}
-		st := d.Derive(steps, false)
-		// Only progress clears an abandonment: a later step time, or an
-		// end. An earlier reach of a known step, or a late old event, is no
-		// progress: the instance stays abandoned.
-		if row.AbandonedAt != nil {
-			progressed := st.LastAt.After(oldSt.LastAt) || st.Status == Completed || st.Status == Failed
-			if progressed {
-				unabandonedTotal.Inc()
-				recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
-					Detail: "progress after the instance was abandoned"})
-				row.AbandonedAt = nil
+		found, err := store.ReadJourneyRows(ctx, tx, js, ss)
+		if err != nil {
+			return err
+		}
+		current := make(map[instKey]*store.JourneyRow, len(found))
+		for i := range found {
+			current[instKey{found[i].Journey, found[i].Subject}] = &found[i]
+		}
+		changes := map[instKey]*folded{}
+		var updates, inserts []store.JourneyRow
+		for _, k := range pending {
+			d, _ := f.set.Get(k.journey)
+			row := current[k]
+			if row == nil {
+				row = &store.JourneyRow{Journey: k.journey, Subject: k.subject}
+			}
+			c, ok := f.change(d, k, row, acc[k])
+			if !ok {
+				continue // nothing new (an earlier or equal reach was already known)
+			}
+			changes[k] = &c
+			if current[k] != nil {
+				c.row.Version = row.Version
+				updates = append(updates, c.row)
 			} else {
-				st = d.Derive(steps, true)
+				inserts = append(inserts, c.row)
 			}
 		}
-		if st.Conflict != "" && st.Conflict != oldConflict {
-			conflictsTotal.Inc()
-			recs = append(recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
+		updated, err := store.UpdateJourneyRows(ctx, tx, updates)
+		if err != nil {
+			return err
 		}
-		Contribution(d, steps, st, +1, funnel)
-		out = append(out, RowOf(d, k.subject, steps, st, row.AbandonedAt))
-	}
-	if err := store.UpsertJourneyRows(ctx, tx, out); err != nil {
-		return err
+		inserted, err := store.InsertNewJourneyRows(ctx, tx, inserts)
+		if err != nil {
+			return err
+		}
+		var retry []instKey
+		for _, k := range pending {
+			c := changes[k]
+			if c == nil {
+				continue
+			}
+			jk := store.JourneyKey{Journey: k.journey, Subject: k.subject}
+			if !updated[jk] && !inserted[jk] {
+				retry = append(retry, k)
+				continue
+			}
+			for fk, n := range c.funnel {
+				funnel[fk] += n
+			}
+			recs = append(recs, c.recs...)
+		}
+		pending = retry
 	}
 	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
 		return err
 	}
+	for _, r := range recs {
+		switch r.Kind {
+		case "unabandoned":
+			unabandonedTotal.Inc()
+		case "conflict":
+			conflictsTotal.Inc()
+		}
+	}
 	return store.InsertJourneyRecords(ctx, tx, recs)
+}
+
+// folded is what folding new reaches into one instance changes.
+type folded struct {
+	row    store.JourneyRow
+	funnel map[FunnelKey]int64
+	recs   []store.JourneyRecord
+}
+
+// change merges reaches into the instance row (as read) and returns the
+// row to write, its funnel deltas and its records; ok is false when
+// nothing changes.
+func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches []Reach) (folded, bool) {
+	oldSteps, oldSt := rowState(d, row)
+	steps := ReachesOf(row)
+	if !Merge(&steps, reaches) {
+		return folded{}, false
+	}
+	out := folded{funnel: map[FunnelKey]int64{}}
+	Contribution(d, oldSteps, oldSt, -1, out.funnel)
+	oldConflict := ""
+	if row.Conflict != nil {
+		oldConflict = *row.Conflict
+	}
+	st := d.Derive(steps, false)
+	abandonedAt := row.AbandonedAt
+	// Only progress clears an abandonment: a later step time, or an end.
+	// An earlier reach of a known step, or a late old event, is no
+	// progress: the instance stays abandoned.
+	if abandonedAt != nil {
+		if st.LastAt.After(oldSt.LastAt) || st.Status == Completed || st.Status == Failed {
+			out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
+				Detail: "progress after the instance was abandoned"})
+			abandonedAt = nil
+		} else {
+			st = d.Derive(steps, true)
+		}
+	}
+	if st.Conflict != "" && st.Conflict != oldConflict {
+		out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
+	}
+	Contribution(d, steps, st, +1, out.funnel)
+	out.row = RowOf(d, k.subject, steps, st, abandonedAt)
+	return out, true
 }
 
 func stepName(d *Definition, i int) string {

@@ -15,6 +15,7 @@ CREATE TABLE journey_instances (
     abandoned_at timestamptz,                   -- the watermark that abandoned it; cleared by progress
     conflict     text,
     entry_topic  text,                          -- the topic of the earliest reach: the funnels' breakdown
+    version      bigint      NOT NULL DEFAULT 0, -- raised by every write: folds write only the version they read
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (journey, subject)
 ) WITH (fillfactor = 70);

@@ -22,31 +22,16 @@ type JourneyRow struct {
 	AbandonedAt      *time.Time
 	Conflict         *string
 	EntryTopic       *string
+	Version          int64 // what this row was read at; writes check it
 }
 
-const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict, entry_topic`
+const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict, entry_topic, version`
 
 func scanJourney(r pgx.CollectableRow) (JourneyRow, error) {
 	var j JourneyRow
 	err := r.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
-		&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic)
+		&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic, &j.Version)
 	return j, err
-}
-
-// LockJourneyRows returns the existing rows of (journey, subject) keys,
-// locked FOR UPDATE in the order given (which must be sorted, so concurrent
-// folds lock in one order). Keys without a row are absent from the result.
-func LockJourneyRows(ctx context.Context, tx pgx.Tx, journeys, subjects []string) ([]JourneyRow, error) {
-	rows, err := tx.Query(ctx, `
-SELECT `+prefixed("j", journeyColumns)+`
-FROM journey_instances j
-JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(journey, subject, n) ON (j.journey, j.subject) = (k.journey, k.subject)
-ORDER BY k.n
-FOR UPDATE OF j`, journeys, subjects)
-	if err != nil {
-		return nil, fmt.Errorf("lock journey instances: %w", err)
-	}
-	return pgx.CollectRows(rows, scanJourney)
 }
 
 // UpsertJourneyRows writes rows whole (insert or overwrite), in one
@@ -68,17 +53,112 @@ func UpsertJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) error 
 	}
 	_, err := tx.Exec(ctx, `
 INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
-SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, now()
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, 0, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
             $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et)
 ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_event = excluded.step_event, status = excluded.status,
   current_step = excluded.current_step, entered_at = excluded.entered_at, last_at = excluded.last_at, deadline = excluded.deadline,
-  abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, entry_topic = excluded.entry_topic, updated_at = now()`,
+  abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, entry_topic = excluded.entry_topic,
+  version = journey_instances.version + 1, updated_at = now()`,
 		js, ss, at, ev, status, cur, entered, last, deadline, abandoned, conflict, entry)
 	if err != nil {
 		return fmt.Errorf("write journey instances: %w", err)
 	}
 	return nil
+}
+
+// journeyArrays are rows as the columns the write statements take.
+type journeyArrays struct {
+	js, ss, at, ev, status      []string
+	cur, conflict, entry        []*string
+	entered, last               []time.Time
+	deadline, abandoned         []*time.Time
+	version                     []int64
+}
+
+func toArrays(rows []JourneyRow) journeyArrays {
+	n := len(rows)
+	a := journeyArrays{js: make([]string, n), ss: make([]string, n), at: make([]string, n), ev: make([]string, n), status: make([]string, n),
+		cur: make([]*string, n), conflict: make([]*string, n), entry: make([]*string, n), entered: make([]time.Time, n), last: make([]time.Time, n),
+		deadline: make([]*time.Time, n), abandoned: make([]*time.Time, n), version: make([]int64, n)}
+	for i, j := range rows {
+		a.js[i], a.ss[i], a.status[i], a.cur[i], a.conflict[i], a.entry[i] = j.Journey, j.Subject, j.Status, j.CurrentStep, j.Conflict, j.EntryTopic
+		a.entered[i], a.last[i], a.deadline[i], a.abandoned[i], a.version[i] = j.EnteredAt, j.LastAt, j.Deadline, j.AbandonedAt, j.Version
+		a.at[i], a.ev[i] = timeArrayLiteral(j.StepAt), textArrayLiteral(j.StepEvent)
+	}
+	return a
+}
+
+// JourneyKey names an instance.
+type JourneyKey struct{ Journey, Subject string }
+
+func collectKeys(rows pgx.Rows) (map[JourneyKey]bool, error) {
+	out := map[JourneyKey]bool{}
+	defer rows.Close()
+	for rows.Next() {
+		var k JourneyKey
+		if err := rows.Scan(&k.Journey, &k.Subject); err != nil {
+			return nil, err
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
+}
+
+// ReadJourneyRows returns the existing rows of (journey, subject) keys,
+// without locking them (writes check their version instead).
+func ReadJourneyRows(ctx context.Context, tx pgx.Tx, journeys, subjects []string) ([]JourneyRow, error) {
+	rows, err := tx.Query(ctx, `
+SELECT `+prefixed("j", journeyColumns)+`
+FROM journey_instances j
+JOIN unnest($1::text[], $2::text[]) AS k(journey, subject) ON (j.journey, j.subject) = (k.journey, k.subject)`, journeys, subjects)
+	if err != nil {
+		return nil, fmt.Errorf("read journey instances: %w", err)
+	}
+	return pgx.CollectRows(rows, scanJourney)
+}
+
+// InsertNewJourneyRows inserts rows (sorted by key) that did not exist when
+// read, and returns the keys it inserted: a key missing from the result was
+// created by someone else meanwhile.
+func InsertNewJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]bool, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	a := toArrays(rows)
+	res, err := tx.Query(ctx, `
+INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, 0, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
+            $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et)
+ON CONFLICT (journey, subject) DO NOTHING
+RETURNING journey, subject`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry)
+	if err != nil {
+		return nil, fmt.Errorf("insert journey instances: %w", err)
+	}
+	return collectKeys(res)
+}
+
+// UpdateJourneyRows overwrites rows (sorted by key) that are still at the
+// version they were read at, and returns the keys it wrote: a key missing
+// from the result was changed by someone else meanwhile.
+func UpdateJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]bool, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	a := toArrays(rows)
+	res, err := tx.Query(ctx, `
+UPDATE journey_instances w SET step_at = u.a::timestamptz[], step_event = u.e::text[], status = u.st, current_step = u.cur,
+  entered_at = u.ent, last_at = u.lst, deadline = u.dl, abandoned_at = u.ab, conflict = u.cf, entry_topic = u.et,
+  version = w.version + 1, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
+            $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::bigint[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et, v)
+WHERE (w.journey, w.subject) = (u.j, u.s) AND w.version = u.v
+RETURNING w.journey, w.subject`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry, a.version)
+	if err != nil {
+		return nil, fmt.Errorf("update journey instances: %w", err)
+	}
+	return collectKeys(res)
 }
 
 // timeArrayLiteral writes ts as a PostgreSQL array literal (NULL for nil).
@@ -175,7 +255,7 @@ func JourneyRecords(ctx context.Context, q Querier, journey, subject string) ([]
 // watermark abandoned and returns them.
 func AbandonJourneys(ctx context.Context, q Querier, watermark time.Time, limit int) ([]JourneyRow, error) {
 	rows, err := q.Query(ctx, `
-UPDATE journey_instances SET status = 'abandoned', abandoned_at = $1, updated_at = now()
+UPDATE journey_instances SET status = 'abandoned', abandoned_at = $1, version = version + 1, updated_at = now()
 WHERE (journey, subject) IN (SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND deadline < $1
                              ORDER BY journey, subject LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND status = 'in_progress' AND deadline < $1 -- again: a row a fold changed meanwhile is re-checked here
@@ -323,21 +403,6 @@ func AbandonedJourneys(ctx context.Context, q Querier, journey string) (map[stri
 	return out, rows.Err()
 }
 
-// EnsureJourneyRows creates a placeholder row for every (journey, subject)
-// key that has none (in the order given, which must be sorted), so the
-// caller can lock them all: two folds creating the same instance then
-// serialise instead of overwriting each other.
-func EnsureJourneyRows(ctx context.Context, tx pgx.Tx, journeys, subjects []string) error {
-	_, err := tx.Exec(ctx, `
-INSERT INTO journey_instances (journey, subject, step_at, step_event, status, entered_at, last_at)
-SELECT j, s, '{}', '{}', 'in_progress', now(), now() FROM unnest($1::text[], $2::text[]) AS k(j, s)
-ON CONFLICT DO NOTHING`, journeys, subjects)
-	if err != nil {
-		return fmt.Errorf("create journey instances: %w", err)
-	}
-	return nil
-}
-
 // FunnelDelta is an additive change to one funnel aggregate.
 type FunnelDelta struct {
 	Journey string
@@ -417,7 +482,7 @@ func EachJourney(ctx context.Context, q Querier, journey string, fn func(*Journe
 	for rows.Next() {
 		var j JourneyRow
 		if err := rows.Scan(&j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
-			&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic); err != nil {
+			&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic, &j.Version); err != nil {
 			return fmt.Errorf("read journey instance: %w", err)
 		}
 		if err := fn(&j); err != nil {
