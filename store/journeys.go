@@ -69,11 +69,11 @@ ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_ev
 
 // journeyArrays are rows as the columns the write statements take.
 type journeyArrays struct {
-	js, ss, at, ev, status      []string
-	cur, conflict, entry        []*string
-	entered, last               []time.Time
-	deadline, abandoned         []*time.Time
-	version                     []int64
+	js, ss, at, ev, status []string
+	cur, conflict, entry   []*string
+	entered, last          []time.Time
+	deadline, abandoned    []*time.Time
+	version                []int64
 }
 
 func toArrays(rows []JourneyRow) journeyArrays {
