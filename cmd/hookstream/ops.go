@@ -16,6 +16,7 @@ import (
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
+	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/redis/go-redis/v9"
@@ -113,7 +114,13 @@ type statusReport struct {
 	DLQError    string                   `json:"dlq_error,omitempty"`
 	DLQStream   int64                    `json:"dlq_stream_length"`
 	Processors  []process.Heartbeat      `json:"processors"`
-	GeneratedAt time.Time                `json:"generated_at"`
+	// The event-time watermark (zero when it cannot be told: paused, or a
+	// partition with entries waiting never folded) and, per window size,
+	// where closing has got to.
+	Watermark    time.Time            `json:"event_watermark,omitempty"`
+	ClosedUntil  map[string]time.Time `json:"windows_closed_until,omitempty"`
+	JourneyCount map[string]int64     `json:"journey_instances_by_status,omitempty"`
+	GeneratedAt  time.Time            `json:"generated_at"`
 }
 
 func statusCommand() *ffcli.Command {
@@ -159,6 +166,8 @@ hookstream_process_breaker_state and hookstream_process_paused.`,
 			} else {
 				if rep.DLQOpen, err = store.OpenDeadLetters(dctx, db); err != nil {
 					rep.DLQOpen, rep.DLQError = -1, err.Error()
+				} else {
+					windowsAndJourneys(dctx, &rep, db, env, &cm)
 				}
 				db.Close()
 			}
@@ -173,6 +182,38 @@ hookstream_process_breaker_state and hookstream_process_paused.`,
 			printStatus(os.Stdout, rep)
 			return nil
 		},
+	}
+}
+
+// windowsAndJourneys adds the windows' and journeys' state to a status
+// report, best effort (a fresh database has no cursors yet).
+func windowsAndJourneys(ctx context.Context, rep *statusReport, db *pgxpool.Pool, env *opsEnv, cm *common) {
+	group := stream.NewGroup(env.rdb, env.keys, "process")
+	closer := &windows.Closer{DB: db, Partitions: env.keys.Partitions,
+		Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return streamBacklog(ctx, env.rdb, group) }}
+	if wm, ok, err := closer.Watermark(ctx, windows.EventTime); err == nil && ok {
+		rep.Watermark = wm
+	}
+	if cursors, err := store.ReadWindowCursors(ctx, db); err == nil {
+		rep.ClosedUntil = map[string]time.Time{}
+		for _, c := range cursors {
+			if !c.ClosedUntil.IsZero() {
+				rep.ClosedUntil[c.Basis+"/"+(time.Duration(c.SizeS)*time.Second).String()] = c.ClosedUntil
+			}
+		}
+	}
+	rows, err := db.Query(ctx, `SELECT kind, sum(n)::bigint FROM journey_funnel WHERE kind IN ('in_progress', 'completed', 'failed', 'abandoned') GROUP BY 1`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	rep.JourneyCount = map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if rows.Scan(&k, &n) == nil {
+			rep.JourneyCount[k] = n
+		}
 	}
 }
 
@@ -193,6 +234,16 @@ func printStatus(w io.Writer, r statusReport) {
 		dlq = "unavailable: " + r.DLQError
 	}
 	fmt.Fprintf(w, "\nprocessing: %s\ndead letters: %s; DLQ stream %d entries\n", state, dlq, r.DLQStream)
+	if !r.Watermark.IsZero() {
+		fmt.Fprintf(w, "event-time watermark: %s (%s behind now)\n", r.Watermark.Format(time.RFC3339), time.Since(r.Watermark).Round(time.Second))
+	}
+	if u, ok := r.ClosedUntil["event/1m0s"]; ok {
+		fmt.Fprintf(w, "windows: 1m event-time windows closed up to %s\n", u.Format(time.RFC3339))
+	}
+	if len(r.JourneyCount) > 0 {
+		fmt.Fprintf(w, "journeys: %d in progress, %d completed, %d failed, %d abandoned\n", r.JourneyCount["in_progress"],
+			r.JourneyCount["completed"], r.JourneyCount["failed"], r.JourneyCount["abandoned"])
+	}
 	if len(r.Processors) == 0 {
 		fmt.Fprintln(w, "processors: none running")
 		return

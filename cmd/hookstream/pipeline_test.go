@@ -238,6 +238,19 @@ func TestDevStyleRunVerifiesAgainstTheEventsTable(t *testing.T) {
 	if _, err := p.try("query", "funnel", "--journey", "no_such_journey"); err == nil {
 		t.Fatal("an unknown journey was accepted")
 	}
+	var all64 int64
+	p.db.QueryRow(context.Background(), `SELECT count(*) FROM journey_instances`).Scan(&all64)
+	st := p.status()
+	var sum int64
+	for _, n := range st.JourneyCount {
+		sum += n
+	}
+	if sum != all64 || all64 == 0 {
+		t.Fatalf("status counts %v journey instances, the table holds %d", st.JourneyCount, all64)
+	}
+	if out := p.run("status"); !strings.Contains(out, "journeys: ") {
+		t.Fatalf("status does not report journeys:\n%s", out)
+	}
 	srv.stop(t)
 	if !strings.Contains(srv.logs.String(), "processing stopped") || !strings.Contains(srv.logs.String(), "ingest stopped") {
 		t.Fatalf("no orderly shutdown of both roles:\n%s", srv.logs.String())
