@@ -105,15 +105,15 @@ drain the backlog the receivers queued meanwhile.`,
 
 // statusReport is what "hookstream status" prints.
 type statusReport struct {
-	Namespace   string                   `json:"namespace"`
-	Group       string                   `json:"group"`
-	Paused      bool                     `json:"paused"`
-	Partitions  []stream.PartitionStatus `json:"partitions"`
-	Total       stream.PartitionStatus   `json:"total"`
-	DLQOpen     int64                    `json:"dlq_open"` // -1 when PostgreSQL is unreachable
-	DLQError    string                   `json:"dlq_error,omitempty"`
-	DLQStream   int64                    `json:"dlq_stream_length"`
-	Processors  []process.Heartbeat      `json:"processors"`
+	Namespace  string                   `json:"namespace"`
+	Group      string                   `json:"group"`
+	Paused     bool                     `json:"paused"`
+	Partitions []stream.PartitionStatus `json:"partitions"`
+	Total      stream.PartitionStatus   `json:"total"`
+	DLQOpen    int64                    `json:"dlq_open"` // -1 when PostgreSQL is unreachable
+	DLQError   string                   `json:"dlq_error,omitempty"`
+	DLQStream  int64                    `json:"dlq_stream_length"`
+	Processors []process.Heartbeat      `json:"processors"`
 	// The event-time watermark (zero when it cannot be told: paused, or a
 	// partition with entries waiting never folded) and, per window size,
 	// where closing has got to.
