@@ -317,25 +317,7 @@ func EventsWithTopics(ctx context.Context, q Querier, topics []string, column, s
 	if where != "" {
 		args = append(args, subject)
 	}
-	rows, err := q.Query(ctx, `
-SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
-       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source
-FROM events WHERE topic = ANY($1)`+where, args...)
-	if err != nil {
-		return fmt.Errorf("read events: %w", err)
-	}
-	defer rows.Close()
-	var e Event
-	for rows.Next() {
-		if err := rows.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
-			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source); err != nil {
-			return fmt.Errorf("read event: %w", err)
-		}
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachEvent(ctx, q, `topic = ANY($1)`+where, args, fn)
 }
 
 func prefixed(alias, cols string) string {

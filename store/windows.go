@@ -333,10 +333,17 @@ func EachEvent(ctx context.Context, q Querier, column string, from, to time.Time
 	if column != "created" && column != "received_at" {
 		return fmt.Errorf("EachEvent: unknown column %q", column)
 	}
-	rows, err := q.Query(ctx, `
-SELECT id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
-       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source
-FROM events WHERE `+column+` >= $1 AND `+column+` < $2`, from, to)
+	return eachEvent(ctx, q, column+` >= $1 AND `+column+` < $2`, []any{from, to}, fn)
+}
+
+// eventColumns are the columns eachEvent reads: everything but the body.
+const eventColumns = `id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
+       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source`
+
+// eachEvent streams the events matching where (with args) to fn, without
+// their bodies; fn's Event is reused between calls.
+func eachEvent(ctx context.Context, q Querier, where string, args []any, fn func(*Event) error) error {
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where, args...)
 	if err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}

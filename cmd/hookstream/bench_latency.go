@@ -17,7 +17,6 @@ import (
 	"github.com/hookstream/hookstream/ingest"
 	"github.com/hookstream/hookstream/internal/bench"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/store"
@@ -76,20 +75,14 @@ func runBenchWindows(ctx context.Context, c *benchWindowsConfig) error {
 		return err
 	}
 	defer admin.Close()
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+ns); err != nil {
-		return err
-	}
 	if !c.keep {
-		defer admin.Exec(context.Background(), "DROP SCHEMA "+ns+" CASCADE")
+		defer admin.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+ns+" CASCADE")
 	}
-	db, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, ns))
+	db, err := benchSchema(ctx, admin, c.dbURL, ns)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := migrations.Up(ctx, db); err != nil {
-		return err
-	}
 
 	secret := []byte("bench-windows")
 	spool, err := os.MkdirTemp("", "hookstream-bench-spool")

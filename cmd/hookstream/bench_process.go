@@ -118,19 +118,8 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	var schemas []string
 	schema := func(name string) (*pgxpool.Pool, error) {
 		s := ns + "_" + name
-		if _, err := admin.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
-			return nil, err
-		}
 		schemas = append(schemas, s)
-		pool, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, s))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := migrations.Up(ctx, pool); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		return pool, nil
+		return benchSchema(ctx, admin, c.dbURL, s)
 	}
 	defer func() {
 		if c.keep {
@@ -472,4 +461,21 @@ FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM g
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
+}
+
+// benchSchema creates schema through admin, applies the migrations in it and
+// returns a pool whose search_path is it. The caller drops it.
+func benchSchema(ctx context.Context, admin *pgxpool.Pool, dbURL, schema string) (*pgxpool.Pool, error) {
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return nil, fmt.Errorf("create benchmark schema %s: %w", schema, err)
+	}
+	pool, err := store.Open(ctx, testenv.WithSearchPath(dbURL, schema))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Up(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
