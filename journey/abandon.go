@@ -69,14 +69,35 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 		return nil, err
 	}
 	var done []store.JourneyRow
-	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
+	// In transactions of at most abandonBatch instances, until none are due.
+	for more := true; more; {
+		rows, err := a.abandon(ctx, wm, &more)
+		if err != nil {
+			return done, err
+		}
+		done = append(done, rows...)
+	}
+	abandonedTotal.Add(len(done))
+	a.publish(ctx, done, wm)
+	return done, nil
+}
+
+// abandonBatch is how many candidates one transaction of Tick looks at.
+const abandonBatch = 10_000
+
+// abandon looks at one batch of candidates in one transaction; more says
+// whether a full batch was looked at (there may be more).
+func (a *Abandoner) abandon(ctx context.Context, wm time.Time, more *bool) ([]store.JourneyRow, error) {
+	var done []store.JourneyRow
+	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		if err := store.LockJourneys(ctx, tx, false); err != nil {
 			return err
 		}
-		rows, err := store.AbandonJourneys(ctx, tx, wm, 10_000)
+		rows, checked, err := store.AbandonJourneys(ctx, tx, wm, abandonBatch)
 		if err != nil {
 			return err
 		}
+		*more = checked == abandonBatch
 		recs := make([]store.JourneyRecord, len(rows))
 		for i, r := range rows {
 			step := ""
@@ -101,9 +122,14 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 		return store.InsertJourneyRecords(ctx, tx, recs)
 	})
 	if err != nil {
+		*more = false
 		return nil, err
 	}
-	abandonedTotal.Add(len(done))
+	return done, nil
+}
+
+// publish adds a "journey abandoned" entry per instance to the stream.
+func (a *Abandoner) publish(ctx context.Context, done []store.JourneyRow, wm time.Time) {
 	if a.Redis != nil && len(done) > 0 {
 		_, err := a.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, r := range done {
@@ -120,5 +146,4 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 			a.log().Warn("publish abandoned journeys", "err", err, "instances", len(done))
 		}
 	}
-	return done, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -15,22 +17,62 @@ import (
 var (
 	conflictsTotal   = metrics.NewCounter(`hookstream_journeys_conflicts_total`)
 	unabandonedTotal = metrics.NewCounter(`hookstream_journeys_unabandoned_total`)
+	cacheHitsTotal   = metrics.NewCounter(`hookstream_journeys_cache_hits_total`)
+	cacheMissesTotal = metrics.NewCounter(`hookstream_journeys_cache_misses_total`)
+	foldRetriesTotal = metrics.NewCounter(`hookstream_journeys_write_conflicts_total`)
 )
+
+// DefaultCacheMB is the memory a Folder's cache of instances takes by
+// default: about 400,000 instances of the built-in journeys.
+const DefaultCacheMB = 128
 
 // Folder keeps journey instances in PostgreSQL: the processor calls Fold in
 // each batch's transaction with the newly inserted events only.
+//
+// It keeps the instances it last read or wrote in a cache, as they were
+// committed, so an instance that progresses again is not read back from
+// PostgreSQL. The cache needs no invalidation: every write of an
+// instance checks the version it was read at (the id of the transaction
+// that last wrote it, never reused), so an instance another fold, the
+// abandoner or a rebuild changed meanwhile is simply read again.
 type Folder struct {
-	set *Set
+	set   *Set
+	cache *instanceCache // nil: no cache
+
+	mu      sync.Mutex
+	written map[pgx.Tx][]*store.JourneyRow // rows a transaction in flight wrote: cached once it commits
 }
 
-// NewFolder returns the journeys folding step for set.
-func NewFolder(set *Set) *Folder { return &Folder{set: set} }
+// NewFolder returns the journeys folding step for set, caching instances
+// in up to cacheMB megabytes (at least 32; 0: no cache).
+func NewFolder(set *Set, cacheMB int) *Folder {
+	f := &Folder{set: set, written: map[pgx.Tx][]*store.JourneyRow{}}
+	if cacheMB > 0 {
+		f.cache = newInstanceCache(cacheMB << 20)
+	}
+	return f
+}
 
 // Name names the step in logs and errors.
 func (f *Folder) Name() string { return "journeys" }
 
 // Set is the folder's definitions.
 func (f *Folder) Set() *Set { return f.set }
+
+// TxEnded puts the rows tx wrote into the cache if it committed; if not,
+// the cache still holds what was committed before (or nothing).
+func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
+	f.mu.Lock()
+	rows := f.written[tx]
+	delete(f.written, tx)
+	f.mu.Unlock()
+	if committed && f.cache != nil {
+		var buf []byte
+		for _, r := range rows {
+			buf = f.cache.put(r, buf)
+		}
+	}
+}
 
 type instKey struct{ journey, subject string }
 
@@ -61,10 +103,21 @@ func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
 	return acc
 }
 
-// Fold merges evs into their instances: rows are created if missing and
-// locked in key order, the reached steps merged (earliest reach wins), the
-// state derived again and written. Progress on an abandoned instance
-// un-abandons it; a new conflict is recorded.
+func compareKeys(a, b instKey) int {
+	if c := strings.Compare(a.journey, b.journey); c != 0 {
+		return c
+	}
+	return strings.Compare(a.subject, b.subject)
+}
+
+// Fold merges evs into their instances: each instance is taken from the
+// cache or read (without locks), the reached steps merged (earliest reach
+// wins), the state derived again, and the row written only if it is still
+// at the version read (new ones: only if nobody created them meanwhile);
+// the few that another fold, the abandoner or a rebuild changed in between
+// are read again and folded again. A row lock per instance would be a
+// write of its own. Progress on an abandoned instance un-abandons it; a new
+// conflict is recorded.
 func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	acc := f.reaches(evs)
 	if len(acc) == 0 {
@@ -73,49 +126,23 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if err := store.LockJourneys(ctx, tx, false); err != nil {
 		return err
 	}
-	keys := make([]instKey, 0, len(acc))
+	pending := make([]instKey, 0, len(acc))
 	for k := range acc {
-		keys = append(keys, k)
+		pending = append(pending, k)
 	}
-	slices.SortFunc(keys, func(a, b instKey) int {
-		if a.journey != b.journey {
-			if a.journey < b.journey {
-				return -1
-			}
-			return 1
-		}
-		if a.subject < b.subject {
-			return -1
-		}
-		if a.subject > b.subject {
-			return 1
-		}
-		return 0
-	})
-	// Optimistic: read without locks, write only rows still at the version
-	// read (new ones: only if nobody created them meanwhile), and go again
-	// for the few another fold or the abandoner changed in between. A row
-	// lock per instance would be a write of its own.
+	slices.SortFunc(pending, compareKeys) // concurrent folds write rows in one order
 	var recs []store.JourneyRecord
-	funnel := map[FunnelKey]int64{}
-	pending := keys
+	var funnel []funnelDelta
+	var written []*store.JourneyRow
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 20 {
 			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
 		}
-		js, ss := make([]string, len(pending)), make([]string, len(pending))
-		for i, k := range pending {
-			js[i], ss[i] = k.journey, k.subject
-		}
-		found, err := store.ReadJourneyRows(ctx, tx, js, ss)
+		current, err := f.current(ctx, tx, pending, attempt == 0)
 		if err != nil {
 			return err
 		}
-		current := make(map[instKey]*store.JourneyRow, len(found))
-		for i := range found {
-			current[instKey{found[i].Journey, found[i].Subject}] = &found[i]
-		}
-		changes := map[instKey]*folded{}
+		changes := make(map[instKey]*folded, len(pending))
 		var updates, inserts []store.JourneyRow
 		for _, k := range pending {
 			d, _ := f.set.Get(k.journey)
@@ -127,7 +154,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			if !ok {
 				continue // nothing new (an earlier or equal reach was already known)
 			}
-			changes[k] = &c
+			changes[k] = c
 			if current[k] != nil {
 				c.row.Version = row.Version
 				updates = append(updates, c.row)
@@ -135,11 +162,15 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 				inserts = append(inserts, c.row)
 			}
 		}
-		updated, err := store.UpdateJourneyRows(ctx, tx, updates)
+		// New rows first: an insert waits only for another fold's insert
+		// or update of the same key, an update only for another fold's
+		// update (inserts in flight are invisible to it), so with both
+		// statements in key order two folds cannot wait for each other.
+		inserted, err := store.InsertNewJourneyRows(ctx, tx, inserts)
 		if err != nil {
 			return err
 		}
-		inserted, err := store.InsertNewJourneyRows(ctx, tx, inserts)
+		updated, err := store.UpdateJourneyRows(ctx, tx, updates)
 		if err != nil {
 			return err
 		}
@@ -150,18 +181,31 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 				continue
 			}
 			jk := store.JourneyKey{Journey: k.journey, Subject: k.subject}
-			if !updated[jk] && !inserted[jk] {
+			v, ok := updated[jk]
+			if !ok {
+				v, ok = inserted[jk]
+			}
+			if !ok {
 				retry = append(retry, k)
+				if f.cache != nil {
+					f.cache.del(k, nil)
+				}
 				continue
 			}
-			for fk, n := range c.funnel {
-				funnel[fk] += n
-			}
+			c.row.Version = v
+			written = append(written, &c.row)
+			funnel = append(funnel, c.funnel...)
 			recs = append(recs, c.recs...)
 		}
+		foldRetriesTotal.Add(len(retry))
 		pending = retry
 	}
-	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
+	if f.cache != nil && len(written) > 0 {
+		f.mu.Lock()
+		f.written[tx] = append(f.written[tx], written...)
+		f.mu.Unlock()
+	}
+	if err := store.AddFunnel(ctx, tx, FunnelRows(sumDeltas(funnel))); err != nil {
 		return err
 	}
 	for _, r := range recs {
@@ -175,24 +219,58 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	return store.InsertJourneyRecords(ctx, tx, recs)
 }
 
+// current returns the committed rows of keys: from the cache when
+// cached is true and it has them, the others read from PostgreSQL.
+func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, cached bool) (map[instKey]*store.JourneyRow, error) {
+	out := make(map[instKey]*store.JourneyRow, len(keys))
+	var js, ss []string
+	var buf []byte
+	for _, k := range keys {
+		if cached && f.cache != nil {
+			var r *store.JourneyRow
+			var ok bool
+			if r, buf, ok = f.cache.get(k, buf); ok {
+				out[k] = r
+				continue
+			}
+		}
+		js, ss = append(js, k.journey), append(ss, k.subject)
+	}
+	if f.cache != nil && cached {
+		cacheHitsTotal.Add(len(out))
+		cacheMissesTotal.Add(len(js))
+	}
+	if len(js) == 0 {
+		return out, nil
+	}
+	found, err := store.ReadJourneyRows(ctx, tx, js, ss)
+	if err != nil {
+		return nil, err
+	}
+	for i := range found {
+		out[instKey{found[i].Journey, found[i].Subject}] = &found[i]
+	}
+	return out, nil
+}
+
 // folded is what folding new reaches into one instance changes.
 type folded struct {
 	row    store.JourneyRow
-	funnel map[FunnelKey]int64
+	funnel []funnelDelta
 	recs   []store.JourneyRecord
 }
 
 // change merges reaches into the instance row (as read) and returns the
 // row to write, its funnel deltas and its records; ok is false when
 // nothing changes.
-func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches []Reach) (folded, bool) {
+func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches []Reach) (*folded, bool) {
 	oldSteps, oldSt := rowState(d, row)
-	steps := ReachesOf(row)
+	steps := slices.Clone(oldSteps)
 	if !Merge(&steps, reaches) {
-		return folded{}, false
+		return nil, false
 	}
-	out := folded{funnel: map[FunnelKey]int64{}}
-	Contribution(d, oldSteps, oldSt, -1, out.funnel)
+	out := &folded{}
+	out.funnel = contribution(d, oldSteps, oldSt, -1, out.funnel)
 	oldConflict := ""
 	if row.Conflict != nil {
 		oldConflict = *row.Conflict
@@ -214,7 +292,7 @@ func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches
 	if st.Conflict != "" && st.Conflict != oldConflict {
 		out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
 	}
-	Contribution(d, steps, st, +1, out.funnel)
+	out.funnel = contribution(d, steps, st, +1, out.funnel)
 	out.row = RowOf(d, k.subject, steps, st, abandonedAt)
 	return out, true
 }

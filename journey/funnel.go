@@ -57,13 +57,25 @@ type FunnelKey struct {
 // Contribution adds (sign +1) or removes (-1) what an instance with steps
 // and state counts in its journey's funnel.
 func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[FunnelKey]int64) {
+	for _, x := range contribution(d, steps, st, sign, nil) {
+		into[x.key] += x.n
+	}
+}
+
+// funnelDelta is one change to one aggregate.
+type funnelDelta struct {
+	key FunnelKey
+	n   int64
+}
+
+// contribution appends to out what Contribution adds to its map.
+func contribution(d *Definition, steps []Reach, st State, sign int64, out []funnelDelta) []funnelDelta {
 	if st.Current < 0 && st.EnteredAt.IsZero() {
-		return // a placeholder: no step reached
+		return out // a placeholder: no step reached
 	}
 	day := st.EnteredAt.UTC().Truncate(24 * time.Hour)
 	add := func(kind, step string, bucket int) {
-		k := FunnelKey{Journey: d.Name, Day: day, Dim: st.EntryTopic, Kind: kind, Step: step, Bucket: bucket}
-		into[k] += sign
+		out = append(out, funnelDelta{FunnelKey{Journey: d.Name, Day: day, Dim: st.EntryTopic, Kind: kind, Step: step, Bucket: bucket}, sign})
 	}
 	add(KindEntered, "", 0)
 	for i, r := range steps {
@@ -78,6 +90,16 @@ func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[F
 	if st.Current >= 0 {
 		add(st.Status, d.Steps[st.Current].Name, 0)
 	}
+	return out
+}
+
+// sumDeltas adds up deltas by aggregate.
+func sumDeltas(ds []funnelDelta) map[FunnelKey]int64 {
+	out := make(map[FunnelKey]int64, len(ds)/2)
+	for _, x := range ds {
+		out[x.key] += x.n
+	}
+	return out
 }
 
 // FunnelRows turns deltas into rows for an additive upsert, without zeros,

@@ -2,6 +2,7 @@ package journey_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
@@ -83,7 +85,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
 	e.add(t, evs)
-	folder := journey.NewFolder(journey.Default())
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	e.drain(t, folder, len(evs), false)
 
 	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
@@ -178,7 +180,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	}
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.add(t, evs)
-	folder := journey.NewFolder(journey.Default())
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	e.drain(t, folder, len(evs), true)
 	folded := snapshot(t, e.db)
 	checkFunnel(t, e.db, folder.Set())
@@ -213,14 +215,11 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default())
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	fold := func(id, topic string, at time.Time) {
 		t.Helper()
-		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-			return folder.Fold(ctx, tx, []store.Event{{ID: id, Topic: topic, ResourceID: "tr-1", CustomerID: "c-1", Created: at, Received: at}})
-		})
-		if err != nil {
+		if err := foldTx(ctx, e.db, folder, []store.Event{{ID: id, Topic: topic, ResourceID: "tr-1", CustomerID: "c-1", Created: at, Received: at}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -295,6 +294,84 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	}
 }
 
+// foldTx folds evs in a transaction of their own and tells the folder how
+// it ended, as the processor does (the folder caches what committed); like
+// the processor it tries again after a deadlock or serialization failure.
+func foldTx(ctx context.Context, db *pgxpool.Pool, f *journey.Folder, evs []store.Event) error {
+	for attempt := 0; ; attempt++ {
+		var used pgx.Tx
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { used = tx; return f.Fold(ctx, tx, evs) })
+		if used != nil {
+			f.TxEnded(used, err == nil)
+		}
+		var pe *pgconn.PgError
+		if attempt < 5 && errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") {
+			continue
+		}
+		return err
+	}
+}
+
+// TestAbandonmentFollowsDeadlinesThatMove: the abandoner finds candidates
+// by check_at, a lower bound of the deadline that progress leaves alone
+// when the deadline moves later. An instance whose deadline moved later is
+// not abandoned at its old deadline; one whose deadline moved earlier is
+// abandoned at the new one.
+func TestAbandonmentFollowsDeadlinesThatMove(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	fold := func(id, topic, customer string, at time.Time) {
+		t.Helper()
+		if err := foldTx(ctx, e.db, folder, []store.Event{{ID: id, Topic: topic, ResourceID: customer, CustomerID: customer, Created: at, Received: at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wm time.Time
+	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
+	tick := func(at time.Time) []string {
+		t.Helper()
+		wm = at
+		got, err := ab.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range got {
+			if r.Journey == "customer_verification" {
+				out = append(out, r.Subject)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	// later: created (24h), then document_needed (336h) an hour on.
+	fold("l1", "customer_created", "later", t0)
+	fold("l2", "customer_verification_document_needed", "later", t0.Add(time.Hour))
+	// sooner: kba_needed (72h), then kba_passed (24h) an hour on.
+	fold("s1", "customer_kba_verification_needed", "sooner", t0)
+	fold("s2", "customer_kba_verification_passed", "sooner", t0.Add(time.Hour))
+	if got := tick(t0.Add(26 * time.Hour)); strings.Join(got, ",") != "sooner" {
+		t.Fatalf("at +26h abandoned %v, want [sooner] (its deadline moved from +72h to +25h)", got)
+	}
+	var checkAt *time.Time
+	if err := e.db.QueryRow(ctx, `SELECT check_at FROM journey_instances WHERE journey = 'customer_verification' AND subject = 'later'`).Scan(&checkAt); err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(337 * time.Hour); checkAt == nil || !checkAt.Equal(want) {
+		t.Fatalf("check_at of the instance that progressed: %v, want its deadline %v", checkAt, want)
+	}
+	if got := tick(t0.Add(336 * time.Hour)); len(got) != 0 {
+		t.Fatalf("at +336h abandoned %v, want none (deadline +337h)", got)
+	}
+	if got := tick(t0.Add(338 * time.Hour)); strings.Join(got, ",") != "later" {
+		t.Fatalf("at +338h abandoned %v, want [later]", got)
+	}
+	checkFunnel(t, e.db, folder.Set())
+}
+
 func mustGet(f *journey.Folder, name string) *journey.Definition {
 	d, _ := f.Set().Get(name)
 	return d
@@ -351,9 +428,13 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	sc := sim.Generate(sim.Config{Customers: 60, Seed: 77})
-	// Store the events (the rebuild reads them), then fold them from two
-	// goroutines, each taking every event in its own random order.
-	folder := journey.NewFolder(journey.Default())
+	// Two folders, as two processes would have, each with its own cache.
+	// Store the events (the rebuild reads them), then fold them from both,
+	// each taking every event in its own random order; then rebuild, and
+	// fold the rest: both caches now hold instances the rebuild deleted
+	// and wrote again, which the version check must notice.
+	folders := []*journey.Folder{journey.NewFolder(journey.Default(), journey.DefaultCacheMB), journey.NewFolder(journey.Default(), journey.DefaultCacheMB)}
+	folder := folders[0]
 	var evs []store.Event
 	for _, ev := range sc.Events {
 		parsed, err := dwolla.ParseEvent(ev.Body)
@@ -363,35 +444,53 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 		evs = append(evs, store.Event{ID: parsed.ID, Topic: parsed.Topic, ResourceID: parsed.ResourceID, CustomerID: parsed.CustomerID(),
 			CorrelationID: parsed.CorrelationID, Created: parsed.Created, Received: parsed.Created, Source: "webhook", Body: ev.Body})
 	}
-	if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
-		t.Fatal(err)
-	}
-	errs := make(chan error, 2)
-	for w := range 2 {
-		go func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 3))
-			order := rng.Perm(len(evs))
-			for i := 0; i < len(order); i += 7 {
-				var batch []store.Event
-				for _, j := range order[i:min(i+7, len(order))] {
-					batch = append(batch, evs[j])
-				}
-				if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { return folder.Fold(ctx, tx, batch) }); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
+	rand.New(rand.NewPCG(77, 1)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	first, rest := evs[:len(evs)*7/10], evs[len(evs)*7/10:]
+	foldBoth := func(evs []store.Event) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
 			t.Fatal(err)
 		}
+		errs := make(chan error, 2)
+		for w, f := range folders {
+			go func() {
+				rng := rand.New(rand.NewPCG(uint64(w), 3))
+				order := rng.Perm(len(evs))
+				for i := 0; i < len(order); i += 7 {
+					var batch []store.Event
+					for _, j := range order[i:min(i+7, len(order))] {
+						batch = append(batch, evs[j])
+					}
+					if err := foldTx(ctx, e.db, f, batch); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	foldBoth(first)
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		for _, d := range folder.Set().Journeys {
+			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foldBoth(rest)
 	folded := snapshot(t, e.db)
 	checkFunnel(t, e.db, folder.Set())
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		for _, d := range folder.Set().Journeys {
 			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
 				return err

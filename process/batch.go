@@ -394,7 +394,9 @@ func (p *Processor) storeRetrying(ctx context.Context, good []item, dead []store
 func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadLetter) error {
 	var inserted []bool
 	var fresh []store.DeadLetter
+	var used pgx.Tx // the transaction, once begun
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		used = tx
 		var err error
 		if len(good) > 0 {
 			evs := make([]store.Event, len(good))
@@ -421,6 +423,13 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 		fresh, err = store.InsertDeadLetters(ctx, tx, dead)
 		return err
 	})
+	if used != nil {
+		for _, f := range p.opts.Folders {
+			if w, ok := f.(TxWatcher); ok {
+				w.TxEnded(used, err == nil)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

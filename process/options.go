@@ -22,6 +22,15 @@ type Folder interface {
 	Fold(ctx context.Context, tx pgx.Tx, events []store.Event) error
 }
 
+// TxWatcher is a Folder that is told how each transaction it folded into
+// ended: committed, or rolled back (or ended with the outcome unknown, which
+// it must treat as rolled back). A folder that caches what it wrote learns
+// here when that became the committed state.
+type TxWatcher interface {
+	Folder
+	TxEnded(tx pgx.Tx, committed bool)
+}
+
 // Refolder is a Folder that can recompute its state for a range of event
 // time from the stored events ("hookstream replay"): it discards what it
 // derived from events created in [from, to) (of topics, if any are given)

@@ -22,7 +22,25 @@ type JourneyRow struct {
 	AbandonedAt      *time.Time
 	Conflict         *string
 	EntryTopic       *string
-	Version          int64 // what this row was read at; writes check it
+	// Version is the id of the transaction that last wrote the row (see
+	// writeVersion): what a fold read, and what its write checks.
+	Version int64
+}
+
+// writeVersion is the version every write of a journey_instances row sets:
+// the writing transaction's id. Unlike a counter it is never reused, not
+// even after a rebuild deletes a row and creates it again, so a version
+// remembered from long ago (Folder's cache) can never match a row that
+// changed since.
+const writeVersion = `pg_current_xact_id()::text::bigint`
+
+// checkAt is check_at for a row written with deadline dl over a row whose
+// check_at was old: the earlier of the two while in progress, so it stays
+// at or before the deadline and, when the deadline only moves later (most
+// progress), unchanged, which keeps the update HOT (no index touched).
+func checkAt(old, dl, status string) string {
+	return `CASE WHEN ` + status + ` = 'in_progress' AND ` + dl + ` IS NOT NULL THEN
+    CASE WHEN ` + old + ` IS NULL OR ` + dl + ` < ` + old + ` THEN ` + dl + ` ELSE ` + old + ` END END`
 }
 
 const journeyColumns = `journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, abandoned_at, conflict, entry_topic, version`
@@ -52,14 +70,14 @@ func UpsertJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) error 
 		at[i], ev[i] = timeArrayLiteral(j.StepAt), textArrayLiteral(j.StepEvent)
 	}
 	_, err := tx.Exec(ctx, `
-INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
-SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, 0, now()
+INSERT INTO journey_instances (`+journeyColumns+`, check_at, updated_at)
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, `+writeVersion+`, `+checkAt("NULL", "dl", "st")+`, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
             $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et)
 ON CONFLICT (journey, subject) DO UPDATE SET step_at = excluded.step_at, step_event = excluded.step_event, status = excluded.status,
   current_step = excluded.current_step, entered_at = excluded.entered_at, last_at = excluded.last_at, deadline = excluded.deadline,
   abandoned_at = excluded.abandoned_at, conflict = excluded.conflict, entry_topic = excluded.entry_topic,
-  version = journey_instances.version + 1, updated_at = now()`,
+  version = `+writeVersion+`, check_at = excluded.check_at, updated_at = now()`,
 		js, ss, at, ev, status, cur, entered, last, deadline, abandoned, conflict, entry)
 	if err != nil {
 		return fmt.Errorf("write journey instances: %w", err)
@@ -92,15 +110,17 @@ func toArrays(rows []JourneyRow) journeyArrays {
 // JourneyKey names an instance.
 type JourneyKey struct{ Journey, Subject string }
 
-func collectKeys(rows pgx.Rows) (map[JourneyKey]bool, error) {
-	out := map[JourneyKey]bool{}
+// collectVersions reads (journey, subject, version) rows.
+func collectVersions(rows pgx.Rows) (map[JourneyKey]int64, error) {
+	out := map[JourneyKey]int64{}
 	defer rows.Close()
 	for rows.Next() {
 		var k JourneyKey
-		if err := rows.Scan(&k.Journey, &k.Subject); err != nil {
+		var v int64
+		if err := rows.Scan(&k.Journey, &k.Subject, &v); err != nil {
 			return nil, err
 		}
-		out[k] = true
+		out[k] = v
 	}
 	return out, rows.Err()
 }
@@ -119,30 +139,31 @@ JOIN unnest($1::text[], $2::text[]) AS k(journey, subject) ON (j.journey, j.subj
 }
 
 // InsertNewJourneyRows inserts rows (sorted by key) that did not exist when
-// read, and returns the keys it inserted: a key missing from the result was
-// created by someone else meanwhile.
-func InsertNewJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]bool, error) {
+// read, and returns the version of each key it inserted: a key missing from
+// the result was created by someone else meanwhile.
+func InsertNewJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]int64, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
 	a := toArrays(rows)
 	res, err := tx.Query(ctx, `
-INSERT INTO journey_instances (`+journeyColumns+`, updated_at)
-SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, 0, now()
+INSERT INTO journey_instances (`+journeyColumns+`, check_at, updated_at)
+SELECT j, s, a::timestamptz[], e::text[], st, cur, ent, lst, dl, ab, cf, et, `+writeVersion+`, `+checkAt("NULL", "dl", "st")+`, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
             $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et)
 ON CONFLICT (journey, subject) DO NOTHING
-RETURNING journey, subject`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry)
+RETURNING journey, subject, version`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry)
 	if err != nil {
 		return nil, fmt.Errorf("insert journey instances: %w", err)
 	}
-	return collectKeys(res)
+	return collectVersions(res)
 }
 
 // UpdateJourneyRows overwrites rows (sorted by key) that are still at the
-// version they were read at, and returns the keys it wrote: a key missing
-// from the result was changed by someone else meanwhile.
-func UpdateJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]bool, error) {
+// version they were read at, and returns the new version of each key it
+// wrote: a key missing from the result was changed (or deleted) by someone
+// else meanwhile.
+func UpdateJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[JourneyKey]int64, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -150,15 +171,15 @@ func UpdateJourneyRows(ctx context.Context, tx pgx.Tx, rows []JourneyRow) (map[J
 	res, err := tx.Query(ctx, `
 UPDATE journey_instances w SET step_at = u.a::timestamptz[], step_event = u.e::text[], status = u.st, current_step = u.cur,
   entered_at = u.ent, last_at = u.lst, deadline = u.dl, abandoned_at = u.ab, conflict = u.cf, entry_topic = u.et,
-  version = w.version + 1, updated_at = now()
+  version = `+writeVersion+`, check_at = `+checkAt("w.check_at", "u.dl", "u.st")+`, updated_at = now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[],
             $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::bigint[]) AS u(j, s, a, e, st, cur, ent, lst, dl, ab, cf, et, v)
 WHERE (w.journey, w.subject) = (u.j, u.s) AND w.version = u.v
-RETURNING w.journey, w.subject`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry, a.version)
+RETURNING w.journey, w.subject, w.version`, a.js, a.ss, a.at, a.ev, a.status, a.cur, a.entered, a.last, a.deadline, a.abandoned, a.conflict, a.entry, a.version)
 	if err != nil {
 		return nil, fmt.Errorf("update journey instances: %w", err)
 	}
-	return collectKeys(res)
+	return collectVersions(res)
 }
 
 // timeArrayLiteral writes ts as a PostgreSQL array literal (NULL for nil).
@@ -251,19 +272,46 @@ func JourneyRecords(ctx context.Context, q Querier, journey, subject string) ([]
 	})
 }
 
-// AbandonJourneys marks the in-progress instances whose deadline is before
-// watermark abandoned and returns them.
-func AbandonJourneys(ctx context.Context, q Querier, watermark time.Time, limit int) ([]JourneyRow, error) {
+// AbandonJourneys looks at up to limit in-progress instances whose
+// check_at is before watermark: those whose deadline is before it too are
+// marked abandoned and returned; the others progressed since check_at was
+// set, and their check_at moves forward to their deadline. checked is how
+// many it looked at (fewer than limit: none are left).
+func AbandonJourneys(ctx context.Context, q Querier, watermark time.Time, limit int) (abandoned []JourneyRow, checked int, err error) {
 	rows, err := q.Query(ctx, `
-UPDATE journey_instances SET status = 'abandoned', abandoned_at = $1, version = version + 1, updated_at = now()
-WHERE (journey, subject) IN (SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND deadline < $1
-                             ORDER BY journey, subject LIMIT $2 FOR UPDATE SKIP LOCKED)
-  AND status = 'in_progress' AND deadline < $1 -- again: a row a fold changed meanwhile is re-checked here
-RETURNING `+journeyColumns, watermark, limit)
+WITH due AS (
+  SELECT journey, subject FROM journey_instances WHERE status = 'in_progress' AND check_at < $1
+  ORDER BY check_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), later AS (
+  UPDATE journey_instances j SET check_at = j.deadline
+  FROM due WHERE (j.journey, j.subject) = (due.journey, due.subject) AND NOT coalesce(j.deadline < $1, false)
+  RETURNING `+prefixed("j", journeyColumns)+`
+), gone AS (
+  UPDATE journey_instances j SET status = 'abandoned', abandoned_at = $1, check_at = NULL, version = `+writeVersion+`, updated_at = now()
+  FROM due WHERE (j.journey, j.subject) = (due.journey, due.subject) AND j.deadline < $1
+  RETURNING `+prefixed("j", journeyColumns)+`
+)
+SELECT true, * FROM gone UNION ALL SELECT false, * FROM later`, watermark, limit)
 	if err != nil {
-		return nil, fmt.Errorf("abandon journeys: %w", err)
+		return nil, 0, fmt.Errorf("abandon journeys: %w", err)
 	}
-	return pgx.CollectRows(rows, scanJourney)
+	defer rows.Close()
+	for rows.Next() {
+		checked++
+		var j JourneyRow
+		var gone bool
+		if err := rows.Scan(&gone, &j.Journey, &j.Subject, &j.StepAt, &j.StepEvent, &j.Status, &j.CurrentStep, &j.EnteredAt, &j.LastAt,
+			&j.Deadline, &j.AbandonedAt, &j.Conflict, &j.EntryTopic, &j.Version); err != nil {
+			return nil, 0, fmt.Errorf("abandon journeys: %w", err)
+		}
+		if gone {
+			abandoned = append(abandoned, j)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("abandon journeys: %w", err)
+	}
+	return abandoned, checked, nil
 }
 
 // GetJourney returns one instance.

@@ -30,17 +30,18 @@ import (
 
 type benchProcessConfig struct {
 	common
-	events        int
-	naiveEvents   int
-	batchSize     int
-	workers       int
-	cpuProfile    string
-	winProfile    string
-	keep          bool
-	noWindows     bool
-	noJourneys    bool
-	seedInstances int
-	span          time.Duration
+	events          int
+	naiveEvents     int
+	batchSize       int
+	workers         int
+	cpuProfile      string
+	winProfile      string
+	journeysProfile string
+	keep            bool
+	noWindows       bool
+	noJourneys      bool
+	seedInstances   int
+	span            time.Duration
 }
 
 func benchProcessCommand() *ffcli.Command {
@@ -53,6 +54,7 @@ func benchProcessCommand() *ffcli.Command {
 	fs.IntVar(&c.workers, "workers", 2, "hookstream processor: workers")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the events-only hookstream drain to this file")
 	fs.StringVar(&c.winProfile, "cpuprofile-windows", "", "write a CPU profile of the drain with window folding to this file")
+	fs.StringVar(&c.journeysProfile, "cpuprofile-journeys", "", "write a CPU profile of the drain with journeys folding to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
 	fs.BoolVar(&c.noWindows, "no-windows", false, "skip the drain with window folding")
 	fs.BoolVar(&c.noJourneys, "no-journeys", false, "skip the drain with journeys folding and the funnel query")
@@ -137,8 +139,20 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	}
 	fmt.Printf("pre-filled in %s\n", time.Since(t0).Round(time.Millisecond))
 
+	profiles := map[string]string{"hookstream": c.cpuProfile, "windows": c.winProfile, "journeys": c.journeysProfile}
 	measure := func(name string, run func() (int64, error)) (phase, error) {
 		ph := phase{name: name}
+		if path := profiles[name]; path != "" {
+			f, err := os.Create(path)
+			if err != nil {
+				return ph, err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return ph, err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		self0, pg0, r0 := selfCPU(), bench.ProcessCPU("postgres"), redisCPU(ctx, rdb)
 		start := time.Now()
 		n, err := run()
@@ -190,20 +204,7 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	}
 
 	// hookstream, events only
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-	}
 	ph, err := drain("hookstream", "bench-hookstream", nil)
-	if c.cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
 	if err != nil {
 		return err
 	}
@@ -214,7 +215,7 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 	var funnelTimes []time.Duration
 	if !c.noJourneys {
 		set := journey.Default()
-		ph, err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFolder(set)}, func(pool *pgxpool.Pool) error {
+		ph, err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFolder(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
 			t0 := time.Now()
 			n, err := seedJourneys(ctx, pool, c.seedInstances)
 			if err != nil {
@@ -256,20 +257,7 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		if err != nil {
 			return err
 		}
-		if c.winProfile != "" {
-			f, err := os.Create(c.winProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-		}
 		ph, err := drain("windows", "bench-windows", []process.Folder{folder})
-		if c.winProfile != "" {
-			pprof.StopCPUProfile()
-		}
 		if err != nil {
 			return err
 		}
@@ -439,7 +427,7 @@ func selfCPU() time.Duration {
 // their funnel aggregates.
 func seedJourneys(ctx context.Context, db *pgxpool.Pool, n int) (int64, error) {
 	tag, err := db.Exec(ctx, `
-INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, conflict, entry_topic)
+INSERT INTO journey_instances (journey, subject, step_at, step_event, status, current_step, entered_at, last_at, deadline, check_at, conflict, entry_topic)
 SELECT 'bank_transfer', 'seed-' || g,
        ARRAY[t, CASE WHEN r < 0.8 THEN t + interval '1 day' END, NULL, CASE WHEN r >= 0.8 AND r < 0.85 THEN t + interval '2 hours' END,
              CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN t + interval '3 days' END],
@@ -447,17 +435,19 @@ SELECT 'bank_transfer', 'seed-' || g,
              CASE WHEN r >= 0.85 AND r < 0.92 OR r < 0.008 THEN 'f-' || g END],
        CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'failed' ELSE 'in_progress' END,
        CASE WHEN r < 0.008 OR (r >= 0.85 AND r < 0.92) THEN 'failed' WHEN r < 0.8 THEN 'completed' WHEN r < 0.85 THEN 'cancelled' ELSE 'created' END,
-       t, t + interval '1 day', CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, NULL,
+       t, t + interval '1 day', CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, CASE WHEN r >= 0.92 THEN t + interval '168 hours' END, NULL,
        CASE WHEN r < 0.3 THEN 'bank_transfer_created' ELSE 'customer_bank_transfer_created' END
 FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM generate_series(1, $1) g) s`, n)
 	if err != nil {
 		return 0, fmt.Errorf("seed journey instances: %w", err)
 	}
-	if _, err := db.Exec(ctx, `ANALYZE journey_instances`); err != nil {
-		return 0, err
-	}
 	d, _ := journey.Default().Get("bank_transfer")
 	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return journey.RebuildFunnel(ctx, tx, d) }); err != nil {
+		return 0, err
+	}
+	// As a table that has been in use is: vacuumed and analyzed. Otherwise
+	// autovacuum works through the million fresh rows during the drain.
+	if _, err := db.Exec(ctx, `VACUUM ANALYZE journey_instances, journey_funnel`); err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil

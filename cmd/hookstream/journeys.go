@@ -50,7 +50,7 @@ folding produced; abandonment is judged again by the running processors.`,
 				return err
 			}
 			defer db.Close()
-			f := journey.NewFolder(set)
+			f := journey.NewFolder(set, 0)
 			for _, d := range set.Journeys {
 				if *name != "" && d.Name != *name {
 					continue

@@ -78,20 +78,22 @@ func folders(w *windowFlags, j *journeyFlags) ([]process.Folder, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, journey.NewFolder(set))
+		out = append(out, journey.NewFolder(set, j.cache))
 	}
 	return out, nil
 }
 
 // journeyFlags configure the journeys.
 type journeyFlags struct {
-	path string
-	off  bool
+	path  string
+	off   bool
+	cache int
 }
 
 func (j *journeyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&j.path, "journeys", "", "journey definitions (YAML; see README \"Journeys\"); default: the built-in set for Dwolla")
 	fs.BoolVar(&j.off, "no-journeys", false, "do not follow journeys")
+	fs.IntVar(&j.cache, "journey-cache-mb", journey.DefaultCacheMB, "megabytes of memory for journey instances the processor keeps, so progress need not read them back (at least 32; 0: none)")
 }
 
 func (j *journeyFlags) load() (*journey.Set, error) {

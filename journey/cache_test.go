@@ -1,0 +1,63 @@
+package journey
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+)
+
+// TestCachedRowsDecodeAsEncoded: a row read back from the instance cache is
+// the row that was put in, nil fields and unreached steps included.
+func TestCachedRowsDecodeAsEncoded(t *testing.T) {
+	at := func(s string) *time.Time { v, _ := time.Parse(time.RFC3339Nano, s); return &v }
+	str := func(s string) *string { return &s }
+	rows := []store.JourneyRow{
+		{Journey: "bank_transfer", Subject: "tr-1", Status: InProgress, CurrentStep: str("created"), EnteredAt: *at("2026-11-01T10:00:00.123456Z"),
+			LastAt: *at("2026-11-01T10:00:00.123456Z"), Deadline: at("2026-11-08T10:00:00.123456Z"), EntryTopic: str("customer_bank_transfer_created"),
+			StepAt: []*time.Time{at("2026-11-01T10:00:00.123456Z"), nil, nil}, StepEvent: []*string{str("e-1"), nil, nil}, Version: 7781},
+		{Journey: "onboarding", Subject: "c\x00ü", Status: Abandoned, EnteredAt: *at("1969-12-31T23:59:59.5Z"), LastAt: *at("2026-01-01T00:00:00Z"),
+			AbandonedAt: at("2026-02-01T00:00:00Z"), Conflict: str("skipped steps: verified"), StepAt: []*time.Time{}, StepEvent: []*string{}},
+	}
+	c := newInstanceCache(32 << 20)
+	for i := range rows {
+		c.put(&rows[i], nil)
+		got, _, ok := c.get(instKey{rows[i].Journey, rows[i].Subject}, nil)
+		if !ok {
+			t.Fatalf("row %d not cached", i)
+		}
+		if want, have := fmt.Sprintf("%+v", describe(&rows[i])), fmt.Sprintf("%+v", describe(got)); want != have {
+			t.Fatalf("row %d:\nput %s\ngot %s", i, want, have)
+		}
+	}
+	c.del(instKey{"onboarding", "c\x00ü"}, nil)
+	if _, _, ok := c.get(instKey{"onboarding", "c\x00ü"}, nil); ok {
+		t.Fatal("deleted row still cached")
+	}
+	if _, err := decodeRow(instKey{}, []byte{1, 2, 3}); err == nil {
+		t.Fatal("a corrupt entry decoded")
+	}
+}
+
+// describe spells a row out with its pointers followed.
+func describe(r *store.JourneyRow) string {
+	opt := func(s *string) string {
+		if s == nil {
+			return "<nil>"
+		}
+		return *s
+	}
+	optT := func(t *time.Time) string {
+		if t == nil {
+			return "<nil>"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	out := fmt.Sprintf("%s/%s v%d %s cur=%s in=%s last=%s dl=%s ab=%s cf=%s et=%s", r.Journey, r.Subject, r.Version, r.Status, opt(r.CurrentStep),
+		optT(&r.EnteredAt), optT(&r.LastAt), optT(r.Deadline), optT(r.AbandonedAt), opt(r.Conflict), opt(r.EntryTopic))
+	for i := range r.StepAt {
+		out += " [" + optT(r.StepAt[i]) + " " + opt(r.StepEvent[i]) + "]"
+	}
+	return out
+}
