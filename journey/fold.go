@@ -20,6 +20,7 @@ var (
 	cacheHitsTotal   = metrics.NewCounter(`hookstream_journeys_cache_hits_total`)
 	cacheMissesTotal = metrics.NewCounter(`hookstream_journeys_cache_misses_total`)
 	foldRetriesTotal = metrics.NewCounter(`hookstream_journeys_write_conflicts_total`)
+	rowsReadTotal    = metrics.NewCounter(`hookstream_journeys_rows_read_total`)
 )
 
 // DefaultCacheMB is the memory a Folder's cache of instances takes by
@@ -41,6 +42,8 @@ type Folder struct {
 
 	mu      sync.Mutex
 	written map[pgx.Tx][]*store.JourneyRow // rows a transaction in flight wrote: cached once it commits
+
+	dims dims // entry topics by number, for the funnel deltas
 }
 
 // NewFolder returns the journeys folding step for set, caching instances
@@ -132,7 +135,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	}
 	slices.SortFunc(pending, compareKeys) // concurrent folds write rows in one order
 	var recs []store.JourneyRecord
-	var funnel []funnelDelta
+	funnel := make(map[fkey]int64, 64)
 	var written []*store.JourneyRow
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 20 {
@@ -194,7 +197,9 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			}
 			c.row.Version = v
 			written = append(written, &c.row)
-			funnel = append(funnel, c.funnel...)
+			for _, x := range c.funnel {
+				funnel[x.k] += x.n
+			}
 			recs = append(recs, c.recs...)
 		}
 		foldRetriesTotal.Add(len(retry))
@@ -205,7 +210,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		f.written[tx] = append(f.written[tx], written...)
 		f.mu.Unlock()
 	}
-	if err := store.AddFunnel(ctx, tx, FunnelRows(sumDeltas(funnel))); err != nil {
+	if err := store.AddFunnel(ctx, tx, f.dims.rows(funnel)); err != nil {
 		return err
 	}
 	for _, r := range recs {
@@ -247,6 +252,7 @@ func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, cached 
 	if err != nil {
 		return nil, err
 	}
+	rowsReadTotal.Add(len(found))
 	for i := range found {
 		out[instKey{found[i].Journey, found[i].Subject}] = &found[i]
 	}
@@ -256,7 +262,7 @@ func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, cached 
 // folded is what folding new reaches into one instance changes.
 type folded struct {
 	row    store.JourneyRow
-	funnel []funnelDelta
+	funnel []fdelta
 	recs   []store.JourneyRecord
 }
 
@@ -270,7 +276,7 @@ func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches
 		return nil, false
 	}
 	out := &folded{}
-	out.funnel = contribution(d, oldSteps, oldSt, -1, out.funnel)
+	out.funnel = f.dims.deltas(d, oldSteps, oldSt, -1, make([]fdelta, 0, 16))
 	oldConflict := ""
 	if row.Conflict != nil {
 		oldConflict = *row.Conflict
@@ -292,7 +298,7 @@ func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches
 	if st.Conflict != "" && st.Conflict != oldConflict {
 		out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
 	}
-	out.funnel = contribution(d, steps, st, +1, out.funnel)
+	out.funnel = f.dims.deltas(d, steps, st, +1, out.funnel)
 	out.row = RowOf(d, k.subject, steps, st, abandonedAt)
 	return out, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
@@ -57,49 +58,136 @@ type FunnelKey struct {
 // Contribution adds (sign +1) or removes (-1) what an instance with steps
 // and state counts in its journey's funnel.
 func Contribution(d *Definition, steps []Reach, st State, sign int64, into map[FunnelKey]int64) {
-	for _, x := range contribution(d, steps, st, sign, nil) {
-		into[x.key] += x.n
-	}
-}
-
-// funnelDelta is one change to one aggregate.
-type funnelDelta struct {
-	key FunnelKey
-	n   int64
-}
-
-// contribution appends to out what Contribution adds to its map.
-func contribution(d *Definition, steps []Reach, st State, sign int64, out []funnelDelta) []funnelDelta {
 	if st.Current < 0 && st.EnteredAt.IsZero() {
-		return out // a placeholder: no step reached
+		return // a placeholder: no step reached
 	}
 	day := st.EnteredAt.UTC().Truncate(24 * time.Hour)
-	add := func(kind, step string, bucket int) {
-		out = append(out, funnelDelta{FunnelKey{Journey: d.Name, Day: day, Dim: st.EntryTopic, Kind: kind, Step: step, Bucket: bucket}, sign})
+	eachAggregate(d, steps, st, func(kind int8, step, bucket int) {
+		name := ""
+		if step >= 0 {
+			name = d.Steps[step].Name
+		}
+		into[FunnelKey{Journey: d.Name, Day: day, Dim: st.EntryTopic, Kind: kindNames[kind], Step: name, Bucket: bucket}] += sign
+	})
+}
+
+// Kinds by number (fkey): entered, reached, gap, then the statuses.
+var kindNames = []string{KindEntered, KindReached, KindGap, InProgress, Completed, Failed, Abandoned}
+
+const (
+	kindEntered int8 = iota
+	kindReached
+	kindGap
+)
+
+func statusKind(status string) int8 {
+	for i := int8(3); int(i) < len(kindNames); i++ {
+		if kindNames[i] == status {
+			return i
+		}
 	}
-	add(KindEntered, "", 0)
+	panic("journey: unknown status " + status)
+}
+
+// eachAggregate calls fn with each aggregate an instance with steps and
+// state (not a placeholder) counts in: its kind, step (-1: none) and gap
+// bucket.
+func eachAggregate(d *Definition, steps []Reach, st State, fn func(kind int8, step, bucket int)) {
+	fn(kindEntered, -1, 0)
 	for i, r := range steps {
 		if i >= len(d.Steps) || !r.Reached() {
 			continue
 		}
-		add(KindReached, d.Steps[i].Name, 0)
+		fn(kindReached, i, 0)
 		if p := d.Previous(i); p >= 0 && p < len(steps) && steps[p].Reached() {
-			add(KindGap, d.Steps[i].Name, GapBucket(max(r.At.Sub(steps[p].At), 0)))
+			fn(kindGap, i, GapBucket(max(r.At.Sub(steps[p].At), 0)))
 		}
 	}
 	if st.Current >= 0 {
-		add(st.Status, d.Steps[st.Current].Name, 0)
+		fn(statusKind(st.Status), st.Current, 0)
 	}
+}
+
+// fkey is a FunnelKey by number, cheap to hash and copy: the fold sums
+// thousands of deltas per batch.
+type fkey struct {
+	d      *Definition
+	day    int32 // days since the epoch
+	dim    int32 // entry topic, by dims
+	kind   int8
+	step   int16 // -1: none
+	bucket int32
+}
+
+type fdelta struct {
+	k fkey
+	n int64
+}
+
+// dims numbers entry topics for fkey; safe for concurrent use.
+type dims struct {
+	mu    sync.RWMutex
+	ids   map[string]int32
+	names []string
+}
+
+func (t *dims) id(s string) int32 {
+	t.mu.RLock()
+	id, ok := t.ids[s]
+	t.mu.RUnlock()
+	if ok {
+		return id
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id, ok := t.ids[s]; ok {
+		return id
+	}
+	if t.ids == nil {
+		t.ids = map[string]int32{}
+	}
+	id = int32(len(t.names))
+	t.ids[s] = id
+	t.names = append(t.names, s)
+	return id
+}
+
+func (t *dims) name(id int32) string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.names[id]
+}
+
+// deltas appends to out what Contribution adds to its map, by number.
+func (t *dims) deltas(d *Definition, steps []Reach, st State, sign int64, out []fdelta) []fdelta {
+	if st.Current < 0 && st.EnteredAt.IsZero() {
+		return out // a placeholder: no step reached
+	}
+	day, dim := int32(st.EnteredAt.Unix()/86400), t.id(st.EntryTopic)
+	if st.EnteredAt.Unix() < 0 && st.EnteredAt.Unix()%86400 != 0 {
+		day-- // floor, before 1970
+	}
+	eachAggregate(d, steps, st, func(kind int8, step, bucket int) {
+		out = append(out, fdelta{fkey{d: d, day: day, dim: dim, kind: kind, step: int16(step), bucket: int32(bucket)}, sign})
+	})
 	return out
 }
 
-// sumDeltas adds up deltas by aggregate.
-func sumDeltas(ds []funnelDelta) map[FunnelKey]int64 {
-	out := make(map[FunnelKey]int64, len(ds)/2)
-	for _, x := range ds {
-		out[x.key] += x.n
+// rows turns summed deltas into rows, as FunnelRows does.
+func (t *dims) rows(sums map[fkey]int64) []store.FunnelDelta {
+	keys := make(map[FunnelKey]int64, len(sums))
+	for k, n := range sums {
+		if n == 0 {
+			continue
+		}
+		step := ""
+		if k.step >= 0 {
+			step = k.d.Steps[k.step].Name
+		}
+		keys[FunnelKey{Journey: k.d.Name, Day: time.Unix(int64(k.day)*86400, 0).UTC(), Dim: t.name(k.dim), Kind: kindNames[k.kind],
+			Step: step, Bucket: int(k.bucket)}] += n
 	}
-	return out
+	return FunnelRows(keys)
 }
 
 // FunnelRows turns deltas into rows for an additive upsert, without zeros,
