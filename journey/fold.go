@@ -334,10 +334,11 @@ func RowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *
 	row := store.JourneyRow{Journey: d.Name, Subject: subject, Status: st.Status, EnteredAt: st.EnteredAt, LastAt: st.LastAt,
 		Deadline: st.Deadline, AbandonedAt: abandonedAt}
 	row.StepAt, row.StepEvent = make([]*time.Time, len(steps)), make([]*string, len(steps))
+	ats, evs := make([]time.Time, len(steps)), make([]string, len(steps)) // one allocation each, not one per step
 	for i := range steps {
 		if steps[i].Reached() {
-			at, ev := steps[i].At, steps[i].Event
-			row.StepAt[i], row.StepEvent[i] = &at, &ev
+			ats[i], evs[i] = steps[i].At, steps[i].Event
+			row.StepAt[i], row.StepEvent[i] = &ats[i], &evs[i]
 		}
 	}
 	if st.Current >= 0 {

@@ -185,6 +185,8 @@ RETURNING w.journey, w.subject, w.version`, a.js, a.ss, a.at, a.ev, a.status, a.
 // timeArrayLiteral writes ts as a PostgreSQL array literal (NULL for nil).
 func timeArrayLiteral(ts []*time.Time) string {
 	var b strings.Builder
+	b.Grow(2 + 35*len(ts))
+	var tmp [40]byte
 	b.WriteByte('{')
 	for i, t := range ts {
 		if i > 0 {
@@ -195,7 +197,7 @@ func timeArrayLiteral(ts []*time.Time) string {
 			continue
 		}
 		b.WriteByte('"')
-		b.WriteString(t.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+		b.Write(t.UTC().AppendFormat(tmp[:0], "2006-01-02 15:04:05.999999Z07:00"))
 		b.WriteByte('"')
 	}
 	b.WriteByte('}')
@@ -206,6 +208,14 @@ func timeArrayLiteral(ts []*time.Time) string {
 // element (NULL for nil).
 func textArrayLiteral(ss []*string) string {
 	var b strings.Builder
+	n := 2
+	for _, s := range ss {
+		n += 5
+		if s != nil {
+			n += len(*s)
+		}
+	}
+	b.Grow(n)
 	b.WriteByte('{')
 	for i, s := range ss {
 		if i > 0 {
@@ -216,16 +226,31 @@ func textArrayLiteral(ss []*string) string {
 			continue
 		}
 		b.WriteByte('"')
-		for _, r := range Printable(*s) {
-			if r == '"' || r == '\\' {
-				b.WriteByte('\\')
+		if plainASCII(*s) {
+			b.WriteString(*s)
+		} else {
+			for _, r := range Printable(*s) {
+				if r == '"' || r == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteRune(r)
 			}
-			b.WriteRune(r)
 		}
 		b.WriteByte('"')
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// plainASCII reports whether s can go into a quoted array element as it
+// is: printable ASCII without quotes or backslashes (event ids are).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // JourneyRecord is something that happened to an instance.
