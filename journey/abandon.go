@@ -28,6 +28,7 @@ type Abandoner struct {
 	// told now (nothing is abandoned then).
 	Watermark func(ctx context.Context) (wm time.Time, ok bool, err error)
 	Every     time.Duration // default 5s
+	Batch     int           // candidates looked at per transaction (default 10,000)
 	Set       *Set          // the definitions, to keep the funnel aggregates in step
 	Log       *slog.Logger
 }
@@ -69,21 +70,21 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 		return nil, err
 	}
 	var done []store.JourneyRow
-	// In transactions of at most abandonBatch instances, until none are due.
+	// In transactions of at most Batch candidates, until one finds fewer
+	// (what another transaction holds locked waits for the next tick).
+	// What a transaction abandoned is counted and published once it
+	// commits, whatever the next one does.
 	for more := true; more; {
 		rows, err := a.abandon(ctx, wm, &more)
 		if err != nil {
 			return done, err
 		}
+		abandonedTotal.Add(len(rows))
+		a.publish(ctx, rows, wm)
 		done = append(done, rows...)
 	}
-	abandonedTotal.Add(len(done))
-	a.publish(ctx, done, wm)
 	return done, nil
 }
-
-// abandonBatch is how many candidates one transaction of Tick looks at.
-const abandonBatch = 10_000
 
 // abandon looks at one batch of candidates in one transaction; more says
 // whether a full batch was looked at (there may be more).
@@ -93,11 +94,15 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time, more *bool) ([]st
 		if err := store.LockJourneys(ctx, tx, false); err != nil {
 			return err
 		}
-		rows, checked, err := store.AbandonJourneys(ctx, tx, wm, abandonBatch)
+		batch := a.Batch
+		if batch <= 0 {
+			batch = 10_000
+		}
+		rows, checked, err := store.AbandonJourneys(ctx, tx, wm, batch)
 		if err != nil {
 			return err
 		}
-		*more = checked == abandonBatch
+		*more = checked == batch
 		recs := make([]store.JourneyRecord, len(rows))
 		for i, r := range rows {
 			step := ""

@@ -61,3 +61,25 @@ func describe(r *store.JourneyRow) string {
 	}
 	return out
 }
+
+// TestFunnelDeltasByNumberMatchContribution: the fold's numeric keys give
+// the same rows as Contribution's, for cohorts on either side of 1970 and
+// of midnight.
+func TestFunnelDeltasByNumberMatchContribution(t *testing.T) {
+	d, _ := Default().Get("bank_transfer")
+	var ds dims
+	for _, at := range []string{"1969-12-31T23:59:59.5Z", "1969-12-31T00:00:00Z", "1970-01-01T00:00:00Z", "2026-11-28T23:59:59.999999Z", "2026-11-29T00:00:00Z"} {
+		t0, _ := time.Parse(time.RFC3339Nano, at)
+		steps := []Reach{{At: t0, Event: "a", Topic: "bank_transfer_created"}, {At: t0.Add(90 * time.Second), Event: "b", Topic: "bank_transfer_completed"}, {}, {}, {}}
+		st := d.Derive(steps, false)
+		want := map[FunnelKey]int64{}
+		Contribution(d, steps, st, 1, want)
+		sums := map[fkey]int64{}
+		for _, x := range ds.deltas(d, steps, st, 1, nil) {
+			sums[x.k] += x.n
+		}
+		if w, g := fmt.Sprint(FunnelRows(want)), fmt.Sprint(ds.rows(sums)); w != g {
+			t.Fatalf("entered %s:\nContribution %s\nby number    %s", at, w, g)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -30,12 +31,17 @@ const DefaultCacheMB = 128
 // Folder keeps journey instances in PostgreSQL: the processor calls Fold in
 // each batch's transaction with the newly inserted events only.
 //
-// It keeps the instances it last read or wrote in a cache, as they were
+// It keeps the instances it read or wrote in a cache, as they were
 // committed, so an instance that progresses again is not read back from
-// PostgreSQL. The cache needs no invalidation: every write of an
-// instance checks the version it was read at (the id of the transaction
-// that last wrote it, never reused), so an instance another fold, the
-// abandoner or a rebuild changed meanwhile is simply read again.
+// PostgreSQL. A cached row may be stale; every write of an instance checks
+// the version it was read at (the id of the transaction that last wrote
+// it, never reused), so an instance another fold, the abandoner or a
+// rebuild changed meanwhile is read again. A cached row that says an
+// instance needs no write is not trusted either (a rebuild may have removed
+// a reach it still holds): that instance is read again too. The cache is
+// emptied whenever a transaction does not commit: PostgreSQL restarting or
+// failing over ends transactions, and a commit it lost must not stay
+// cached.
 type Folder struct {
 	set   *Set
 	cache *instanceCache // nil: no cache
@@ -44,6 +50,8 @@ type Folder struct {
 	written map[pgx.Tx][]*store.JourneyRow // rows a transaction in flight wrote: cached once it commits
 
 	dims dims // entry topics by number, for the funnel deltas
+
+	hits, misses, unverified, retried atomic.Int64
 }
 
 // NewFolder returns the journeys folding step for set, caching instances
@@ -63,18 +71,35 @@ func (f *Folder) Name() string { return "journeys" }
 func (f *Folder) Set() *Set { return f.set }
 
 // TxEnded puts the rows tx wrote into the cache if it committed; if not,
-// the cache still holds what was committed before (or nothing).
+// it empties the cache (see Folder).
 func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
 	rows := f.written[tx]
 	delete(f.written, tx)
 	f.mu.Unlock()
-	if committed && f.cache != nil {
-		var buf []byte
-		for _, r := range rows {
-			buf = f.cache.put(r, buf)
-		}
+	if f.cache == nil {
+		return
 	}
+	if !committed {
+		f.cache.c.Reset()
+		return
+	}
+	var buf []byte
+	for _, r := range rows {
+		buf = f.cache.put(r, buf)
+	}
+}
+
+// FoldStats count what the folder's cache and optimistic writes did.
+type FoldStats struct {
+	CacheHits, CacheMisses int64 // instances taken from the cache, and looked up in PostgreSQL
+	Unverified             int64 // cached instances that needed no write, read again to make sure
+	Retried                int64 // writes another writer's change made fail, folded again
+}
+
+// Stats returns the folder's counts so far.
+func (f *Folder) Stats() FoldStats {
+	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), Unverified: f.unverified.Load(), Retried: f.retried.Load()}
 }
 
 type instKey struct{ journey, subject string }
@@ -141,12 +166,13 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		if attempt == 20 {
 			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
 		}
-		current, err := f.current(ctx, tx, pending, attempt == 0)
+		current, cached, err := f.current(ctx, tx, pending, attempt == 0)
 		if err != nil {
 			return err
 		}
 		changes := make(map[instKey]*folded, len(pending))
 		var updates, inserts []store.JourneyRow
+		var unverified []instKey
 		for _, k := range pending {
 			d, _ := f.set.Get(k.journey)
 			row := current[k]
@@ -155,7 +181,13 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			}
 			c, ok := f.change(d, k, row, acc[k])
 			if !ok {
-				continue // nothing new (an earlier or equal reach was already known)
+				// Nothing new (an earlier or equal reach was already
+				// known). Without a write no version is checked, so a
+				// cached row does not get the last word: read it.
+				if cached[k] {
+					unverified = append(unverified, k)
+				}
+				continue
 			}
 			changes[k] = c
 			if current[k] != nil {
@@ -168,7 +200,10 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		// New rows first: an insert waits only for another fold's insert
 		// or update of the same key, an update only for another fold's
 		// update (inserts in flight are invisible to it), so with both
-		// statements in key order two folds cannot wait for each other.
+		// statements in key order two folds' first attempts cannot wait
+		// for each other. A later attempt updates after this attempt's
+		// writes and can deadlock; PostgreSQL then aborts one transaction
+		// and the processor retries its batch.
 		inserted, err := store.InsertNewJourneyRows(ctx, tx, inserts)
 		if err != nil {
 			return err
@@ -177,7 +212,8 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		if err != nil {
 			return err
 		}
-		var retry []instKey
+		retry := unverified
+		f.unverified.Add(int64(len(unverified)))
 		for _, k := range pending {
 			c := changes[k]
 			if c == nil {
@@ -202,7 +238,9 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			}
 			recs = append(recs, c.recs...)
 		}
-		foldRetriesTotal.Add(len(retry))
+		foldRetriesTotal.Add(len(retry) - len(unverified))
+		f.retried.Add(int64(len(retry) - len(unverified)))
+		slices.SortFunc(retry, compareKeys)
 		pending = retry
 	}
 	if f.cache != nil && len(written) > 0 {
@@ -224,39 +262,47 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	return store.InsertJourneyRecords(ctx, tx, recs)
 }
 
-// current returns the committed rows of keys: from the cache when
-// cached is true and it has them, the others read from PostgreSQL.
-func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, cached bool) (map[instKey]*store.JourneyRow, error) {
-	out := make(map[instKey]*store.JourneyRow, len(keys))
+// current returns the committed rows of keys (nil where none): from the
+// cache when useCache is true and it has them (those are marked in cached),
+// the others read from PostgreSQL and cached.
+func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool) (rows map[instKey]*store.JourneyRow, cached map[instKey]bool, err error) {
+	rows = make(map[instKey]*store.JourneyRow, len(keys))
+	cached = map[instKey]bool{}
 	var js, ss []string
 	var buf []byte
 	for _, k := range keys {
-		if cached && f.cache != nil {
+		if useCache && f.cache != nil {
 			var r *store.JourneyRow
 			var ok bool
 			if r, buf, ok = f.cache.get(k, buf); ok {
-				out[k] = r
+				rows[k], cached[k] = r, true
 				continue
 			}
 		}
 		js, ss = append(js, k.journey), append(ss, k.subject)
 	}
-	if f.cache != nil && cached {
-		cacheHitsTotal.Add(len(out))
+	if f.cache != nil {
+		cacheHitsTotal.Add(len(cached))
 		cacheMissesTotal.Add(len(js))
+		f.hits.Add(int64(len(cached)))
+		f.misses.Add(int64(len(js)))
 	}
 	if len(js) == 0 {
-		return out, nil
+		return rows, cached, nil
 	}
 	found, err := store.ReadJourneyRows(ctx, tx, js, ss)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rowsReadTotal.Add(len(found))
 	for i := range found {
-		out[instKey{found[i].Journey, found[i].Subject}] = &found[i]
+		r := &found[i]
+		rows[instKey{r.Journey, r.Subject}] = r
+		if f.cache != nil {
+			buf = f.cache.put(r, buf) // committed: what this transaction does next does not change that
+		}
 	}
-	return out, nil
+	return rows, cached, nil
 }
 
 // folded is what folding new reaches into one instance changes.

@@ -372,6 +372,84 @@ func TestAbandonmentFollowsDeadlinesThatMove(t *testing.T) {
 	checkFunnel(t, e.db, folder.Set())
 }
 
+// TestACachedInstanceThatNeedsNoWriteIsReadAgain: a rebuild removed a reach
+// (its event is gone from the events table) that the processor's cache
+// still holds. A later event of the same step is no news to the cached row,
+// so no write would check its version: the folder must read the instance
+// again and fold the event into what is really stored.
+func TestACachedInstanceThatNeedsNoWriteIsReadAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(id, topic string, at time.Time) store.Event {
+		return store.Event{ID: id, Topic: topic, ResourceID: "c-9", CustomerID: "c-9", Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
+	}
+	store1 := func(evs ...store.Event) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := foldTx(ctx, e.db, folder, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store1(ev("e0", "customer_created", t0))
+	store1(ev("e1", "customer_verification_document_needed", t0.Add(time.Hour)))
+	if _, err := e.db.Exec(ctx, `DELETE FROM events WHERE id = 'e1'`); err != nil {
+		t.Fatal(err)
+	}
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		_, err := folder.Rebuild(ctx, tx, "customer_verification", "")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unverified := folder.Stats().Unverified
+	store1(ev("e2", "customer_verification_document_needed", t0.Add(2*time.Hour)))
+	if folder.Stats().Unverified == unverified {
+		t.Fatal("the cached row was trusted without a write")
+	}
+	inst, err := query.QueryJourney(ctx, e.db, mustGet(folder, "customer_verification"), "c-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for _, st := range inst.Steps {
+		if st.Step == "document_needed" {
+			got = st.EventID
+		}
+	}
+	if got != "e2" || inst.CurrentStep != "document_needed" {
+		t.Fatalf("document_needed reached by %q, current step %q; want e2, document_needed", got, inst.CurrentStep)
+	}
+}
+
+// TestAbandonerWorksInBatches: with a batch smaller than the instances due,
+// one tick still abandons all of them, a transaction per batch.
+func TestAbandonerWorksInBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		id := fmt.Sprintf("tr-%d", i)
+		if err := foldTx(ctx, e.db, folder, []store.Event{{ID: "e-" + id, Topic: "bank_transfer_created", ResourceID: id, Created: t0, Received: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Batch: 2,
+		Watermark: func(context.Context) (time.Time, bool, error) { return t0.Add(200 * time.Hour), true, nil }}
+	got, err := ab.Tick(ctx)
+	if err != nil || len(got) != 5 {
+		t.Fatalf("abandoned %d (%v), want 5 in one tick", len(got), err)
+	}
+	checkFunnel(t, e.db, folder.Set())
+}
+
 func mustGet(f *journey.Folder, name string) *journey.Definition {
 	d, _ := f.Set().Get(name)
 	return d
@@ -487,7 +565,17 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := folders[0].Stats().CacheHits + folders[1].Stats().CacheHits
+	retriedBefore := folders[0].Stats().Retried + folders[1].Stats().Retried
 	foldBoth(rest)
+	// The second phase must have used the caches, and the version check
+	// must have turned stale entries (the rebuild rewrote every instance,
+	// and the other folder writes too) into retries.
+	hits := folders[0].Stats().CacheHits + folders[1].Stats().CacheHits - before
+	retried := folders[0].Stats().Retried + folders[1].Stats().Retried - retriedBefore
+	if hits == 0 || retried == 0 {
+		t.Fatalf("second phase: %d cache hits, %d retried writes; want both above zero", hits, retried)
+	}
 	folded := snapshot(t, e.db)
 	checkFunnel(t, e.db, folder.Set())
 	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/migrations"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 func TestUpIsIdempotentAndCreatesTables(t *testing.T) {
@@ -40,5 +41,48 @@ func TestUpIsIdempotentAndCreatesTables(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "00001") || !strings.Contains(buf.String(), "applied") {
 		t.Fatalf("status output:\n%s", buf.String())
+	}
+}
+
+// TestCheckAtFilledForInstancesThatExisted: 00005 gives every in-progress
+// instance a check_at (its deadline), so the abandoner, which now looks only
+// at check_at, still finds instances written before the upgrade.
+func TestCheckAtFilledForInstancesThatExisted(t *testing.T) {
+	t.Parallel()
+	pool, _ := testenv.Postgres(t)
+	ctx := context.Background()
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := migrations.Provider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO journey_instances (journey, subject, step_at, step_event, status, entered_at, last_at, deadline)
+		VALUES ('j', 'open', '{}', '{}', 'in_progress', now(), now(), '2026-12-01Z'),
+		       ('j', 'done', '{}', '{}', 'completed', now(), now(), NULL),
+		       ('j', 'gone', '{}', '{}', 'abandoned', now(), now(), '2026-11-01Z')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT subject, coalesce(to_char(check_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '-') FROM journey_instances ORDER BY subject`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var s, c string
+		if err := rows.Scan(&s, &c); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s+"="+c)
+	}
+	if strings.Join(got, " ") != "done=- gone=- open=2026-12-01" {
+		t.Fatalf("check_at after 00005: %v", got)
 	}
 }

@@ -324,7 +324,9 @@ func (p *Processor) canary(ctx context.Context) error {
 	}
 	tctx, cancel := context.WithTimeout(ctx, p.opts.TxTimeout)
 	defer cancel()
+	var used pgx.Tx
 	err := pgx.BeginFunc(tctx, p.db, func(tx pgx.Tx) error {
+		used = tx
 		if _, err := store.InsertEvents(tctx, tx, []store.Event{ev}); err != nil {
 			return err
 		}
@@ -335,10 +337,22 @@ func (p *Processor) canary(ctx context.Context) error {
 		}
 		return errRollback
 	})
+	p.txEnded(used, false)
 	if errors.Is(err, errRollback) {
 		return nil
 	}
 	return err
+}
+
+// txEnded tells the folding steps that watch their transactions how tx
+// ended (nil: it could not even begin, which they hear of too: PostgreSQL
+// may have restarted).
+func (p *Processor) txEnded(tx pgx.Tx, committed bool) {
+	for _, f := range p.opts.Folders {
+		if w, ok := f.(TxWatcher); ok {
+			w.TxEnded(tx, committed)
+		}
+	}
 }
 
 // storeRetrying runs one transaction through the breaker, each attempt
@@ -423,13 +437,7 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 		fresh, err = store.InsertDeadLetters(ctx, tx, dead)
 		return err
 	})
-	if used != nil {
-		for _, f := range p.opts.Folders {
-			if w, ok := f.(TxWatcher); ok {
-				w.TxEnded(used, err == nil)
-			}
-		}
-	}
+	p.txEnded(used, err == nil)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,8 @@ type Folder interface {
 // TxWatcher is a Folder that is told how each transaction it folded into
 // ended: committed, or rolled back (or ended with the outcome unknown, which
 // it must treat as rolled back). A folder that caches what it wrote learns
-// here when that became the committed state.
+// here when that became the committed state. It is also told (tx nil, not
+// committed) when a transaction could not begin.
 type TxWatcher interface {
 	Folder
 	TxEnded(tx pgx.Tx, committed bool)
