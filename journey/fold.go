@@ -22,6 +22,7 @@ var (
 	cacheMissesTotal = metrics.NewCounter(`hookstream_journeys_cache_misses_total`)
 	foldRetriesTotal = metrics.NewCounter(`hookstream_journeys_write_conflicts_total`)
 	rowsReadTotal    = metrics.NewCounter(`hookstream_journeys_rows_read_total`)
+	unverifiedTotal  = metrics.NewCounter(`hookstream_journeys_cache_unverified_total`)
 )
 
 // DefaultCacheMB is the memory a Folder's cache of instances takes by
@@ -214,6 +215,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		}
 		retry := unverified
 		f.unverified.Add(int64(len(unverified)))
+		unverifiedTotal.Add(len(unverified))
 		for _, k := range pending {
 			c := changes[k]
 			if c == nil {
