@@ -22,7 +22,7 @@ var (
 	cacheMissesTotal = metrics.NewCounter(`hookstream_journeys_cache_misses_total`)
 	foldRetriesTotal = metrics.NewCounter(`hookstream_journeys_write_conflicts_total`)
 	rowsReadTotal    = metrics.NewCounter(`hookstream_journeys_rows_read_total`)
-	unverifiedTotal  = metrics.NewCounter(`hookstream_journeys_cache_unverified_total`)
+	cacheResetsTotal = metrics.NewCounter(`hookstream_journeys_cache_resets_total`)
 )
 
 // DefaultCacheMB is the memory a Folder's cache of instances takes by
@@ -36,11 +36,13 @@ const DefaultCacheMB = 128
 // committed, so an instance that progresses again is not read back from
 // PostgreSQL. A cached row may be stale; every write of an instance checks
 // the version it was read at (the id of the transaction that last wrote
-// it, never reused), so an instance another fold, the abandoner or a
-// rebuild changed meanwhile is read again. A cached row that says an
-// instance needs no write is not trusted either (a rebuild may have removed
-// a reach it still holds): that instance is read again too. The cache is
-// emptied whenever a transaction does not commit: PostgreSQL restarting or
+// it, never reused), so an instance another fold or the abandoner changed
+// meanwhile is read again. A stale row can only lack reaches, never hold
+// more, except after a rebuild, which can remove them (and which a fold
+// trusting such a row would not notice, since it writes nothing): every
+// rebuild counts itself in journey_epoch, and a fold that finds the count
+// changed empties the cache first. The cache is also emptied whenever a
+// transaction does not commit or cannot begin: PostgreSQL restarting or
 // failing over ends transactions, and a commit it lost must not stay
 // cached.
 type Folder struct {
@@ -48,17 +50,24 @@ type Folder struct {
 	cache *instanceCache // nil: no cache
 
 	mu      sync.Mutex
-	written map[pgx.Tx][]*store.JourneyRow // rows a transaction in flight wrote: cached once it commits
+	epoch   int64                // journey_epoch the cache holds rows of
+	written map[pgx.Tx]txWritten // rows a transaction in flight wrote: cached once it commits
 
 	dims dims // entry topics by number, for the funnel deltas
 
-	hits, misses, unverified, retried atomic.Int64
+	hits, misses, resets, retried atomic.Int64
+}
+
+// txWritten is what one transaction wrote, and the epoch it read.
+type txWritten struct {
+	epoch int64
+	rows  []*store.JourneyRow
 }
 
 // NewFolder returns the journeys folding step for set, caching instances
 // in up to cacheMB megabytes (at least 32; 0: no cache).
 func NewFolder(set *Set, cacheMB int) *Folder {
-	f := &Folder{set: set, written: map[pgx.Tx][]*store.JourneyRow{}}
+	f := &Folder{set: set, written: map[pgx.Tx]txWritten{}, epoch: -1}
 	if cacheMB > 0 {
 		f.cache = newInstanceCache(cacheMB << 20)
 	}
@@ -71,36 +80,67 @@ func (f *Folder) Name() string { return "journeys" }
 // Set is the folder's definitions.
 func (f *Folder) Set() *Set { return f.set }
 
-// TxEnded puts the rows tx wrote into the cache if it committed; if not,
-// it empties the cache (see Folder).
+// TxEnded puts the rows tx wrote into the cache if it committed (and no
+// rebuild has been seen since it read the epoch); if not, it empties the
+// cache (see Folder).
 func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
-	rows := f.written[tx]
+	defer f.mu.Unlock()
+	w := f.written[tx]
 	delete(f.written, tx)
-	f.mu.Unlock()
 	if f.cache == nil {
 		return
 	}
 	if !committed {
-		f.cache.c.Reset()
+		f.resetLocked(-1)
+		return
+	}
+	if w.epoch != f.epoch {
 		return
 	}
 	var buf []byte
-	for _, r := range rows {
+	for _, r := range w.rows {
 		buf = f.cache.put(r, buf)
 	}
+}
+
+// resetLocked empties the cache, which then holds rows of epoch.
+func (f *Folder) resetLocked(epoch int64) {
+	f.cache.c.Reset()
+	f.epoch = epoch
+	f.resets.Add(1)
+	cacheResetsTotal.Inc()
+}
+
+// checkEpoch reads journey_epoch (under the journeys lock, so no rebuild is
+// in flight) and empties the cache if a rebuild happened since it was
+// filled. It returns the epoch this transaction works in.
+func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (int64, error) {
+	if f.cache == nil {
+		return 0, nil
+	}
+	e, err := store.JourneyEpoch(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e > f.epoch {
+		f.resetLocked(e)
+	}
+	return e, nil
 }
 
 // FoldStats count what the folder's cache and optimistic writes did.
 type FoldStats struct {
 	CacheHits, CacheMisses int64 // instances taken from the cache, and looked up in PostgreSQL
-	Unverified             int64 // cached instances that needed no write, read again to make sure
+	CacheResets            int64 // times the cache was emptied (a rebuild, a failed transaction)
 	Retried                int64 // writes another writer's change made fail, folded again
 }
 
 // Stats returns the folder's counts so far.
 func (f *Folder) Stats() FoldStats {
-	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), Unverified: f.unverified.Load(), Retried: f.retried.Load()}
+	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), CacheResets: f.resets.Load(), Retried: f.retried.Load()}
 }
 
 type instKey struct{ journey, subject string }
@@ -155,6 +195,10 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if err := store.LockJourneys(ctx, tx, false); err != nil {
 		return err
 	}
+	epoch, err := f.checkEpoch(ctx, tx)
+	if err != nil {
+		return err
+	}
 	pending := make([]instKey, 0, len(acc))
 	for k := range acc {
 		pending = append(pending, k)
@@ -167,13 +211,12 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		if attempt == 20 {
 			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
 		}
-		current, cached, err := f.current(ctx, tx, pending, attempt == 0)
+		current, err := f.current(ctx, tx, pending, attempt == 0, epoch)
 		if err != nil {
 			return err
 		}
 		changes := make(map[instKey]*folded, len(pending))
 		var updates, inserts []store.JourneyRow
-		var unverified []instKey
 		for _, k := range pending {
 			d, _ := f.set.Get(k.journey)
 			row := current[k]
@@ -182,13 +225,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			}
 			c, ok := f.change(d, k, row, acc[k])
 			if !ok {
-				// Nothing new (an earlier or equal reach was already
-				// known). Without a write no version is checked, so a
-				// cached row does not get the last word: read it.
-				if cached[k] {
-					unverified = append(unverified, k)
-				}
-				continue
+				continue // nothing new (an earlier or equal reach was already known)
 			}
 			changes[k] = c
 			if current[k] != nil {
@@ -213,9 +250,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		if err != nil {
 			return err
 		}
-		retry := unverified
-		f.unverified.Add(int64(len(unverified)))
-		unverifiedTotal.Add(len(unverified))
+		var retry []instKey
 		for _, k := range pending {
 			c := changes[k]
 			if c == nil {
@@ -240,14 +275,15 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			}
 			recs = append(recs, c.recs...)
 		}
-		foldRetriesTotal.Add(len(retry) - len(unverified))
-		f.retried.Add(int64(len(retry) - len(unverified)))
-		slices.SortFunc(retry, compareKeys)
+		foldRetriesTotal.Add(len(retry))
+		f.retried.Add(int64(len(retry)))
 		pending = retry
 	}
 	if f.cache != nil && len(written) > 0 {
 		f.mu.Lock()
-		f.written[tx] = append(f.written[tx], written...)
+		w := f.written[tx]
+		w.epoch, w.rows = epoch, append(w.rows, written...)
+		f.written[tx] = w
 		f.mu.Unlock()
 	}
 	if err := store.AddFunnel(ctx, tx, f.dims.rows(funnel)); err != nil {
@@ -265,46 +301,53 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 }
 
 // current returns the committed rows of keys (nil where none): from the
-// cache when useCache is true and it has them (those are marked in cached),
-// the others read from PostgreSQL and cached.
-func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool) (rows map[instKey]*store.JourneyRow, cached map[instKey]bool, err error) {
-	rows = make(map[instKey]*store.JourneyRow, len(keys))
-	cached = map[instKey]bool{}
+// cache when useCache is true and it has them, the others read from
+// PostgreSQL and cached (unless a rebuild was seen since epoch).
+func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, epoch int64) (map[instKey]*store.JourneyRow, error) {
+	rows := make(map[instKey]*store.JourneyRow, len(keys))
 	var js, ss []string
 	var buf []byte
+	hits := 0
 	for _, k := range keys {
 		if useCache && f.cache != nil {
 			var r *store.JourneyRow
 			var ok bool
 			if r, buf, ok = f.cache.get(k, buf); ok {
-				rows[k], cached[k] = r, true
+				rows[k] = r
+				hits++
 				continue
 			}
 		}
 		js, ss = append(js, k.journey), append(ss, k.subject)
 	}
 	if f.cache != nil {
-		cacheHitsTotal.Add(len(cached))
+		cacheHitsTotal.Add(hits)
 		cacheMissesTotal.Add(len(js))
-		f.hits.Add(int64(len(cached)))
+		f.hits.Add(int64(hits))
 		f.misses.Add(int64(len(js)))
 	}
 	if len(js) == 0 {
-		return rows, cached, nil
+		return rows, nil
 	}
 	found, err := store.ReadJourneyRows(ctx, tx, js, ss)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rowsReadTotal.Add(len(found))
 	for i := range found {
-		r := &found[i]
-		rows[instKey{r.Journey, r.Subject}] = r
-		if f.cache != nil {
-			buf = f.cache.put(r, buf) // committed: what this transaction does next does not change that
-		}
+		rows[instKey{found[i].Journey, found[i].Subject}] = &found[i]
 	}
-	return rows, cached, nil
+	if f.cache != nil {
+		// Committed rows: what this transaction does next does not change that.
+		f.mu.Lock()
+		if f.epoch == epoch {
+			for i := range found {
+				buf = f.cache.put(&found[i], buf)
+			}
+		}
+		f.mu.Unlock()
+	}
+	return rows, nil
 }
 
 // folded is what folding new reaches into one instance changes.
@@ -419,6 +462,11 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	// Exclusively: folds in flight commit first (so the events read below
 	// include theirs), new ones and the abandoner wait.
 	if err := store.LockJourneys(ctx, tx, true); err != nil {
+		return 0, err
+	}
+	// Counted, so processors empty their caches of the instances this
+	// rewrites (it may remove reaches, which nothing else does).
+	if err := store.BumpJourneyEpoch(ctx, tx); err != nil {
 		return 0, err
 	}
 	abandoned, err := store.AbandonedJourneys(ctx, tx, journey)

@@ -437,6 +437,24 @@ func LockJourneys(ctx context.Context, tx pgx.Tx, exclusive bool) error {
 	return nil
 }
 
+// JourneyEpoch returns the number of journeys rebuilds so far (read after
+// LockJourneys, so no rebuild is in flight).
+func JourneyEpoch(ctx context.Context, q Querier) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, `SELECT n FROM journey_epoch`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read the journeys epoch: %w", err)
+	}
+	return n, nil
+}
+
+// BumpJourneyEpoch counts a rebuild, in its transaction.
+func BumpJourneyEpoch(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `UPDATE journey_epoch SET n = n + 1`); err != nil {
+		return fmt.Errorf("count the rebuild: %w", err)
+	}
+	return nil
+}
+
 // AbandonedJourneys returns the deadline of each abandoned instance of
 // journey, by subject (a rebuild keeps them abandoned when nothing moved).
 func AbandonedJourneys(ctx context.Context, q Querier, journey string) (map[string][2]time.Time, error) {

@@ -230,9 +230,9 @@ func runBenchProcess(ctx context.Context, c *benchProcessConfig) error {
 		}
 		phases = append(phases, ph)
 		counter := func(name string) uint64 { return metrics.GetOrCreateCounter(name).Get() }
-		fmt.Printf("  instance cache: %d hits, %d misses (%d instances read from PostgreSQL, the rest new); %d cached instances read again (no write to check them); %d writes retried after a conflict\n",
+		fmt.Printf("  instance cache: %d hits, %d misses (%d instances read from PostgreSQL, the rest new), emptied %d times; %d writes retried after a conflict\n",
 			counter(`hookstream_journeys_cache_hits_total`), counter(`hookstream_journeys_cache_misses_total`),
-			counter(`hookstream_journeys_rows_read_total`), counter(`hookstream_journeys_cache_unverified_total`),
+			counter(`hookstream_journeys_rows_read_total`), counter(`hookstream_journeys_cache_resets_total`),
 			counter(`hookstream_journeys_write_conflicts_total`))
 		pool, err := store.Open(ctx, testenv.WithSearchPath(c.dbURL, ns+"_journeys"))
 		if err != nil {

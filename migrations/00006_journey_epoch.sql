@@ -1,0 +1,10 @@
+-- +goose Up
+-- Raised by every journeys rebuild, in the rebuild's transaction. A
+-- processor keeps a cache of journey instances; a rebuild can remove
+-- reaches from an instance, which nothing else does, so a processor that
+-- sees the number change empties its cache (journey.Folder).
+CREATE TABLE journey_epoch (n bigint NOT NULL);
+INSERT INTO journey_epoch VALUES (0);
+
+-- +goose Down
+DROP TABLE journey_epoch;
