@@ -451,6 +451,82 @@ func TestAbandonerWorksInBatches(t *testing.T) {
 	checkFunnel(t, e.db, folder.Set())
 }
 
+// TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing: a caching processor
+// whose connections to PostgreSQL are cut mid-drain (transactions fail, then
+// cannot begin) empties its cache, and after recovery the instances equal a
+// rebuild from the events.
+func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(e.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port))
+	host, port, _ := strings.Cut(proxy.Addr(), ":")
+	cfg.ConnConfig.Host = host
+	fmt.Sscan(port, &cfg.ConnConfig.Port)
+	cfg.ConnConfig.ConnectTimeout = time.Second
+	viaProxy, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	sc := sim.Generate(sim.Config{Customers: 80, Seed: 31})
+	first, rest := sc.Events[:len(sc.Events)/2], sc.Events[len(sc.Events)/2:]
+	e.add(t, first)
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	p, err := process.New(e.rdb, viaProxy, e.keys, process.Options{
+		Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
+		TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: time.Second, ControlEvery: 50 * time.Millisecond,
+		RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, BreakerOpen: 200 * time.Millisecond,
+		Folders: []process.Folder{folder},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 30*time.Second, "the first half stored", func() bool { return p.Stats().Acked == int64(len(first)) })
+	resets := folder.Stats().CacheResets
+	proxy.Cut()
+	e.add(t, rest)
+	waitFor(t, 30*time.Second, "the breaker to open", func() bool { return p.Stats().Breaker == "open" })
+	proxy.Restore()
+	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
+	if folder.Stats().CacheResets == resets {
+		t.Fatal("the cache was not emptied by the outage")
+	}
+	if folder.Stats().CacheHits == 0 {
+		t.Fatal("the cache was never used")
+	}
+	folded := snapshot(t, e.db)
+	checkFunnel(t, e.db, folder.Set())
+	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		for _, d := range folder.Set().Journeys {
+			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := snapshot(t, e.db)
+	if len(rebuilt) != len(folded) || len(folded) < 100 {
+		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
+	}
+	for i := range folded {
+		if folded[i] != rebuilt[i] {
+			t.Fatalf("instance differs:\nfolded  %s\nrebuilt %s", folded[i], rebuilt[i])
+		}
+	}
+}
+
 func mustGet(f *journey.Folder, name string) *journey.Definition {
 	d, _ := f.Set().Get(name)
 	return d
