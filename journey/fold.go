@@ -50,7 +50,7 @@ type Folder struct {
 	cache *instanceCache // nil: no cache
 
 	mu      sync.Mutex
-	epoch   int64                // journey_epoch the cache holds rows of
+	era     era                  // what the cache holds rows of
 	written map[pgx.Tx]txWritten // rows a transaction in flight wrote: cached once it commits
 
 	dims dims // entry topics by number, for the funnel deltas
@@ -58,16 +58,28 @@ type Folder struct {
 	hits, misses, resets, retried atomic.Int64
 }
 
-// txWritten is what one transaction wrote, and the epoch it read.
+// era names the contents of the cache: the journey_epoch its rows belong to,
+// and how many times it was emptied. A transaction may cache rows only if
+// the era it started in is still the cache's: not after a rebuild, and not
+// after a reset (a failed transaction) even if the epoch read afterwards is
+// the same again.
+type era struct {
+	epoch, resets int64
+}
+
+// noCache is the era of a transaction that must not use the cache.
+var noCache = era{epoch: -2}
+
+// txWritten is what one transaction wrote, and the era it worked in.
 type txWritten struct {
-	epoch int64
-	rows  []*store.JourneyRow
+	era  era
+	rows []*store.JourneyRow
 }
 
 // NewFolder returns the journeys folding step for set, caching instances
 // in up to cacheMB megabytes (at least 32; 0: no cache).
 func NewFolder(set *Set, cacheMB int) *Folder {
-	f := &Folder{set: set, written: map[pgx.Tx]txWritten{}, epoch: -1}
+	f := &Folder{set: set, written: map[pgx.Tx]txWritten{}, era: era{epoch: -1}}
 	if cacheMB > 0 {
 		f.cache = newInstanceCache(cacheMB << 20)
 	}
@@ -95,7 +107,7 @@ func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 		f.resetLocked(-1)
 		return
 	}
-	if w.epoch != f.epoch {
+	if w.era != f.era || w.era == noCache {
 		return
 	}
 	var buf []byte
@@ -107,28 +119,34 @@ func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 // resetLocked empties the cache, which then holds rows of epoch.
 func (f *Folder) resetLocked(epoch int64) {
 	f.cache.c.Reset()
-	f.epoch = epoch
+	f.era = era{epoch: epoch, resets: f.era.resets + 1}
 	f.resets.Add(1)
 	cacheResetsTotal.Inc()
 }
 
-// checkEpoch reads journey_epoch (under the journeys lock, so no rebuild is
-// in flight) and empties the cache if a rebuild happened since it was
-// filled. It returns the epoch this transaction works in.
-func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (int64, error) {
+// checkEpoch reads journey_epoch (after the journeys lock, so no rebuild is
+// in flight, and in a statement of its own, so its snapshot is taken after
+// the lock was granted) and empties the cache if a rebuild happened since
+// it was filled. It returns the era this transaction works in: noCache if
+// the transaction is not READ COMMITTED, where the snapshot may predate the
+// lock and a rebuild that committed while this fold waited for it.
+func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (era, error) {
 	if f.cache == nil {
-		return 0, nil
+		return noCache, nil
 	}
-	e, err := store.JourneyEpoch(ctx, tx)
+	e, readCommitted, err := store.JourneyEpoch(ctx, tx)
 	if err != nil {
-		return 0, err
+		return noCache, err
+	}
+	if !readCommitted {
+		return noCache, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if e > f.epoch {
+	if e != f.era.epoch {
 		f.resetLocked(e)
 	}
-	return e, nil
+	return f.era, nil
 }
 
 // FoldStats count what the folder's cache and optimistic writes did.
@@ -195,7 +213,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if err := store.LockJourneys(ctx, tx, false); err != nil {
 		return err
 	}
-	epoch, err := f.checkEpoch(ctx, tx)
+	txEra, err := f.checkEpoch(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -211,7 +229,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		if attempt == 20 {
 			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
 		}
-		current, err := f.current(ctx, tx, pending, attempt == 0, epoch)
+		current, err := f.current(ctx, tx, pending, attempt == 0 && txEra != noCache, txEra)
 		if err != nil {
 			return err
 		}
@@ -279,10 +297,10 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		f.retried.Add(int64(len(retry)))
 		pending = retry
 	}
-	if f.cache != nil && len(written) > 0 {
+	if f.cache != nil && txEra != noCache && len(written) > 0 {
 		f.mu.Lock()
 		w := f.written[tx]
-		w.epoch, w.rows = epoch, append(w.rows, written...)
+		w.era, w.rows = txEra, append(w.rows, written...)
 		f.written[tx] = w
 		f.mu.Unlock()
 	}
@@ -302,8 +320,8 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 
 // current returns the committed rows of keys (nil where none): from the
 // cache when useCache is true and it has them, the others read from
-// PostgreSQL and cached (unless a rebuild was seen since epoch).
-func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, epoch int64) (map[instKey]*store.JourneyRow, error) {
+// PostgreSQL and cached (if the cache is still in txEra).
+func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, txEra era) (map[instKey]*store.JourneyRow, error) {
 	rows := make(map[instKey]*store.JourneyRow, len(keys))
 	var js, ss []string
 	var buf []byte
@@ -340,7 +358,7 @@ func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCach
 	if f.cache != nil {
 		// Committed rows: what this transaction does next does not change that.
 		f.mu.Lock()
-		if f.epoch == epoch {
+		if f.era == txEra && txEra != noCache {
 			for i := range found {
 				buf = f.cache.put(&found[i], buf)
 			}

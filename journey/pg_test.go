@@ -428,6 +428,122 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 	}
 }
 
+// TestAFoldWaitingForARebuildSeesItsEpoch: a fold that waits for the
+// journeys lock while a rebuild runs must read the epoch after the rebuild
+// committed, and so empty its cache, whose row still holds a reach the
+// rebuild removed.
+func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(id, topic, subject string, at time.Time) store.Event {
+		return store.Event{ID: id, Topic: topic, ResourceID: subject, CustomerID: subject, Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
+	}
+	insert := func(evs ...store.Event) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
+	insert(a1, a2)
+	if err := foldTx(ctx, e.db, folder, []store.Event{a1, a2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(ctx, `DELETE FROM events WHERE id = 'a2'`); err != nil {
+		t.Fatal(err)
+	}
+	rebuild, err := e.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rebuild.Rollback(ctx)
+	if _, err := folder.Rebuild(ctx, rebuild, "customer_verification", ""); err != nil {
+		t.Fatal(err)
+	}
+	a3 := ev("a3", "customer_verification_document_needed", "c-a", t0.Add(2*time.Hour))
+	insert(a3)
+	folded := make(chan error, 1)
+	go func() { folded <- foldTx(ctx, e.db, folder, []store.Event{a3}) }()
+	waitFor(t, 10*time.Second, "the fold to wait for the journeys lock", func() bool {
+		var n int
+		e.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&n)
+		return n > 0
+	})
+	if err := rebuild.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-folded; err != nil {
+		t.Fatal(err)
+	}
+	if got := stepEvent(t, e, folder, "customer_verification", "c-a", "document_needed"); got != "a3" {
+		t.Fatalf("document_needed reached by %q, want a3", got)
+	}
+}
+
+// TestRowsOfATransactionFromBeforeARebuildAreNotCached: a transaction's
+// commit is reported (TxEnded) only after a rebuild ran and a later fold saw
+// its epoch; the rows it wrote are from before the rebuild and must not
+// enter the cache.
+func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(id, topic, subject string, at time.Time) store.Event {
+		return store.Event{ID: id, Topic: topic, ResourceID: subject, CustomerID: subject, Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
+	}
+	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
+	var held pgx.Tx
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		held = tx
+		if _, err := store.InsertEvents(ctx, tx, []store.Event{a1, a2}); err != nil {
+			return err
+		}
+		return folder.Fold(ctx, tx, []store.Event{a1, a2})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Committed; its TxEnded is held back while a2 goes, a rebuild runs
+	// and another subject's fold sees the new epoch.
+	if _, err := e.db.Exec(ctx, `DELETE FROM events WHERE id = 'a2'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := folder.Rebuild(ctx, tx, "customer_verification", ""); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := foldTx(ctx, e.db, folder, []store.Event{ev("b1", "customer_created", "c-b", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	folder.TxEnded(held, true)
+	if err := foldTx(ctx, e.db, folder, []store.Event{ev("a3", "customer_verification_document_needed", "c-a", t0.Add(2*time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepEvent(t, e, folder, "customer_verification", "c-a", "document_needed"); got != "a3" {
+		t.Fatalf("document_needed reached by %q, want a3", got)
+	}
+}
+
+// stepEvent is the event that reached step of an instance.
+func stepEvent(t *testing.T, e *env, folder *journey.Folder, journeyName, subject, step string) string {
+	t.Helper()
+	inst, err := query.QueryJourney(context.Background(), e.db, mustGet(folder, journeyName), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range inst.Steps {
+		if st.Step == step {
+			return st.EventID
+		}
+	}
+	return ""
+}
+
 // TestAbandonerWorksInBatches: with a batch smaller than the instances due,
 // one tick still abandons all of them, a transaction per batch.
 func TestAbandonerWorksInBatches(t *testing.T) {

@@ -438,13 +438,15 @@ func LockJourneys(ctx context.Context, tx pgx.Tx, exclusive bool) error {
 }
 
 // JourneyEpoch returns the number of journeys rebuilds so far (read after
-// LockJourneys, so no rebuild is in flight).
-func JourneyEpoch(ctx context.Context, q Querier) (int64, error) {
-	var n int64
-	if err := q.QueryRow(ctx, `SELECT n FROM journey_epoch`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("read the journeys epoch: %w", err)
+// LockJourneys, so no rebuild is in flight), and whether the transaction is
+// READ COMMITTED (only then is this statement's snapshot newer than the
+// lock).
+func JourneyEpoch(ctx context.Context, q Querier) (n int64, readCommitted bool, err error) {
+	err = q.QueryRow(ctx, `SELECT n, current_setting('transaction_isolation') = 'read committed' FROM journey_epoch`).Scan(&n, &readCommitted)
+	if err != nil {
+		return 0, false, fmt.Errorf("read the journeys epoch: %w", err)
 	}
-	return n, nil
+	return n, readCommitted, nil
 }
 
 // BumpJourneyEpoch counts a rebuild, in its transaction.
