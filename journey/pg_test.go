@@ -171,7 +171,6 @@ func snapshot(t *testing.T, db *pgxpool.Pool) []string {
 func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
 	sc := sim.Generate(sim.Config{Customers: 200, Seed: 44})
 	evs := append([]sim.Event(nil), sc.Events...)
 	rng := rand.New(rand.NewPCG(44, 1))
@@ -182,32 +181,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	e.add(t, evs)
 	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	e.drain(t, folder, len(evs), true)
-	folded := snapshot(t, e.db)
-	checkFunnel(t, e.db, folder.Set())
-	if len(folded) < 500 {
-		t.Fatalf("only %d instances folded", len(folded))
-	}
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		for _, d := range folder.Set().Journeys {
-			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rebuilt := snapshot(t, e.db)
-	checkFunnel(t, e.db, folder.Set())
-	if len(rebuilt) != len(folded) {
-		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
-	}
-	for i := range folded {
-		if folded[i] != rebuilt[i] {
-			t.Fatalf("instance differs:\nfolded  %s\nrebuilt %s", folded[i], rebuilt[i])
-		}
-	}
+	equalsARebuild(t, e, folder, 500)
 }
 
 // TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt on a controlled clock.
@@ -384,14 +358,10 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 	ctx := context.Background()
 	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	ev := func(id, topic string, at time.Time) store.Event {
-		return store.Event{ID: id, Topic: topic, ResourceID: "c-9", CustomerID: "c-9", Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
-	}
+	ev := func(id, topic string, at time.Time) store.Event { return customerEvent(id, topic, "c-9", at) }
 	store1 := func(evs ...store.Event) {
 		t.Helper()
-		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
-			t.Fatal(err)
-		}
+		insertEvents(t, e.db, evs...)
 		if err := foldTx(ctx, e.db, folder, evs); err != nil {
 			t.Fatal(err)
 		}
@@ -413,18 +383,8 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 	if folder.Stats().CacheResets == resets {
 		t.Fatal("the cache was not emptied after the rebuild")
 	}
-	inst, err := query.QueryJourney(ctx, e.db, mustGet(folder, "customer_verification"), "c-9")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	for _, st := range inst.Steps {
-		if st.Step == "document_needed" {
-			got = st.EventID
-		}
-	}
-	if got != "e2" || inst.CurrentStep != "document_needed" {
-		t.Fatalf("document_needed reached by %q, current step %q; want e2, document_needed", got, inst.CurrentStep)
+	if got := stepEvent(t, e, folder, "customer_verification", "c-9", "document_needed"); got != "e2" {
+		t.Fatalf("document_needed reached by %q, want e2", got)
 	}
 }
 
@@ -438,15 +398,7 @@ func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
 	ctx := context.Background()
 	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	ev := func(id, topic, subject string, at time.Time) store.Event {
-		return store.Event{ID: id, Topic: topic, ResourceID: subject, CustomerID: subject, Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
-	}
-	insert := func(evs ...store.Event) {
-		t.Helper()
-		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ev, insert := customerEvent, func(evs ...store.Event) { insertEvents(t, e.db, evs...) }
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
 	insert(a1, a2)
 	if err := foldTx(ctx, e.db, folder, []store.Event{a1, a2}); err != nil {
@@ -494,9 +446,7 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 	ctx := context.Background()
 	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	ev := func(id, topic, subject string, at time.Time) store.Event {
-		return store.Event{ID: id, Topic: topic, ResourceID: subject, CustomerID: subject, Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
-	}
+	ev := customerEvent
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
 	var held pgx.Tx
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
@@ -575,20 +525,7 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(e.DBURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port))
-	host, port, _ := strings.Cut(proxy.Addr(), ":")
-	cfg.ConnConfig.Host = host
-	fmt.Sscan(port, &cfg.ConnConfig.Port)
-	cfg.ConnConfig.ConnectTimeout = time.Second
-	viaProxy, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viaProxy.Close()
+	viaProxy, proxy := testenv.PostgresViaProxy(t, e.DBURL)
 	sc := sim.Generate(sim.Config{Customers: 80, Seed: 31})
 	first, rest := sc.Events[:len(sc.Events)/2], sc.Events[len(sc.Events)/2:]
 	e.add(t, first)
@@ -619,9 +556,17 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 	if folder.Stats().CacheHits == 0 {
 		t.Fatal("the cache was never used")
 	}
+	equalsARebuild(t, e, folder, 100)
+}
+
+// equalsARebuild checks that the folded instances (at least min of them)
+// and their funnels equal a rebuild of every journey from the events table.
+func equalsARebuild(t *testing.T, e *env, folder *journey.Folder, min int) {
+	t.Helper()
+	ctx := context.Background()
 	folded := snapshot(t, e.db)
 	checkFunnel(t, e.db, folder.Set())
-	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		for _, d := range folder.Set().Journeys {
 			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
 				return err
@@ -633,13 +578,29 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilt := snapshot(t, e.db)
-	if len(rebuilt) != len(folded) || len(folded) < 100 {
-		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
+	checkFunnel(t, e.db, folder.Set())
+	if len(rebuilt) != len(folded) || len(folded) < min {
+		t.Fatalf("%d instances folded, %d rebuilt (want at least %d)", len(folded), len(rebuilt), min)
 	}
 	for i := range folded {
 		if folded[i] != rebuilt[i] {
 			t.Fatalf("instance differs:\nfolded  %s\nrebuilt %s", folded[i], rebuilt[i])
 		}
+	}
+}
+
+// customerEvent is an event of subject, a customer that is also the
+// resource.
+func customerEvent(id, topic, subject string, at time.Time) store.Event {
+	return store.Event{ID: id, Topic: topic, ResourceID: subject, CustomerID: subject, Created: at, Received: at, Source: "webhook", Body: []byte("{}")}
+}
+
+// insertEvents stores evs in the events table (what a rebuild reads).
+func insertEvents(t *testing.T, db *pgxpool.Pool, evs ...store.Event) {
+	t.Helper()
+	ctx := context.Background()
+	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { _, err := store.InsertEvents(ctx, tx, evs); return err }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -769,26 +730,5 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	if hits == 0 || retried == 0 {
 		t.Fatalf("second phase: %d cache hits, %d retried writes; want both above zero", hits, retried)
 	}
-	folded := snapshot(t, e.db)
-	checkFunnel(t, e.db, folder.Set())
-	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		for _, d := range folder.Set().Journeys {
-			if _, err := folder.Rebuild(ctx, tx, d.Name, ""); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rebuilt := snapshot(t, e.db)
-	if len(rebuilt) != len(folded) || len(folded) < 100 {
-		t.Fatalf("%d instances folded, %d rebuilt", len(folded), len(rebuilt))
-	}
-	for i := range folded {
-		if folded[i] != rebuilt[i] {
-			t.Fatalf("instance differs:\nfolded  %s\nrebuilt %s", folded[i], rebuilt[i])
-		}
-	}
+	equalsARebuild(t, e, folder, 100)
 }

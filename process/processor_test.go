@@ -18,7 +18,6 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // countingFolder records what folding is handed, to check that only newly
@@ -278,20 +277,7 @@ func TestAnOutageOpensTheBreakerDeadLettersNothingAndRecovers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(e.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port))
-	host, port, _ := strings.Cut(proxy.Addr(), ":")
-	cfg.ConnConfig.Host = host
-	fmt.Sscan(port, &cfg.ConnConfig.Port)
-	cfg.ConnConfig.ConnectTimeout = time.Second
-	viaProxy, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viaProxy.Close()
+	viaProxy, proxy := testenv.PostgresViaProxy(t, e.dbURL)
 
 	sc := sim.Generate(sim.Config{Customers: 60, Seed: 5})
 	first, rest := sc.Events[:len(sc.Events)/3], sc.Events[len(sc.Events)/3:]

@@ -1,10 +1,16 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Proxy is a loopback TCP proxy a test can cut to make a real server
@@ -102,4 +108,26 @@ func (p *Proxy) forward(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, up)
 	p.mu.Unlock()
+}
+
+// PostgresViaProxy returns a pool to the database of dbURL whose connections
+// go through a Proxy, so a test can cut PostgreSQL away from the code under
+// test; both close when the test ends.
+func PostgresViaProxy(t testing.TB, dbURL string) (*pgxpool.Pool, *Proxy) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := NewProxy(t, fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port))
+	host, port, _ := strings.Cut(proxy.Addr(), ":")
+	cfg.ConnConfig.Host = host
+	fmt.Sscan(port, &cfg.ConnConfig.Port)
+	cfg.ConnConfig.ConnectTimeout = time.Second
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, proxy
 }
