@@ -74,23 +74,24 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 	// (what another transaction holds locked waits for the next tick).
 	// What a transaction abandoned is counted and published once it
 	// commits, whatever the next one does.
-	for more := true; more; {
-		rows, err := a.abandon(ctx, wm, &more)
+	for {
+		rows, full, err := a.abandon(ctx, wm)
 		if err != nil {
 			return done, err
 		}
 		abandonedTotal.Add(len(rows))
 		a.publish(ctx, rows, wm)
 		done = append(done, rows...)
+		if !full {
+			return done, nil
+		}
 	}
-	return done, nil
 }
 
-// abandon looks at one batch of candidates in one transaction; more says
-// whether a full batch was looked at (there may be more).
-func (a *Abandoner) abandon(ctx context.Context, wm time.Time, more *bool) ([]store.JourneyRow, error) {
-	var done []store.JourneyRow
-	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
+// abandon looks at one batch of candidates in one transaction; full says
+// whether a whole batch was looked at (there may be more).
+func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.JourneyRow, full bool, err error) {
+	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		if err := store.LockJourneys(ctx, tx, false); err != nil {
 			return err
 		}
@@ -102,7 +103,7 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time, more *bool) ([]st
 		if err != nil {
 			return err
 		}
-		*more = checked == batch
+		full = checked == batch
 		recs := make([]store.JourneyRecord, len(rows))
 		for i, r := range rows {
 			step := ""
@@ -127,10 +128,9 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time, more *bool) ([]st
 		return store.InsertJourneyRecords(ctx, tx, recs)
 	})
 	if err != nil {
-		*more = false
-		return nil, err
+		return nil, false, err
 	}
-	return done, nil
+	return done, full, nil
 }
 
 // publish adds a "journey abandoned" entry per instance to the stream.

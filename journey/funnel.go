@@ -175,8 +175,8 @@ func (t *dims) deltas(d *Definition, steps []Reach, st State, sign int64, out []
 
 // rows turns summed deltas into rows, as FunnelRows does.
 func (t *dims) rows(sums map[fkey]int64) []store.FunnelDelta {
-	keys := make(map[FunnelKey]int64, len(sums))
-	for k, n := range sums {
+	out := make([]store.FunnelDelta, 0, len(sums))
+	for k, n := range sums { // fkeys and FunnelKeys correspond one to one
 		if n == 0 {
 			continue
 		}
@@ -184,10 +184,10 @@ func (t *dims) rows(sums map[fkey]int64) []store.FunnelDelta {
 		if k.step >= 0 {
 			step = k.d.Steps[k.step].Name
 		}
-		keys[FunnelKey{Journey: k.d.Name, Day: time.Unix(int64(k.day)*86400, 0).UTC(), Dim: t.name(k.dim), Kind: kindNames[k.kind],
-			Step: step, Bucket: int(k.bucket)}] += n
+		out = append(out, store.FunnelDelta{Journey: k.d.Name, Day: time.Unix(int64(k.day)*86400, 0).UTC(), Dim: t.name(k.dim),
+			Kind: kindNames[k.kind], Step: step, Bucket: k.bucket, N: n})
 	}
-	return FunnelRows(keys)
+	return sortFunnelRows(out)
 }
 
 // FunnelRows turns deltas into rows for an additive upsert, without zeros,
@@ -199,6 +199,11 @@ func FunnelRows(deltas map[FunnelKey]int64) []store.FunnelDelta {
 			out = append(out, store.FunnelDelta{Journey: k.Journey, Day: k.Day, Dim: k.Dim, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
 		}
 	}
+	return sortFunnelRows(out)
+}
+
+// sortFunnelRows puts rows in key order.
+func sortFunnelRows(out []store.FunnelDelta) []store.FunnelDelta {
 	slices.SortFunc(out, func(a, b store.FunnelDelta) int {
 		switch {
 		case a.Journey != b.Journey:
