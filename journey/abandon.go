@@ -92,7 +92,7 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 // whether a whole batch was looked at (there may be more).
 func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.JourneyRow, full bool, err error) {
 	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
-		if err := store.LockJourneys(ctx, tx, false); err != nil {
+		if err := store.Lock(ctx, tx, store.JourneysLock, false); err != nil {
 			return err
 		}
 		batch := a.Batch

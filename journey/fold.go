@@ -211,7 +211,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if len(acc) == 0 {
 		return nil
 	}
-	if err := store.LockJourneys(ctx, tx, false); err != nil {
+	if err := store.Lock(ctx, tx, store.JourneysLock, false); err != nil {
 		return err
 	}
 	txEra, err := f.checkEpoch(ctx, tx)
@@ -480,7 +480,7 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	}
 	// Exclusively: folds in flight commit first (so the events read below
 	// include theirs), new ones and the abandoner wait.
-	if err := store.LockJourneys(ctx, tx, true); err != nil {
+	if err := store.Lock(ctx, tx, store.JourneysLock, true); err != nil {
 		return 0, err
 	}
 	// Counted, so processors empty their caches of the instances this
@@ -561,12 +561,7 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 // Refold rebuilds every journey that the topics of events created in
 // [from, to) advance ("hookstream replay"); idempotent.
 func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
-	rows, err := tx.Query(ctx, `SELECT DISTINCT topic FROM events WHERE created >= $1 AND created < $2
-		AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics)
-	if err != nil {
-		return err
-	}
-	seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	seen, err := (store.EventRange{From: from, To: to, Topics: topics}).DistinctTopics(ctx, tx)
 	if err != nil {
 		return err
 	}

@@ -142,9 +142,9 @@ func Refold(ctx context.Context, db *pgxpool.Pool, folders []Folder, from, to ti
 		return rep, fmt.Errorf("empty range: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE created >= $1 AND created < $2
-			AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&rep.Events); err != nil {
-			return fmt.Errorf("count events in range: %w", err)
+		var err error
+		if rep.Events, err = (store.EventRange{From: from, To: to, Topics: topics}).Count(ctx, tx); err != nil {
+			return err
 		}
 		for _, f := range folders {
 			rf, ok := f.(Refolder)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -125,4 +126,108 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// eventColumns are the columns eachEvent reads: everything but the body.
+const eventColumns = `id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
+       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source`
+
+// eachEvent streams the events matching where (with args) to fn, without
+// their bodies; fn's Event is reused between calls.
+func eachEvent(ctx context.Context, q Querier, where string, args []any, fn func(*Event) error) error {
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where, args...)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var e Event
+	for rows.Next() {
+		if err := rows.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
+			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source); err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// EachEvent calls fn with every stored event whose column ("created" or
+// "received_at") is in [from, to), streaming them (a range may hold
+// millions).
+func EachEvent(ctx context.Context, q Querier, column string, from, to time.Time, fn func(*Event) error) error {
+	if column != "created" && column != "received_at" {
+		return fmt.Errorf("EachEvent: unknown column %q", column)
+	}
+	return eachEvent(ctx, q, column+` >= $1 AND `+column+` < $2`, []any{from, to}, fn)
+}
+
+// EventsWithTopics calls fn with every stored event of topics (only those
+// of subject, matched on customer_id or resource_id or correlation_id as
+// column says, when subject is given), streaming them.
+func EventsWithTopics(ctx context.Context, q Querier, topics []string, column, subject string, fn func(*Event) error) error {
+	where := ""
+	switch column {
+	case "":
+	case "customer_id", "resource_id", "correlation_id":
+		where = " AND " + column + " = $2"
+	default:
+		return fmt.Errorf("EventsWithTopics: unknown column %q", column)
+	}
+	args := []any{topics}
+	if where != "" {
+		args = append(args, subject)
+	}
+	return eachEvent(ctx, q, `topic = ANY($1)`+where, args, fn)
+}
+
+// EventRange selects stored events by event time and topic: the one filter
+// that "hookstream replay" and every refolding step share.
+type EventRange struct {
+	From, To time.Time // created in [From, To)
+	Topics   []string  // empty: every topic
+}
+
+// rangeWhere is EventRange's condition on $1 (From), $2 (To) and $3 (Topics).
+const rangeWhere = `created >= $1 AND created < $2 AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`
+
+func (r EventRange) args() []any { return []any{r.From, r.To, r.Topics} }
+
+// Count is the number of stored events in the range.
+func (r EventRange) Count(ctx context.Context, q Querier) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+rangeWhere, r.args()...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events in range: %w", err)
+	}
+	return n, nil
+}
+
+// DistinctTopics are the topics of the stored events in the range.
+func (r EventRange) DistinctTopics(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT topic FROM events WHERE `+rangeWhere, r.args()...)
+	if err != nil {
+		return nil, fmt.Errorf("read the topics of events in range: %w", err)
+	}
+	topics, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the topics of events in range: %w", err)
+	}
+	return topics, nil
+}
+
+// Span is the earliest and latest column ("created" or "received_at") of
+// the stored events in the range; ok is false when it holds none.
+func (r EventRange) Span(ctx context.Context, q Querier, column string) (first, last time.Time, ok bool, err error) {
+	if column != "created" && column != "received_at" {
+		return first, last, false, fmt.Errorf("EventRange.Span: unknown column %q", column)
+	}
+	var lo, hi *time.Time
+	if err := q.QueryRow(ctx, `SELECT min(`+column+`), max(`+column+`) FROM events WHERE `+rangeWhere, r.args()...).Scan(&lo, &hi); err != nil {
+		return first, last, false, fmt.Errorf("read the span of events in range: %w", err)
+	}
+	if lo == nil {
+		return first, last, false, nil
+	}
+	return *lo, *hi, true, nil
 }

@@ -374,24 +374,6 @@ func DeleteJourneys(ctx context.Context, tx pgx.Tx, journey, subject string) err
 	return nil
 }
 
-// EventsWithTopics calls fn with every stored event of topics (only those
-// of subject, matched on customer_id or resource_id or correlation_id as
-// column says, when subject is given), streaming them.
-func EventsWithTopics(ctx context.Context, q Querier, topics []string, column, subject string, fn func(*Event) error) error {
-	where := ""
-	switch column {
-	case "":
-	case "customer_id", "resource_id", "correlation_id":
-		where = " AND " + column + " = $2"
-	default:
-		return fmt.Errorf("EventsWithTopics: unknown column %q", column)
-	}
-	args := []any{topics}
-	if where != "" {
-		args = append(args, subject)
-	}
-	return eachEvent(ctx, q, `topic = ANY($1)`+where, args, fn)
-}
 
 func prefixed(alias, cols string) string {
 	out := ""
@@ -420,22 +402,6 @@ func splitCols(cols string) []string {
 	return append(out, cur)
 }
 
-// JourneysLock orders folds and the abandoner (shared) against rebuilds
-// (exclusive), per schema: a rebuild reads the events and rewrites
-// instances with no fold committing in between.
-const JourneysLock = 0x6a726e79 // "jrny"
-
-// LockJourneys takes the journeys lock until tx ends, shared or exclusive.
-func LockJourneys(ctx context.Context, tx pgx.Tx, exclusive bool) error {
-	fn := "pg_advisory_xact_lock_shared"
-	if exclusive {
-		fn = "pg_advisory_xact_lock"
-	}
-	if _, err := tx.Exec(ctx, `SELECT `+fn+`($1, hashtext(current_schema()))`, int32(JourneysLock)); err != nil {
-		return fmt.Errorf("take the journeys lock: %w", err)
-	}
-	return nil
-}
 
 // JourneyEpoch returns the number of journeys rebuilds so far (read after
 // LockJourneys, so no rebuild is in flight), and whether the transaction is

@@ -30,3 +30,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+// DBNow is the database's clock.
+func DBNow(ctx context.Context, q Querier) (time.Time, error) {
+	var t time.Time
+	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return t, fmt.Errorf("read the database clock: %w", err)
+	}
+	return t.UTC(), nil
+}

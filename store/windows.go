@@ -35,31 +35,11 @@ type WindowCursor struct {
 	ClosedUntil time.Time
 }
 
-// Advisory locks are database-wide; the second key is the schema, so
-// installations (and tests) in different schemas of one database do not
-// contend.
-const (
-	// WindowsLock orders folds against closing and replay: folds hold it
-	// shared, the closer and replay exclusively. Unlike FOR SHARE on rows,
-	// a waiting exclusive request is not overtaken by later shared ones,
-	// and the order cannot deadlock.
-	WindowsLock = 0x686f6f6b // "hook"
-	// CloserLock lets one closer work at a time.
-	CloserLock = 0x636c6f73 // "clos"
-)
-
-// TryLock takes the advisory lock key (for this schema) until tx ends,
-// if no one holds it.
-func TryLock(ctx context.Context, tx pgx.Tx, key int32) (bool, error) {
-	var got bool
-	err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))`, key).Scan(&got)
-	return got, err
-}
 
 // ShareWindowCursors takes the windows lock shared until tx ends (no window
 // closes while tx folds into it) and reads every cursor.
 func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))`, int32(WindowsLock)); err != nil {
+	if err := Lock(ctx, tx, WindowsLock, false); err != nil {
 		return nil, fmt.Errorf("take the windows lock: %w", err)
 	}
 	return readWindowCursors(ctx, tx)
@@ -68,7 +48,7 @@ func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) 
 // LockWindowCursors takes the windows lock exclusively until tx ends (every
 // fold in flight has committed, none starts) and reads every cursor.
 func LockWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, int32(WindowsLock)); err != nil {
+	if err := Lock(ctx, tx, WindowsLock, true); err != nil {
 		return nil, fmt.Errorf("take the windows lock: %w", err)
 	}
 	return readWindowCursors(ctx, tx)
@@ -171,14 +151,6 @@ type WindowMark struct {
 	SeenAt    time.Time // zero when written: the database's now()
 }
 
-// DBNow is the database's clock.
-func DBNow(ctx context.Context, q Querier) (time.Time, error) {
-	var t time.Time
-	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&t); err != nil {
-		return t, fmt.Errorf("read the database clock: %w", err)
-	}
-	return t.UTC(), nil
-}
 
 // AdvanceWindowMarks raises each partition's largest time seen (never
 // lowers it) and records when it was seen (on the database's clock, so
@@ -326,40 +298,6 @@ func (p *pgtypeTime) Scan(src any) error {
 	return nil
 }
 
-// EachEvent calls fn with every stored event whose column ("created" or
-// "received_at") is in [from, to), streaming them (a range may hold
-// millions).
-func EachEvent(ctx context.Context, q Querier, column string, from, to time.Time, fn func(*Event) error) error {
-	if column != "created" && column != "received_at" {
-		return fmt.Errorf("EachEvent: unknown column %q", column)
-	}
-	return eachEvent(ctx, q, column+` >= $1 AND `+column+` < $2`, []any{from, to}, fn)
-}
-
-// eventColumns are the columns eachEvent reads: everything but the body.
-const eventColumns = `id, topic, coalesce(family, ''), coalesce(outcome, ''), terminal, coalesce(resource_type, ''),
-       coalesce(resource_id, ''), coalesce(customer_id, ''), coalesce(correlation_id, ''), created, received_at, source`
-
-// eachEvent streams the events matching where (with args) to fn, without
-// their bodies; fn's Event is reused between calls.
-func eachEvent(ctx context.Context, q Querier, where string, args []any, fn func(*Event) error) error {
-	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where, args...)
-	if err != nil {
-		return fmt.Errorf("read events: %w", err)
-	}
-	defer rows.Close()
-	var e Event
-	for rows.Next() {
-		if err := rows.Scan(&e.ID, &e.Topic, &e.Family, &e.Outcome, &e.Terminal, &e.ResourceType, &e.ResourceID,
-			&e.CustomerID, &e.CorrelationID, &e.Created, &e.Received, &e.Source); err != nil {
-			return fmt.Errorf("read event: %w", err)
-		}
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
 
 // WindowRowsIn returns the rows of basis and size (0: every size) with
 // start in [from, to), locked FOR UPDATE when the caller will rewrite them.

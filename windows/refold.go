@@ -41,15 +41,14 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 			if b == ReceivedTime {
 				col = "received_at"
 			}
-			var first, last *time.Time
-			if err := tx.QueryRow(ctx, `SELECT min(`+col+`), max(`+col+`) FROM events WHERE created >= $1 AND created < $2
-				AND (coalesce(cardinality($3::text[]), 0) = 0 OR topic = ANY($3))`, from, to, topics).Scan(&first, &last); err != nil {
+			first, last, ok, err := (store.EventRange{From: from, To: to, Topics: topics}).Span(ctx, tx, col)
+			if err != nil {
 				return err
 			}
-			if first == nil {
+			if !ok {
 				continue
 			}
-			lo, hi = *first, last.Add(time.Nanosecond)
+			lo, hi = first, last.Add(time.Nanosecond)
 		}
 		lo, hi = Start(lo, span), Start(hi.Add(-time.Nanosecond), span).Add(span)
 		if err := f.recompute(ctx, tx, b, lo, hi, closed); err != nil {
