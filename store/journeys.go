@@ -374,7 +374,6 @@ func DeleteJourneys(ctx context.Context, tx pgx.Tx, journey, subject string) err
 	return nil
 }
 
-
 func prefixed(alias, cols string) string {
 	out := ""
 	for i, c := range splitCols(cols) {
@@ -401,7 +400,6 @@ func splitCols(cols string) []string {
 	}
 	return append(out, cur)
 }
-
 
 // JourneyEpoch returns the number of journeys rebuilds so far (read after
 // LockJourneys, so no rebuild is in flight), and whether the transaction is

@@ -30,6 +30,7 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
 // DBNow is the database's clock.
 func DBNow(ctx context.Context, q Querier) (time.Time, error) {
 	var t time.Time

@@ -35,7 +35,6 @@ type WindowCursor struct {
 	ClosedUntil time.Time
 }
 
-
 // ShareWindowCursors takes the windows lock shared until tx ends (no window
 // closes while tx folds into it) and reads every cursor.
 func ShareWindowCursors(ctx context.Context, tx pgx.Tx) ([]WindowCursor, error) {
@@ -150,7 +149,6 @@ type WindowMark struct {
 	MaxTime   time.Time
 	SeenAt    time.Time // zero when written: the database's now()
 }
-
 
 // AdvanceWindowMarks raises each partition's largest time seen (never
 // lowers it) and records when it was seen (on the database's clock, so
@@ -297,7 +295,6 @@ func (p *pgtypeTime) Scan(src any) error {
 	}
 	return nil
 }
-
 
 // WindowRowsIn returns the rows of basis and size (0: every size) with
 // start in [from, to), locked FOR UPDATE when the caller will rewrite them.
