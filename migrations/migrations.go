@@ -65,3 +65,38 @@ func Status(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 	}
 	return nil
 }
+
+// Check reports an error that says what to do when the schema in pool's
+// database is missing or behind the migrations embedded in this binary. It
+// only reads (goose would create its version table). Read commands call it
+// first, so a wrong or unmigrated database is named as such instead of
+// surfacing as "relation does not exist".
+func Check(ctx context.Context, pool *pgxpool.Pool) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := Provider(db)
+	if err != nil {
+		return err
+	}
+	src := p.ListSources()
+	target := src[len(src)-1].Version
+	cc := pool.Config().ConnConfig
+	where := fmt.Sprintf("PostgreSQL at %s:%d/%s", cc.Host, cc.Port, cc.Database)
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("read the schema version of %s: %w", where, err)
+	}
+	var current int64
+	if exists {
+		if err := pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&current); err != nil {
+			return fmt.Errorf("read the schema version of %s: %w", where, err)
+		}
+	}
+	if current == 0 {
+		return fmt.Errorf("%s holds no hookstream schema; apply it with `hookstream migrate up` (or point HOOKSTREAM_DATABASE_URL at the right database)", where)
+	}
+	if current < target {
+		return fmt.Errorf("the hookstream schema in %s is at version %d, this binary needs %d; apply the rest with `hookstream migrate up`", where, current, target)
+	}
+	return nil
+}

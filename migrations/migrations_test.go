@@ -86,3 +86,19 @@ func TestCheckAtFilledForInstancesThatExisted(t *testing.T) {
 		t.Fatalf("check_at after 00005: %v", got)
 	}
 }
+
+func TestCheckNamesAMissingSchemaAndPassesOnceMigrated(t *testing.T) {
+	t.Parallel()
+	pool, _ := testenv.Postgres(t)
+	ctx := context.Background()
+	err := migrations.Check(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "no hookstream schema") || !strings.Contains(err.Error(), "hookstream migrate up") {
+		t.Fatalf("Check on an empty schema = %v; want an error naming the missing schema and `hookstream migrate up`", err)
+	}
+	if _, err := migrations.Up(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Check(ctx, pool); err != nil {
+		t.Fatalf("Check after Up = %v, want nil", err)
+	}
+}

@@ -1,0 +1,121 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/hookstream/hookstream/windows"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Status is the state of a namespace's pipeline as "hookstream status" shows
+// it: the streams and the group, the pause switch, the dead letters, the
+// running processors, the watermark, how far windows are closed, and the
+// journeys. Each part that could not be read is left empty and says why in
+// Errors, so a report is still useful while PostgreSQL is down.
+type Status struct {
+	Namespace  string                   `json:"namespace"`
+	Group      string                   `json:"group"`
+	Paused     bool                     `json:"paused"`
+	Partitions []stream.PartitionStatus `json:"partitions"`
+	Total      stream.PartitionStatus   `json:"total"`
+	DLQOpen    int64                    `json:"dlq_open"` // -1 when it cannot be told
+	DLQStream  int64                    `json:"dlq_stream_length"`
+	Processors []Heartbeat              `json:"processors"`
+	// The event-time watermark (zero when it cannot be told: paused, or a
+	// partition with entries waiting never folded) and, per basis and window
+	// size ("event/1m0s"), where closing has got to.
+	Watermark    time.Time            `json:"event_watermark,omitempty"`
+	ClosedUntil  map[string]time.Time `json:"windows_closed_until,omitempty"`
+	JourneyCount map[string]int64     `json:"journey_instances_by_status,omitempty"`
+	// Errors names each part that could not be read ("dead_letters",
+	// "windows", ...) with the reason.
+	Errors      map[string]string `json:"errors,omitempty"`
+	GeneratedAt time.Time         `json:"generated_at"`
+}
+
+func (s *Status) fail(part string, err error) {
+	if s.Errors == nil {
+		s.Errors = map[string]string{}
+	}
+	s.Errors[part] = err.Error()
+}
+
+// ReadStatus gathers the Status of the namespace of keys for group. Redis is
+// required; db may be nil (PostgreSQL unreachable), and then the parts that
+// live there carry an error. wcfg must be the windows configuration the
+// processors run with, so the watermark is judged as they judge it.
+func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, group string, wcfg windows.Config) (Status, error) {
+	st := Status{Namespace: keys.Namespace, Group: group, DLQOpen: -1, GeneratedAt: time.Now().UTC()}
+	var err error
+	if st.Partitions, err = stream.NewGroup(rdb, keys, group).Status(ctx); err != nil {
+		return st, err
+	}
+	for _, p := range st.Partitions {
+		st.Total.Length += p.Length
+		st.Total.Pending += p.Pending
+		st.Total.Lag += max(p.Lag, 0)
+		st.Total.OldestAge = max(st.Total.OldestAge, p.OldestAge)
+	}
+	if st.Paused, err = IsPaused(ctx, rdb, keys, group); err != nil {
+		return st, err
+	}
+	if st.DLQStream, err = rdb.XLen(ctx, keys.DLQ()).Result(); err != nil {
+		st.fail("dlq_stream", fmt.Errorf("read the length of %s: %w", keys.DLQ(), err))
+	}
+	if st.Processors, err = Heartbeats(ctx, rdb, keys); err != nil {
+		st.fail("processors", err)
+	}
+	if db == nil {
+		st.fail("postgresql", fmt.Errorf("not connected"))
+		return st, nil
+	}
+	if st.DLQOpen, err = store.OpenDeadLetters(ctx, db); err != nil {
+		st.DLQOpen = -1
+		st.fail("dead_letters", err)
+	}
+	wm, ok, err := NewCloser(rdb, db, keys, group, wcfg, nil).Watermark(ctx, windows.EventTime)
+	switch {
+	case err != nil:
+		st.fail("watermark", err)
+	case ok:
+		st.Watermark = wm
+	}
+	if cursors, err := store.ReadWindowCursors(ctx, db); err != nil {
+		st.fail("windows", err)
+	} else {
+		st.ClosedUntil = map[string]time.Time{}
+		for _, c := range cursors {
+			if !c.ClosedUntil.IsZero() {
+				st.ClosedUntil[c.Basis+"/"+(time.Duration(c.SizeS)*time.Second).String()] = c.ClosedUntil
+			}
+		}
+	}
+	if st.JourneyCount, err = journeyCountByStatus(ctx, db); err != nil {
+		st.fail("journeys", err)
+	}
+	return st, nil
+}
+
+// journeyCountByStatus counts journey instances by status.
+func journeyCountByStatus(ctx context.Context, db *pgxpool.Pool) (map[string]int64, error) {
+	rows, err := db.Query(ctx, `SELECT kind, sum(n)::bigint FROM journey_funnel WHERE kind IN ('in_progress', 'completed', 'failed', 'abandoned') GROUP BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("count journey instances by status: %w", err)
+	}
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("count journey instances by status: %w", err)
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
