@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build dev test vet fmt bench bench-process bench-windows bench-memory fuzz services-up services-down services-status clean
+.PHONY: help build dev test vet fmt docs bench bench-process bench-windows bench-memory fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -36,6 +36,9 @@ fmt: ## fail when a Go file is not gofmt-formatted
 	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './.hookstream/*' \
 		-not -path '*/node_modules/*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$files" ]; then echo "not gofmt-formatted (run gofmt -w):" >&2; echo "$$files" >&2; exit 1; fi
+
+docs: ## regenerate docs/configuration.md from the flag definitions (a test checks it is current)
+	$(GO) run ./cmd/hookstream help configuration > docs/configuration.md
 
 bench: build ## benchmark ingest against the naive receivers (see docs/benchmarks.md)
 	$(WITH_SERVICES) $(BIN) bench ingest $(BENCH_ARGS)

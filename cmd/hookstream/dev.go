@@ -62,15 +62,15 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	defer pool.Close()
 
 	ready := make(chan string, 1)
-	started := make(chan *process.Processor, 1)
+	started := make(chan *process.Role, 1)
 	errc := make(chan error, 1)
 	go func() { errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true}, ready, started) }()
 	var addr string
-	var proc *process.Processor
-	for addr == "" || proc == nil {
+	var role *process.Role
+	for addr == "" || role == nil {
 		select {
 		case addr = <-ready:
-		case proc = <-started:
+		case role = <-started:
 		case err := <-errc:
 			return err
 		}
@@ -115,7 +115,7 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 			c := ingest.ReadCounters()
 			d := c.Sub(last)
 			last = c
-			ps := proc.Stats()
+			ps := role.Processor().Stats()
 			stored := ps.Stored - lastStored
 			lastStored = ps.Stored
 			var lag, pending int64

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,68 +9,10 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/journey"
-	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/store"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
-
-func journeysCommand() *ffcli.Command {
-	fs := flag.NewFlagSet("hookstream journeys", flag.ContinueOnError)
-	var cm common
-	cm.register(fs)
-	var jf journeyFlags
-	jf.register(fs)
-	name := fs.String("journey", "", "rebuild only this journey (default: every one)")
-	subject := fs.String("subject", "", "rebuild only this subject's instance (needs --journey)")
-	return &ffcli.Command{
-		Name:       "journeys",
-		ShortUsage: "hookstream journeys rebuild [--journey NAME] [--subject ID]",
-		ShortHelp:  "recompute journey instances from the events table (the repair reconciliation calls)",
-		LongHelp: `rebuild recomputes instances from the stored events, in one transaction per
-journey: after a definition change, a bug fix, or events recovered later.
-Instances are derived from their events alone, so a rebuild equals what
-folding produced; abandonment is judged again by the running processors.`,
-		FlagSet: fs, Options: envOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 || args[0] != "rebuild" {
-				return flag.ErrHelp
-			}
-			if *subject != "" && *name == "" {
-				return errors.New("--subject needs --journey")
-			}
-			set, err := jf.load()
-			if err != nil {
-				return err
-			}
-			db, err := store.Open(ctx, cm.dbURL)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			f := journey.NewFolder(set, 0)
-			for _, d := range set.Journeys {
-				if *name != "" && d.Name != *name {
-					continue
-				}
-				var n int
-				start := time.Now()
-				if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-					n, err = f.Rebuild(ctx, tx, d.Name, *subject)
-					return err
-				}); err != nil {
-					return err
-				}
-				fmt.Printf("%s: %d instances rebuilt in %s\n", d.Name, n, time.Since(start).Round(time.Millisecond))
-			}
-			if _, ok := set.Get(*name); *name != "" && !ok {
-				return fmt.Errorf("no journey %q", *name)
-			}
-			return nil
-		},
-	}
-}
 
 // journeyQueryFlags are the flags every journey query shares.
 type journeyQueryFlags struct {
@@ -146,7 +87,7 @@ func queryFunnelCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			fs, err := query.QueryFunnels(ctx, db, d, from, to, *by)
+			fs, err := journey.Funnels(ctx, db, d, from, to, *by)
 			if err != nil {
 				return err
 			}
@@ -181,7 +122,7 @@ func queryFunnelCommand() *ffcli.Command {
 	}
 }
 
-func pct(c query.Conversion) string {
+func pct(c journey.Conversion) string {
 	return fmt.Sprintf("%.1f%% (%.1f–%.1f)", 100*c.Rate, 100*c.Low, 100*c.High)
 }
 
@@ -208,7 +149,7 @@ func queryJourneyCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			inst, err := query.QueryJourney(ctx, db, d, *subject)
+			inst, err := journey.Instance(ctx, db, d, *subject)
 			if err != nil {
 				return err
 			}
@@ -239,7 +180,7 @@ func queryJourneysCommand() *ffcli.Command {
 			default:
 				return fmt.Errorf("--status %q: use in_progress, completed, failed or abandoned", *status)
 			}
-			rows, err := store.ListJourneys(ctx, db, d.Name, *status, from, to, *limit)
+			rows, err := journey.Instances(ctx, db, d, journey.InstanceFilter{Status: *status, From: from, To: to, Limit: *limit})
 			if err != nil {
 				return err
 			}

@@ -6,38 +6,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-
-	root := rootCommand()
-	if err := root.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintf(os.Stderr, "hookstream: %v\n", err)
-		os.Exit(2)
-	}
-	if err := root.Run(ctx); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintf(os.Stderr, "hookstream: %v\n", err)
-		os.Exit(1)
-	}
+	code := (&cli{root: rootCommand()}).run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func rootCommand() *ffcli.Command {
@@ -51,6 +36,12 @@ environment (dashes become underscores); the command line wins.
 
 Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 		FlagSet: fs,
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) == 0 {
+				return flag.ErrHelp // a bare "hookstream" shows what there is
+			}
+			return usageErrorf("unknown subcommand %q; run 'hookstream help' for the list", args[0])
+		},
 		Subcommands: []*ffcli.Command{
 			serveCommand(),
 			devCommand(),
@@ -61,25 +52,33 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			pauseCommand(true),
 			pauseCommand(false),
 			dlqCommand(),
-			replayCommand(),
+			refoldCommand("refold"),
+			refoldCommand("replay"),
 			queryCommand(),
 			journeysCommand(),
 		},
-		Exec: func(ctx context.Context, args []string) error { return flag.ErrHelp },
 	}
 	helpCmd := &ffcli.Command{
 		Name:       "help",
-		ShortUsage: "hookstream help [subcommand]",
-		ShortHelp:  "explain hookstream or one of its subcommands",
+		ShortUsage: "hookstream help [subcommand...] | hookstream help configuration",
+		ShortHelp:  "explain hookstream or one of its subcommands; 'configuration' lists every flag and variable",
 		Exec: func(ctx context.Context, args []string) error {
+			if len(args) == 1 && args[0] == "configuration" {
+				_, err := io.WriteString(os.Stdout, configurationMarkdown(root))
+				return err
+			}
 			cmd := root
 			for _, a := range args {
+				var next *ffcli.Command
 				for _, sc := range cmd.Subcommands {
 					if sc.Name == a {
-						cmd = sc
-						break
+						next = sc
 					}
 				}
+				if next == nil {
+					return usageErrorf("no subcommand %q in '%s'; it has: %s", a, commandPath(cmd, root), subcommandNames(cmd))
+				}
+				cmd = next
 			}
 			fmt.Fprintln(os.Stdout, ffcli.DefaultUsageFunc(cmd))
 			return nil
@@ -87,24 +86,4 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 	}
 	root.Subcommands = append(root.Subcommands, helpCmd)
 	return root
-}
-
-// envOptions make every flag readable from HOOKSTREAM_<FLAG>.
-func envOptions() []ff.Option {
-	return []ff.Option{ff.WithEnvVarPrefix("HOOKSTREAM")}
-}
-
-// common holds the connection settings most subcommands share.
-type common struct {
-	redisURL   string
-	dbURL      string
-	namespace  string
-	partitions int
-}
-
-func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (redis://[user:pass@]host:port/db)")
-	fs.StringVar(&c.dbURL, "database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL URL")
-	fs.StringVar(&c.namespace, "namespace", "hs", "prefix of every Redis key, so several installations can share one Redis")
-	fs.IntVar(&c.partitions, "partitions", 16, "number of partition streams; must be the same for every process of one namespace")
 }

@@ -11,9 +11,7 @@ import (
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
-	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 )
 
 // processConfig is everything the process role is configured with (the
@@ -52,35 +50,28 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	c.journeys.register(fs)
 }
 
-func (c *processConfig) options(log *slog.Logger, folders []process.Folder) process.Options {
-	return process.Options{
-		Consumer: c.consumer, Workers: c.workers, BatchSize: c.batchSize, Block: c.block,
-		MaxDeliveries: c.maxDeliveries, ClaimIdle: c.claimIdle, Retention: c.retention, ConsumerIdle: c.consumerIdle,
-		BreakerFailures: uint32(c.breakerFailures), BreakerOpen: c.breakerOpen, ShutdownWait: c.shutdownWait,
-		Folders: folders, Logger: log,
+// roleConfig maps the flags onto the process role's configuration; the role
+// validates it. The journey definitions are loaded here, once.
+func (c *processConfig) roleConfig(log *slog.Logger) (process.RoleConfig, error) {
+	rc := process.RoleConfig{
+		Processor: process.Options{
+			Consumer: c.consumer, Workers: c.workers, BatchSize: c.batchSize, Block: c.block,
+			MaxDeliveries: c.maxDeliveries, ClaimIdle: c.claimIdle, Retention: c.retention, ConsumerIdle: c.consumerIdle,
+			BreakerFailures: uint32(c.breakerFailures), BreakerOpen: c.breakerOpen, ShutdownWait: c.shutdownWait,
+			Logger: log,
+		},
+		EventsOnly:     c.noWindows,
+		JourneyCacheMB: c.journeys.cache,
 	}
-}
-
-// folders are the folding steps run on newly stored events: window
-// aggregates and journey instances.
-func folders(w *windowFlags, j *journeyFlags) ([]process.Folder, error) {
-	cfg, err := w.config()
-	if err != nil {
-		return nil, err
+	if c.noWindows {
+		return rc, nil
 	}
-	wf, err := windows.NewFolder(cfg)
-	if err != nil {
-		return nil, err
+	var err error
+	if rc.Windows, err = c.windows.config(); err != nil {
+		return rc, err
 	}
-	out := []process.Folder{wf}
-	if !j.off {
-		set, err := j.load()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, journey.NewFolder(set, j.cache))
-	}
-	return out, nil
+	rc.Journeys, err = c.journeys.load()
+	return rc, err
 }
 
 // journeyFlags configure the journeys.
@@ -91,12 +82,16 @@ type journeyFlags struct {
 }
 
 func (j *journeyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&j.path, "journeys", "", "journey definitions (YAML; see README \"Journeys\"); default: the built-in set for Dwolla")
+	fs.StringVar(&j.path, "journeys", "", "journey definitions (YAML; see docs/journeys.md); default: the built-in set for Dwolla")
 	fs.BoolVar(&j.off, "no-journeys", false, "do not follow journeys")
 	fs.IntVar(&j.cache, "journey-cache-mb", journey.DefaultCacheMB, "megabytes of memory for journey instances the processor keeps, so progress need not read them back (at least 32; 0: none)")
 }
 
+// load reads the journey definitions; nil with --no-journeys.
 func (j *journeyFlags) load() (*journey.Set, error) {
+	if j.off {
+		return nil, nil
+	}
 	set, warnings, err := journey.Load(j.path)
 	for _, w := range warnings {
 		slog.Warn("journey definitions", "warning", w)
@@ -105,9 +100,13 @@ func (j *journeyFlags) load() (*journey.Set, error) {
 }
 
 // serveProcess runs the process role until ctx ends. started, if non-nil,
-// receives the processor once it runs (for status lines).
-func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started chan<- *process.Processor) error {
+// receives the role once it runs (for dev's status lines).
+func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started chan<- *process.Role) error {
 	log := slog.Default()
+	rc, err := cfg.roleConfig(log)
+	if err != nil {
+		return err
+	}
 	// Reads block for up to --read-block, so the timeout must exceed it.
 	rdb, err := redisClient(cm.redisURL, cfg.block+5*time.Second, cfg.workers+4)
 	if err != nil {
@@ -119,52 +118,14 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 		return err
 	}
 	defer pool.Close()
-	keys := stream.NewKeys(cm.namespace, cm.partitions)
-	var fs []process.Folder
-	if !cfg.noWindows {
-		if fs, err = folders(&cfg.windows, &cfg.journeys); err != nil {
-			return err
-		}
-	}
-	p, err := process.New(rdb, pool, keys, cfg.options(log, fs))
+	role, err := process.NewRole(rdb, pool, stream.NewKeys(cm.namespace, cm.partitions), rc)
 	if err != nil {
 		return err
 	}
-	closed := make(chan struct{})
-	if cfg.noWindows {
-		close(closed)
-	} else {
-		wcfg, _ := cfg.windows.config()
-		group := stream.NewGroup(rdb, keys, "process")
-		closer := &windows.Closer{DB: pool, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: wcfg, Log: log,
-			Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return streamBacklog(ctx, rdb, group) }}
-		go func() { defer close(closed); closer.Run(ctx) }()
-		if !cfg.journeys.off {
-			jset, err := cfg.journeys.load()
-			if err != nil {
-				return err
-			}
-			ab := &journey.Abandoner{DB: pool, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: log, Set: jset,
-				Watermark: func(ctx context.Context) (time.Time, bool, error) { return closer.Watermark(ctx, windows.EventTime) }}
-			abandoned := make(chan struct{})
-			go func() { defer close(abandoned); ab.Run(ctx) }()
-			defer func() { <-abandoned }()
-		}
-	}
-	defer func() { <-closed }()
-	exported := make(chan struct{})
-	go func() {
-		defer close(exported)
-		process.ExportStatus(ctx, stream.NewGroup(rdb, keys, "process"), pool, 5*time.Second)
-	}()
 	if started != nil {
-		started <- p
+		started <- role
 	}
-	// Shutdown order (process.Run): stop reading, finish the batch in
-	// flight, commit, acknowledge; then the deferred closes.
-	err = p.Run(ctx)
-	<-exported
-	return err
+	return role.Run(ctx)
 }
 
 // openWaiting connects to PostgreSQL, waiting for it when it is not up yet
@@ -188,25 +149,4 @@ func openWaiting(ctx context.Context, url string, log *slog.Logger) (*pgxpool.Po
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// streamBacklog reports the partitions whose streams hold entries the group
-// has not finished (undelivered or pending) and whether processing is
-// paused: the windows closer must not treat those partitions as idle.
-func streamBacklog(ctx context.Context, rdb redis.UniversalClient, g *stream.Group) (map[int32]bool, bool, error) {
-	paused, err := process.IsPaused(ctx, rdb, g.Keys(), g.Name())
-	if err != nil {
-		return nil, false, err
-	}
-	st, err := g.Status(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	out := map[int32]bool{}
-	for _, s := range st {
-		if s.Lag != 0 || s.Pending > 0 { // -1: Redis cannot tell, so assume some
-			out[int32(s.Partition)] = true
-		}
-	}
-	return out, paused, nil
 }

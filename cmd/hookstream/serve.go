@@ -17,7 +17,6 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/redis/go-redis/v9"
 )
 
 // ingestConfig is everything the ingest role is configured with.
@@ -133,7 +132,7 @@ Examples:
 
 // serveRoles runs the roles until ctx ends or one fails (which stops the
 // others). ready and started are passed to the roles (for dev).
-func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready chan<- string, started chan<- *process.Processor) error {
+func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready chan<- string, started chan<- *process.Role) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
@@ -184,21 +183,6 @@ func serveMetrics(ctx context.Context, addr string, ready chan<- string) error {
 		return err
 	}
 	return nil
-}
-
-// redisClient opens a Redis client tuned for a role that handles failures
-// itself: short dial timeout, no hidden retries.
-func redisClient(url string, timeout time.Duration, poolSize int) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse Redis URL %q: %w; expected redis://host:port/db", url, err)
-	}
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = timeout
-	opt.WriteTimeout = timeout
-	opt.MaxRetries = -1 // the spool is the retry
-	opt.PoolSize = max(opt.PoolSize, poolSize)
-	return redis.NewClient(opt), nil
 }
 
 // serveIngest runs the receiver until ctx ends. ready, if non-nil, receives the

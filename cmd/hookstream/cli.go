@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+// The command-line conventions every subcommand shares: flags may come before
+// or after the verb and its arguments; a wrong invocation says what was wrong
+// on its first line, followed by the usage line, once.
+
+// usageError is a wrong invocation (as opposed to a failure while running).
+type usageError struct {
+	cmd *ffcli.Command // the command invoked wrongly (filled by the Exec wrapper)
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// cli is the parsed command tree, and which command a parse or usage error
+// is about.
+type cli struct {
+	root   *ffcli.Command
+	usedBy *ffcli.Command // the command whose usage the flag package asked for
+}
+
+// prepare walks the tree once: each flag set reports into this cli instead of
+// printing, each Exec accepts flags after its positional arguments, and a
+// command with subcommands rejects an unknown one by name.
+func (c *cli) prepare(cmd *ffcli.Command) {
+	if cmd.FlagSet == nil {
+		cmd.FlagSet = flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+	}
+	cmd.FlagSet.SetOutput(io.Discard)
+	cmd.UsageFunc = func(x *ffcli.Command) string {
+		c.usedBy = x
+		return ffcli.DefaultUsageFunc(x)
+	}
+	if len(cmd.Subcommands) > 0 && cmd.Exec == nil {
+		cmd.Exec = func(_ context.Context, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("%s needs a subcommand: %s", cmd.Name, subcommandNames(cmd))
+			}
+			return usageErrorf("unknown subcommand %q; %s has: %s", args[0], cmd.Name, subcommandNames(cmd))
+		}
+	}
+	if exec := cmd.Exec; exec != nil {
+		fs := cmd.FlagSet
+		cmd.Exec = func(ctx context.Context, args []string) error {
+			args, err := parseInterleaved(fs, args)
+			if err == nil {
+				err = exec(ctx, args)
+			}
+			var ue *usageError
+			if errors.As(err, &ue) && ue.cmd == nil {
+				ue.cmd = cmd
+			} else if err != nil && !errors.As(err, &ue) && isFlagError(err) {
+				err = &usageError{cmd: cmd, msg: innermost(err).Error()}
+			}
+			return err
+		}
+	}
+	for _, sc := range cmd.Subcommands {
+		c.prepare(sc)
+	}
+}
+
+// isFlagError tells errors the flag package returns for a bad flag (ff wraps
+// them in "error parsing commandline arguments").
+func isFlagError(err error) bool {
+	s := innermost(err).Error()
+	return strings.HasPrefix(s, "flag provided but not defined") || strings.HasPrefix(s, "invalid ") ||
+		strings.HasPrefix(s, "flag needs an argument") || strings.HasPrefix(s, "bad flag syntax")
+}
+
+func innermost(err error) error {
+	for errors.Unwrap(err) != nil {
+		err = errors.Unwrap(err)
+	}
+	return err
+}
+
+func subcommandNames(cmd *ffcli.Command) string {
+	var names []string
+	for _, sc := range cmd.Subcommands {
+		names = append(names, sc.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseInterleaved parses flags that come between or after positional
+// arguments (the flag package stops at the first positional one) and returns
+// the positional arguments. After "--" everything is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		if !strings.HasPrefix(args[0], "-") || args[0] == "-" {
+			pos, args = append(pos, args[0]), args[1:]
+			continue
+		}
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		// fs.Parse stops at the first positional argument, or after "--"
+		// (which it consumes): tell the two apart by what it left.
+		rest := fs.Args()
+		consumed := args[:len(args)-len(rest)]
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		args = rest
+	}
+	return pos, nil
+}
+
+// run parses args, runs the selected command, and reports the outcome the
+// way every subcommand does: usage on stdout for --help (exit 0); for a wrong
+// invocation the mistake on the first line of stderr, then the usage line
+// (exit 2); for a failure the error (exit 1).
+func (c *cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c.prepare(c.root)
+	err := c.root.Parse(args)
+	if err == nil {
+		err = c.root.Run(ctx)
+	}
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		cmd := c.usedBy
+		if cmd == nil {
+			cmd = c.root
+		}
+		fmt.Fprintln(stdout, ffcli.DefaultUsageFunc(cmd))
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %s\n", commandPath(ue.cmd, c.root), ue.msg)
+		printUsageHint(stderr, ue.cmd, c.root)
+		return 2
+	case c.usedBy != nil && isFlagError(err):
+		// A bad flag caught while parsing, before any Exec ran.
+		fmt.Fprintf(stderr, "%s: %v\n", commandPath(c.usedBy, c.root), innermost(err))
+		printUsageHint(stderr, c.usedBy, c.root)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "hookstream: %v\n", err)
+		return 1
+	}
+}
+
+func printUsageHint(w io.Writer, cmd, root *ffcli.Command) {
+	if cmd == nil {
+		cmd = root
+	}
+	if cmd.ShortUsage != "" {
+		fmt.Fprintf(w, "usage: %s\n", cmd.ShortUsage)
+	}
+	fmt.Fprintf(w, "run '%s --help' for every flag\n", commandPath(cmd, root))
+}
+
+// commandPath is "hookstream query metrics" for the metrics command.
+func commandPath(cmd, root *ffcli.Command) string {
+	if cmd == nil || cmd == root {
+		return "hookstream"
+	}
+	var walk func(c *ffcli.Command, path []string) []string
+	walk = func(c *ffcli.Command, path []string) []string {
+		path = append(path, c.Name)
+		if c == cmd {
+			return path
+		}
+		for _, sc := range c.Subcommands {
+			if p := walk(sc, slices.Clone(path)); p != nil {
+				return p
+			}
+		}
+		return nil
+	}
+	return strings.Join(walk(root, nil), " ")
+}
+
+// choiceValue is a flag that takes one of a fixed set of words.
+type choiceValue struct {
+	v       *string
+	choices []string
+}
+
+func (c choiceValue) String() string {
+	if c.v == nil {
+		return ""
+	}
+	return *c.v
+}
+
+func (c choiceValue) Set(s string) error {
+	if !slices.Contains(c.choices, s) {
+		return fmt.Errorf("%q is not one of %s", s, strings.Join(c.choices, ", "))
+	}
+	*c.v = s
+	return nil
+}
+
+// choiceFlag registers a flag that takes one of choices, the first the
+// default; any other value is refused while parsing, naming the choices.
+func choiceFlag(fs *flag.FlagSet, name, usage string, choices ...string) *string {
+	v := choices[0]
+	fs.Var(choiceValue{&v, choices}, name, usage)
+	return &v
+}
+
+// outputFlag registers -o with the given choices, the first the default.
+func outputFlag(fs *flag.FlagSet, choices ...string) *string {
+	return choiceFlag(fs, "o", "output: "+strings.Join(choices, " or "), choices...)
+}
+
+// timeValue is a flag holding a point in time: RFC 3339, or a date (midnight
+// UTC). The zero time means "not given".
+type timeValue struct{ t *time.Time }
+
+func (v timeValue) String() string {
+	if v.t == nil || v.t.IsZero() {
+		return ""
+	}
+	return v.t.Format(time.RFC3339)
+}
+
+func (v timeValue) Set(s string) error {
+	t, err := parseTime(s)
+	if err != nil {
+		return err
+	}
+	*v.t = t
+	return nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time; use RFC 3339 (2026-12-01T15:04:05Z) or a date (2026-12-01, midnight UTC)", s)
+}
+
+// timeFlag registers a time flag.
+func timeFlag(fs *flag.FlagSet, name, usage string) *time.Time {
+	t := new(time.Time)
+	fs.Var(timeValue{t}, name, usage)
+	return t
+}
