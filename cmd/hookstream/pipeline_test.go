@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -113,20 +114,15 @@ func (p *pipeline) serve(args ...string) *proc {
 	}
 	go func() { pr.done <- cmd.Wait() }()
 	p.t.Cleanup(func() { cmd.Process.Kill(); <-pr.done })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.WaitFor(p.t, 20*time.Second, fmt.Sprintf("serve %v to answer /healthz", args), func() bool {
 		resp, err := http.Get(pr.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return pr
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("serve %v never answered /healthz:\n%s", args, pr.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return pr
 }
 
 // stop sends SIGTERM and waits for an orderly exit.
@@ -145,31 +141,34 @@ func (pr *proc) stop(t *testing.T) {
 }
 
 func (p *pipeline) stored() int64 {
+	return p.count(`SELECT count(*) FROM events`)
+}
+
+// count runs a query answering one number.
+func (p *pipeline) count(sql string, args ...any) int64 {
+	p.t.Helper()
 	var n int64
-	if err := p.db.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
-		p.t.Fatal(err)
+	if err := p.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		p.t.Fatalf("%s: %v", sql, err)
 	}
 	return n
 }
 
-func (p *pipeline) status() statusReport {
+// decode unmarshals a command's JSON output.
+func decode(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("decode %T: %v\n%s", v, err, out)
+	}
+}
+
+func (p *pipeline) status() process.Status {
 	p.t.Helper()
-	var rep statusReport
+	var rep process.Status
 	if err := json.Unmarshal([]byte(p.run("status", "-o", "json")), &rep); err != nil {
 		p.t.Fatal(err)
 	}
 	return rep
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 func readTruth(t *testing.T, path string) []string {
@@ -209,28 +208,34 @@ func TestDevStyleRunVerifiesAgainstTheEventsTable(t *testing.T) {
 			Reached int64  `json:"reached"`
 		} `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...)), &f); err != nil {
-		t.Fatal(err)
-	}
-	var instances int64
-	p.db.QueryRow(context.Background(), `SELECT count(*) FROM journey_instances WHERE journey = 'bank_transfer'`).Scan(&instances)
+	decode(t, p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...), &f)
+	instances := p.count(`SELECT count(*) FROM journey_instances WHERE journey = 'bank_transfer'`)
 	if f.Entered == 0 || f.Entered != instances || f.Steps[0].Step != "created" {
 		t.Fatalf("funnel: %+v; %d bank_transfer instances stored", f, instances)
 	}
 	var subject string
-	p.db.QueryRow(context.Background(), `SELECT subject FROM journey_instances WHERE journey = 'bank_transfer' LIMIT 1`).Scan(&subject)
+	if err := p.db.QueryRow(context.Background(), `SELECT subject FROM journey_instances WHERE journey = 'bank_transfer' LIMIT 1`).Scan(&subject); err != nil {
+		t.Fatal(err)
+	}
 	if out := p.run("query", "journey", "--journey", "bank_transfer", "--subject", subject); !strings.Contains(out, `"events"`) || !strings.Contains(out, subject) {
 		t.Fatalf("query journey:\n%s", out)
 	}
-	if out := p.run("journeys", "--journey", "bank_transfer", "rebuild"); !strings.Contains(out, fmt.Sprintf("bank_transfer: %d instances rebuilt", instances)) {
-		t.Fatalf("journeys rebuild:\n%s", out)
-	}
-	var again struct {
-		Entered int64 `json:"entered"`
-	}
-	json.Unmarshal([]byte(p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...)), &again)
-	if again.Entered != f.Entered {
-		t.Fatalf("funnel after rebuild: %d entered, before %d", again.Entered, f.Entered)
+	// The documented forms, flags before and after the verb, and the old name.
+	for _, args := range [][]string{
+		{"refold", "--journey", "bank_transfer"},
+		{"journeys", "rebuild", "--journey", "bank_transfer"},
+		{"journeys", "--journey", "bank_transfer", "rebuild"},
+	} {
+		if out := p.run(args...); !strings.Contains(out, fmt.Sprintf("bank_transfer: %d instances refolded", instances)) {
+			t.Fatalf("%v:\n%s", args, out)
+		}
+		var again struct {
+			Entered int64 `json:"entered"`
+		}
+		decode(t, p.run(append([]string{"query", "funnel", "--journey", "bank_transfer", "-o", "json"}, all...)...), &again)
+		if again.Entered != f.Entered {
+			t.Fatalf("funnel after %v: %d entered, before %d", args, again.Entered, f.Entered)
+		}
 	}
 	if out := p.run("query", "journeys", "--journey", "bank_transfer", "--limit", "3"); !strings.Contains(out, "current step") {
 		t.Fatalf("query journeys:\n%s", out)
@@ -238,8 +243,7 @@ func TestDevStyleRunVerifiesAgainstTheEventsTable(t *testing.T) {
 	if _, err := p.try("query", "funnel", "--journey", "no_such_journey"); err == nil {
 		t.Fatal("an unknown journey was accepted")
 	}
-	var all64 int64
-	p.db.QueryRow(context.Background(), `SELECT count(*) FROM journey_instances`).Scan(&all64)
+	all64 := p.count(`SELECT count(*) FROM journey_instances`)
 	st := p.status()
 	var sum int64
 	for _, n := range st.JourneyCount {
@@ -275,7 +279,7 @@ func TestKillNineMidBatchThenRestart(t *testing.T) {
 	for attempt := 0; attempt < 5 && killedWithPending == 0; attempt++ {
 		before := p.stored()
 		victim := p.serve(procArgs...)
-		waitUntil(t, 60*time.Second, "the processor to store some events", func() bool { return p.stored() > before+200 })
+		testenv.WaitFor(t, 60*time.Second, "the processor to store some events", func() bool { return p.stored() > before+200 })
 		victim.cmd.Process.Signal(syscall.SIGKILL)
 		<-victim.done
 		victim.done <- nil
@@ -290,7 +294,7 @@ func TestKillNineMidBatchThenRestart(t *testing.T) {
 	t.Logf("killed the processor with %d entries pending, %d of %d events stored", killedWithPending, p.stored(), len(want))
 
 	survivor := p.serve(procArgs...)
-	waitUntil(t, 120*time.Second, "every event stored and nothing pending", func() bool {
+	testenv.WaitFor(t, 120*time.Second, "every event stored and nothing pending", func() bool {
 		st := p.status()
 		return p.stored() == int64(len(want)) && st.Total.Pending == 0 && st.Total.Lag == 0
 	})
@@ -324,25 +328,25 @@ func TestPauseKeepsIngestAcceptingAndResumeDrains(t *testing.T) {
 		return ids
 	}
 	first := send("1", "streams")
-	waitUntil(t, 30*time.Second, "the first batch stored", func() bool { return p.stored() == int64(len(first)) })
+	testenv.WaitFor(t, 30*time.Second, "the first batch stored", func() bool { return p.stored() == int64(len(first)) })
 
 	p.run("pause", "process")
-	waitUntil(t, 10*time.Second, "the processor to report itself paused", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the processor to report itself paused", func() bool {
 		st := p.status()
 		return st.Paused && len(st.Processors) == 1 && st.Processors[0].Paused
 	})
-	time.Sleep(time.Second)     // a read in flight when the switch flipped may still finish
+	// Once a processor says it is paused it reads nothing more: every entry
+	// queued after that stays undelivered (lag), none pending, none stored.
 	second := send("2", "none") // every event answered 2xx: the receiver accepted and queued it
-	time.Sleep(2 * time.Second)
+	if st := p.status(); st.Total.Lag != int64(len(second)) || st.Total.Pending != 0 {
+		t.Fatalf("while paused: lag %d, pending %d; want every one of the %d queued events undelivered", st.Total.Lag, st.Total.Pending, len(second))
+	}
 	if n := p.stored(); n != int64(len(first)) {
 		t.Fatalf("%d events stored while paused, want %d", n, len(first))
 	}
-	if st := p.status(); st.Total.Lag < int64(len(second)) {
-		t.Fatalf("backlog (lag) %d while paused, want at least the %d queued events", st.Total.Lag, len(second))
-	}
 	p.run("resume", "process")
 	all := append(first, second...)
-	waitUntil(t, 60*time.Second, "the backlog drained after resume", func() bool { return p.stored() == int64(len(all)) })
+	testenv.WaitFor(t, 60*time.Second, "the backlog drained after resume", func() bool { return p.stored() == int64(len(all)) })
 	if rep, err := sim.VerifyEvents(context.Background(), p.db, all); err != nil || !rep.OK() {
 		t.Fatalf("events vs truth: %v %v", rep, err)
 	}
@@ -367,8 +371,8 @@ func TestDeadLetterReplayOfARepairedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dls []store.DeadLetter
-	waitUntil(t, 30*time.Second, "the poison entry dead-lettered", func() bool {
-		json.Unmarshal([]byte(p.run("dlq", "list", "-o", "json")), &dls)
+	testenv.WaitFor(t, 30*time.Second, "the poison entry dead-lettered", func() bool {
+		decode(t, p.run("dlq", "list", "-o", "json"), &dls)
 		return len(dls) == 1
 	})
 	d := dls[0]
@@ -384,19 +388,23 @@ func TestDeadLetterReplayOfARepairedEvent(t *testing.T) {
 	}
 
 	fixed := filepath.Join(t.TempDir(), "fixed.json")
-	os.WriteFile(fixed, []byte(strings.Replace(bad, `\u0000`, "", 1)), 0o600)
-	out := p.run("dlq", "replay", id, "--body", fixed)
-	if !strings.Contains(out, "replayed as stream entry") {
-		t.Fatalf("dlq replay output:\n%s", out)
+	if err := os.WriteFile(fixed, []byte(strings.Replace(bad, `\u0000`, "", 1)), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the repaired event stored", func() bool { return p.stored() == 1 })
+	out := p.run("dlq", "requeue", id, "--body", fixed)
+	if !strings.Contains(out, "requeued as stream entry") {
+		t.Fatalf("dlq requeue output:\n%s", out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the repaired event stored", func() bool { return p.stored() == 1 })
 	var topic string
-	p.db.QueryRow(ctx, `SELECT topic FROM events WHERE id = '3d2f0c4e-0000-4000-8000-00000000dead'`).Scan(&topic)
+	if err := p.db.QueryRow(ctx, `SELECT topic FROM events WHERE id = '3d2f0c4e-0000-4000-8000-00000000dead'`).Scan(&topic); err != nil {
+		t.Fatal(err)
+	}
 	if topic != "customer_created" {
 		t.Fatalf("stored topic %q, want the repaired customer_created", topic)
 	}
-	if _, err := p.try("dlq", "replay", id); err == nil {
-		t.Fatal("replaying an already replayed dead letter succeeded")
+	if _, err := p.try("dlq", "replay", id); err == nil { // the old name of requeue
+		t.Fatal("requeueing an already requeued dead letter succeeded")
 	}
 	if st := p.status(); st.DLQOpen != 0 {
 		t.Fatalf("%d dead letters still open after the replay", st.DLQOpen)
@@ -446,8 +454,13 @@ func TestQueryMetricsAgreesWithSQLOverEvents(t *testing.T) {
 		var w time.Time
 		var topic string
 		var n int64
-		rows.Scan(&w, &topic, &n)
+		if err := rows.Scan(&w, &topic, &n); err != nil {
+			t.Fatal(err)
+		}
 		want[w.UTC().Format(time.RFC3339)+" "+topic] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	rows.Close()
 	var total int64
@@ -487,8 +500,13 @@ func TestQueryMetricsAgreesWithSQLOverEvents(t *testing.T) {
 		for rows.Next() {
 			var w time.Time
 			var n float64
-			rows.Scan(&w, &n)
+			if err := rows.Scan(&w, &n); err != nil {
+				t.Fatal(err)
+			}
 			exp[w.UTC().Format(time.RFC3339)] = n
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
 		}
 		rows.Close()
 		for _, pt := range queryJSON(c.args...).Points {
