@@ -1,7 +1,7 @@
 // Package sim is a stand-in for Dwolla's webhook sender, used by tests, the
 // benchmark and `hookstream dev`.
 //
-// It has three parts:
+// It has four parts:
 //
 //   - Generation (Generate, NewGenerator, NewOrdered): realistic, reproducible
 //     customer lifecycles as Dwolla would report them (verification with its
@@ -19,6 +19,8 @@
 //     VerifyStreams, VerifyEvents): what was generated (see WriteTruth for
 //     the file format), and a comparison of it with what hookstream stored
 //     in Redis or PostgreSQL.
+//   - A whole run (Run, RunConfig): what `hookstream sim` does with those
+//     parts, once or continuously, with progress lines and a summary.
 //
 // It is not a client of the Dwolla API and not a model of Dwolla's balances or
 // amounts: bodies carry only the envelope fields Dwolla sends (id, topic,

@@ -1,6 +1,3 @@
-// Package bench holds hookstream's load generator and the reference receivers
-// its benchmarks compare against. It is used by `hookstream bench`; nothing in
-// the engine imports it.
 package bench
 
 import (

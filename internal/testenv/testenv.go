@@ -3,19 +3,18 @@
 // tests run in parallel and never touch anything that is not theirs. The
 // servers come from HOOKSTREAM_REDIS_URL and HOOKSTREAM_DATABASE_URL, which
 // `make test` sets (starting private servers when none is reachable).
+//
+// It is for tests only (it imports testing); what a program also needs, such
+// as fresh names and schema-selecting URLs, lives in internal/scratch.
 package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/scratch"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -37,12 +36,9 @@ func DatabaseURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// Name returns a short random identifier with prefix, safe as a key prefix or schema name.
-func Name(prefix string) string {
-	var b [6]byte
-	rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
+// Name returns a short random identifier with prefix, safe as a key prefix or
+// schema name (scratch.Name).
+func Name(prefix string) string { return scratch.Name(prefix) }
 
 // Redis returns a client of the test Redis and a namespace no other test
 // uses; every key under "<namespace>:" is deleted when the test ends.
@@ -110,14 +106,6 @@ func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, u
 }
 
-// WithSearchPath returns dbURL with its search_path set to schema.
-func WithSearchPath(dbURL, schema string) string {
-	u, err := url.Parse(dbURL)
-	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
-		return dbURL + fmt.Sprintf(" search_path=%s", schema)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// WithSearchPath returns dbURL with its search_path set to schema
+// (scratch.WithSearchPath).
+func WithSearchPath(dbURL, schema string) string { return scratch.WithSearchPath(dbURL, schema) }
