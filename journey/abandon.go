@@ -61,7 +61,7 @@ func (a *Abandoner) log() *slog.Logger {
 }
 
 // Tick abandons what the watermark has passed and returns those instances.
-func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
+func (a *Abandoner) Tick(ctx context.Context) ([]Row, error) {
 	if a.Set == nil {
 		return nil, errors.New("journey abandoner: no definitions (Set)")
 	}
@@ -69,7 +69,7 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	var done []store.JourneyRow
+	var done []Row
 	// In transactions of at most Batch candidates, until one finds fewer
 	// (what another transaction holds locked waits for the next tick).
 	// What a transaction abandoned is counted and published once it
@@ -90,7 +90,7 @@ func (a *Abandoner) Tick(ctx context.Context) ([]store.JourneyRow, error) {
 
 // abandon looks at one batch of candidates in one transaction; full says
 // whether a whole batch was looked at (there may be more).
-func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.JourneyRow, full bool, err error) {
+func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []Row, full bool, err error) {
 	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		if err := store.Lock(ctx, tx, store.JourneysLock, false); err != nil {
 			return err
@@ -99,18 +99,18 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.Jou
 		if batch <= 0 {
 			batch = 10_000
 		}
-		rows, checked, err := store.AbandonJourneys(ctx, tx, wm, batch)
+		rows, checked, err := abandonRows(ctx, tx, wm, batch)
 		if err != nil {
 			return err
 		}
 		full = checked == batch
-		recs := make([]store.JourneyRecord, len(rows))
+		recs := make([]Record, len(rows))
 		for i, r := range rows {
 			step := ""
 			if r.CurrentStep != nil {
 				step = *r.CurrentStep
 			}
-			recs[i] = store.JourneyRecord{Journey: r.Journey, Subject: r.Subject, Kind: "abandoned", Step: step,
+			recs[i] = Record{Journey: r.Journey, Subject: r.Subject, Kind: "abandoned", Step: step,
 				Detail: "no progress by " + r.Deadline.UTC().Format(time.RFC3339) + "; watermark " + wm.Format(time.RFC3339)}
 		}
 		done = rows
@@ -122,10 +122,10 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.Jou
 				Contribution(d, steps, d.Derive(steps, true), +1, funnel)
 			}
 		}
-		if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
+		if err := addFunnel(ctx, tx, funnelRows(funnel)); err != nil {
 			return err
 		}
-		return store.InsertJourneyRecords(ctx, tx, recs)
+		return insertRecords(ctx, tx, recs)
 	})
 	if err != nil {
 		return nil, false, err
@@ -134,7 +134,7 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []store.Jou
 }
 
 // publish adds a "journey abandoned" entry per instance to the stream.
-func (a *Abandoner) publish(ctx context.Context, done []store.JourneyRow, wm time.Time) {
+func (a *Abandoner) publish(ctx context.Context, done []Row, wm time.Time) {
 	if a.Redis != nil && len(done) > 0 {
 		_, err := a.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, r := range done {

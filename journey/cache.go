@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/fastcache"
-	"github.com/hookstream/hookstream/store"
 )
 
 // instanceCache keeps committed instance rows in memory so that an instance
@@ -29,7 +28,7 @@ func cacheKey(dst []byte, k instKey) []byte {
 }
 
 // get returns the cached row of k, if any.
-func (c *instanceCache) get(k instKey, buf []byte) (*store.JourneyRow, []byte, bool) {
+func (c *instanceCache) get(k instKey, buf []byte) (*Row, []byte, bool) {
 	key := cacheKey(buf[:0], k)
 	v, ok := c.c.HasGet(key[len(key):], key)
 	if !ok {
@@ -43,7 +42,7 @@ func (c *instanceCache) get(k instKey, buf []byte) (*store.JourneyRow, []byte, b
 }
 
 // put caches r (as committed at r.Version).
-func (c *instanceCache) put(r *store.JourneyRow, buf []byte) []byte {
+func (c *instanceCache) put(r *Row, buf []byte) []byte {
 	key := cacheKey(buf[:0], instKey{r.Journey, r.Subject})
 	v := encodeRow(key[len(key):], r)
 	c.c.Set(key, v)
@@ -80,7 +79,7 @@ func appendOptTime(b []byte, t *time.Time) []byte {
 	return binary.AppendVarint(append(b, 1), t.UnixMicro())
 }
 
-func encodeRow(b []byte, r *store.JourneyRow) []byte {
+func encodeRow(b []byte, r *Row) []byte {
 	b = binary.AppendVarint(b, r.Version)
 	b = appendString(b, r.Status)
 	b = appendOptString(b, r.CurrentStep)
@@ -172,9 +171,9 @@ func (d *decoder) optTime() *time.Time {
 	return &t
 }
 
-func decodeRow(k instKey, b []byte) (*store.JourneyRow, error) {
+func decodeRow(k instKey, b []byte) (*Row, error) {
 	d := &decoder{b: b}
-	r := &store.JourneyRow{Journey: k.journey, Subject: k.subject}
+	r := &Row{Journey: k.journey, Subject: k.subject}
 	r.Version = d.varint()
 	r.Status = d.string()
 	r.CurrentStep = d.optString()

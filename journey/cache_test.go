@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/hookstream/hookstream/store"
 )
 
 // TestCachedRowsDecodeAsEncoded: a row read back from the instance cache is
@@ -13,7 +11,7 @@ import (
 func TestCachedRowsDecodeAsEncoded(t *testing.T) {
 	at := func(s string) *time.Time { v, _ := time.Parse(time.RFC3339Nano, s); return &v }
 	str := func(s string) *string { return &s }
-	rows := []store.JourneyRow{
+	rows := []Row{
 		{Journey: "bank_transfer", Subject: "tr-1", Status: InProgress, CurrentStep: str("created"), EnteredAt: *at("2026-11-01T10:00:00.123456Z"),
 			LastAt: *at("2026-11-01T10:00:00.123456Z"), Deadline: at("2026-11-08T10:00:00.123456Z"), EntryTopic: str("customer_bank_transfer_created"),
 			StepAt: []*time.Time{at("2026-11-01T10:00:00.123456Z"), nil, nil}, StepEvent: []*string{str("e-1"), nil, nil}, Version: 7781},
@@ -41,7 +39,7 @@ func TestCachedRowsDecodeAsEncoded(t *testing.T) {
 }
 
 // describe spells a row out with its pointers followed.
-func describe(r *store.JourneyRow) string {
+func describe(r *Row) string {
 	opt := func(s *string) string {
 		if s == nil {
 			return "<nil>"
@@ -78,7 +76,7 @@ func TestFunnelDeltasByNumberMatchContribution(t *testing.T) {
 		for _, x := range ds.deltas(d, steps, st, 1, nil) {
 			sums[x.k] += x.n
 		}
-		if w, g := fmt.Sprint(FunnelRows(want)), fmt.Sprint(ds.rows(sums)); w != g {
+		if w, g := fmt.Sprint(funnelRows(want)), fmt.Sprint(ds.rows(sums)); w != g {
 			t.Fatalf("entered %s:\nContribution %s\nby number    %s", at, w, g)
 		}
 	}

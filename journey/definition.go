@@ -1,11 +1,3 @@
-// Package journey follows multi-step lifecycles (a customer's verification,
-// a funding source's micro-deposits, a transfer) per subject, from
-// definitions in YAML. An instance's state is the set of steps it has
-// reached, each with the first event time and event id that reached it; its
-// status, current step and conflicts are derived from that set by one fixed
-// rule (Derive), so arrival order, duplicates and replays cannot change it.
-// This package is the pure part plus the folding step that keeps instances
-// in PostgreSQL; reads go through package query.
 package journey
 
 import (

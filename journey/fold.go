@@ -74,7 +74,7 @@ var noCache = era{epoch: -2}
 // txWritten is what one transaction wrote, and the era it worked in.
 type txWritten struct {
 	era  era
-	rows []*store.JourneyRow
+	rows []*Row
 }
 
 // NewFolder returns the journeys folding step for set, caching instances
@@ -135,7 +135,7 @@ func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (era, error) {
 	if f.cache == nil {
 		return noCache, nil
 	}
-	e, readCommitted, err := store.JourneyEpoch(ctx, tx)
+	e, readCommitted, err := readEpoch(ctx, tx)
 	if err != nil {
 		return noCache, err
 	}
@@ -223,9 +223,9 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		pending = append(pending, k)
 	}
 	slices.SortFunc(pending, compareKeys) // concurrent folds write rows in one order
-	var recs []store.JourneyRecord
+	var recs []Record
 	funnel := make(map[fkey]int64, 64)
-	var written []*store.JourneyRow
+	var written []*Row
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 20 {
 			return &pgconn.PgError{Code: "40001", Message: fmt.Sprintf("journey instances kept changing under the fold (%d left)", len(pending))}
@@ -235,12 +235,12 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			return err
 		}
 		changes := make(map[instKey]*folded, len(pending))
-		var updates, inserts []store.JourneyRow
+		var updates, inserts []Row
 		for _, k := range pending {
 			d, _ := f.set.Get(k.journey)
 			row := current[k]
 			if row == nil {
-				row = &store.JourneyRow{Journey: k.journey, Subject: k.subject}
+				row = &Row{Journey: k.journey, Subject: k.subject}
 			}
 			c, ok := f.change(d, k, row, acc[k])
 			if !ok {
@@ -261,11 +261,11 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		// for each other. A later attempt updates after this attempt's
 		// writes and can deadlock; PostgreSQL then aborts one transaction
 		// and the processor retries its batch.
-		inserted, err := store.InsertNewJourneyRows(ctx, tx, inserts)
+		inserted, err := insertNewRows(ctx, tx, inserts)
 		if err != nil {
 			return err
 		}
-		updated, err := store.UpdateJourneyRows(ctx, tx, updates)
+		updated, err := updateRows(ctx, tx, updates)
 		if err != nil {
 			return err
 		}
@@ -275,10 +275,9 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			if c == nil {
 				continue
 			}
-			jk := store.JourneyKey{Journey: k.journey, Subject: k.subject}
-			v, ok := updated[jk]
+			v, ok := updated[k]
 			if !ok {
-				v, ok = inserted[jk]
+				v, ok = inserted[k]
 			}
 			if !ok {
 				retry = append(retry, k)
@@ -305,7 +304,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		f.written[tx] = w
 		f.mu.Unlock()
 	}
-	if err := store.AddFunnel(ctx, tx, f.dims.rows(funnel)); err != nil {
+	if err := addFunnel(ctx, tx, f.dims.rows(funnel)); err != nil {
 		return err
 	}
 	for _, r := range recs {
@@ -316,20 +315,20 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 			conflictsTotal.Inc()
 		}
 	}
-	return store.InsertJourneyRecords(ctx, tx, recs)
+	return insertRecords(ctx, tx, recs)
 }
 
 // current returns the committed rows of keys (nil where none): from the
 // cache when useCache is true and it has them, the others read from
 // PostgreSQL and cached (if the cache is still in txEra).
-func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, txEra era) (map[instKey]*store.JourneyRow, error) {
-	rows := make(map[instKey]*store.JourneyRow, len(keys))
+func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, txEra era) (map[instKey]*Row, error) {
+	rows := make(map[instKey]*Row, len(keys))
 	var js, ss []string
 	var buf []byte
 	hits := 0
 	for _, k := range keys {
 		if useCache && f.cache != nil {
-			var r *store.JourneyRow
+			var r *Row
 			var ok bool
 			if r, buf, ok = f.cache.get(k, buf); ok {
 				rows[k] = r
@@ -348,7 +347,7 @@ func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCach
 	if len(js) == 0 {
 		return rows, nil
 	}
-	found, err := store.ReadJourneyRows(ctx, tx, js, ss)
+	found, err := readRows(ctx, tx, js, ss)
 	if err != nil {
 		return nil, err
 	}
@@ -371,15 +370,15 @@ func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCach
 
 // folded is what folding new reaches into one instance changes.
 type folded struct {
-	row    store.JourneyRow
+	row    Row
 	funnel []fdelta
-	recs   []store.JourneyRecord
+	recs   []Record
 }
 
 // change merges reaches into the instance row (as read) and returns the
 // row to write, its funnel deltas and its records; ok is false when
 // nothing changes.
-func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches []Reach) (*folded, bool) {
+func (f *Folder) change(d *Definition, k instKey, row *Row, reaches []Reach) (*folded, bool) {
 	oldSteps, oldSt := rowState(d, row)
 	steps := slices.Clone(oldSteps)
 	if !Merge(&steps, reaches) {
@@ -398,7 +397,7 @@ func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches
 	// progress: the instance stays abandoned.
 	if abandonedAt != nil {
 		if st.LastAt.After(oldSt.LastAt) || st.Status == Completed || st.Status == Failed {
-			out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
+			out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
 				Detail: "progress after the instance was abandoned"})
 			abandonedAt = nil
 		} else {
@@ -406,10 +405,10 @@ func (f *Folder) change(d *Definition, k instKey, row *store.JourneyRow, reaches
 		}
 	}
 	if st.Conflict != "" && st.Conflict != oldConflict {
-		out.recs = append(out.recs, store.JourneyRecord{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
+		out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
 	}
 	out.funnel = f.dims.deltas(d, steps, st, +1, out.funnel)
-	out.row = RowOf(d, k.subject, steps, st, abandonedAt)
+	out.row = rowOf(d, k.subject, steps, st, abandonedAt)
 	return out, true
 }
 
@@ -422,7 +421,7 @@ func stepName(d *Definition, i int) string {
 
 // ReachesOf reads a stored row's steps. Only the earliest reach's topic is
 // stored (the entry topic); the others' topics are not needed.
-func ReachesOf(r *store.JourneyRow) []Reach {
+func ReachesOf(r *Row) []Reach {
 	out := make([]Reach, len(r.StepAt))
 	first := -1
 	for i := range r.StepAt {
@@ -439,9 +438,9 @@ func ReachesOf(r *store.JourneyRow) []Reach {
 	return out
 }
 
-// RowOf is the row for an instance's steps and derived state.
-func RowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *time.Time) store.JourneyRow {
-	row := store.JourneyRow{Journey: d.Name, Subject: subject, Status: st.Status, EnteredAt: st.EnteredAt, LastAt: st.LastAt,
+// rowOf is the row for an instance's steps and derived state.
+func rowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *time.Time) Row {
+	row := Row{Journey: d.Name, Subject: subject, Status: st.Status, EnteredAt: st.EnteredAt, LastAt: st.LastAt,
 		Deadline: st.Deadline, AbandonedAt: abandonedAt}
 	row.StepAt, row.StepEvent = make([]*time.Time, len(steps)), make([]*string, len(steps))
 	ats, evs := make([]time.Time, len(steps)), make([]string, len(steps)) // one allocation each, not one per step
@@ -485,10 +484,10 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	}
 	// Counted, so processors empty their caches of the instances this
 	// rewrites (it may remove reaches, which nothing else does).
-	if err := store.BumpJourneyEpoch(ctx, tx); err != nil {
+	if err := bumpEpoch(ctx, tx); err != nil {
 		return 0, err
 	}
-	abandoned, err := store.AbandonedJourneys(ctx, tx, journey)
+	abandoned, err := abandonedRows(ctx, tx, journey)
 	if err != nil {
 		return 0, err
 	}
@@ -521,19 +520,19 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 	}
 	funnel := map[FunnelKey]int64{}
 	if subject == "" {
-		if err := store.DeleteFunnel(ctx, tx, journey); err != nil {
+		if err := deleteFunnel(ctx, tx, journey); err != nil {
 			return 0, err
 		}
-	} else if old, ok, err := store.GetJourney(ctx, tx, journey, subject); err != nil {
+	} else if old, ok, err := getRow(ctx, tx, journey, subject); err != nil {
 		return 0, err
 	} else if ok {
 		oldSteps, oldSt := rowState(d, &old)
 		Contribution(d, oldSteps, oldSt, -1, funnel)
 	}
-	if err := store.DeleteJourneys(ctx, tx, journey, subject); err != nil {
+	if err := deleteRows(ctx, tx, journey, subject); err != nil {
 		return 0, err
 	}
-	rows := make([]store.JourneyRow, 0, len(acc))
+	rows := make([]Row, 0, len(acc))
 	for k, steps := range acc {
 		st := d.Derive(steps, false)
 		var abandonedAt *time.Time
@@ -544,18 +543,18 @@ func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string
 			abandonedAt = &at
 		}
 		Contribution(d, steps, st, +1, funnel)
-		rows = append(rows, RowOf(d, k.subject, steps, st, abandonedAt))
+		rows = append(rows, rowOf(d, k.subject, steps, st, abandonedAt))
 	}
-	if err := store.AddFunnel(ctx, tx, FunnelRows(funnel)); err != nil {
+	if err := addFunnel(ctx, tx, funnelRows(funnel)); err != nil {
 		return 0, err
 	}
-	slices.SortFunc(rows, func(a, b store.JourneyRow) int {
+	slices.SortFunc(rows, func(a, b Row) int {
 		if a.Subject < b.Subject {
 			return -1
 		}
 		return 1
 	})
-	return len(rows), store.UpsertJourneyRows(ctx, tx, rows)
+	return len(rows), upsertRows(ctx, tx, rows)
 }
 
 // Refold rebuilds every journey that the topics of events created in

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -173,9 +172,9 @@ func (t *dims) deltas(d *Definition, steps []Reach, st State, sign int64, out []
 	return out
 }
 
-// rows turns summed deltas into rows, as FunnelRows does.
-func (t *dims) rows(sums map[fkey]int64) []store.FunnelDelta {
-	out := make([]store.FunnelDelta, 0, len(sums))
+// rows turns summed deltas into rows, as funnelRows does.
+func (t *dims) rows(sums map[fkey]int64) []funnelDelta {
+	out := make([]funnelDelta, 0, len(sums))
 	for k, n := range sums { // fkeys and FunnelKeys correspond one to one
 		if n == 0 {
 			continue
@@ -184,27 +183,27 @@ func (t *dims) rows(sums map[fkey]int64) []store.FunnelDelta {
 		if k.step >= 0 {
 			step = k.d.Steps[k.step].Name
 		}
-		out = append(out, store.FunnelDelta{Journey: k.d.Name, Day: time.Unix(int64(k.day)*86400, 0).UTC(), Dim: t.name(k.dim),
+		out = append(out, funnelDelta{Journey: k.d.Name, Day: time.Unix(int64(k.day)*86400, 0).UTC(), Dim: t.name(k.dim),
 			Kind: kindNames[k.kind], Step: step, Bucket: k.bucket, N: n})
 	}
-	return sortFunnelRows(out)
+	return sortfunnelRows(out)
 }
 
-// FunnelRows turns deltas into rows for an additive upsert, without zeros,
+// funnelRows turns deltas into rows for an additive upsert, without zeros,
 // in key order (concurrent folds lock rows in one order).
-func FunnelRows(deltas map[FunnelKey]int64) []store.FunnelDelta {
-	out := make([]store.FunnelDelta, 0, len(deltas))
+func funnelRows(deltas map[FunnelKey]int64) []funnelDelta {
+	out := make([]funnelDelta, 0, len(deltas))
 	for k, n := range deltas {
 		if n != 0 {
-			out = append(out, store.FunnelDelta{Journey: k.Journey, Day: k.Day, Dim: k.Dim, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
+			out = append(out, funnelDelta{Journey: k.Journey, Day: k.Day, Dim: k.Dim, Kind: k.Kind, Step: k.Step, Bucket: int32(k.Bucket), N: n})
 		}
 	}
-	return sortFunnelRows(out)
+	return sortfunnelRows(out)
 }
 
-// sortFunnelRows puts rows in key order.
-func sortFunnelRows(out []store.FunnelDelta) []store.FunnelDelta {
-	slices.SortFunc(out, func(a, b store.FunnelDelta) int {
+// sortfunnelRows puts rows in key order.
+func sortfunnelRows(out []funnelDelta) []funnelDelta {
+	slices.SortFunc(out, func(a, b funnelDelta) int {
 		switch {
 		case a.Journey != b.Journey:
 			return cmpStr(a.Journey, b.Journey)
@@ -233,7 +232,7 @@ func cmpStr(a, b string) int {
 }
 
 // rowState derives the state of a stored row as the fold last wrote it.
-func rowState(d *Definition, r *store.JourneyRow) ([]Reach, State) {
+func rowState(d *Definition, r *Row) ([]Reach, State) {
 	steps := ReachesOf(r)
 	st := d.Derive(steps, r.AbandonedAt != nil)
 	return steps, st
@@ -242,11 +241,11 @@ func rowState(d *Definition, r *store.JourneyRow) ([]Reach, State) {
 // RebuildFunnel recomputes journey d's funnel aggregates from its
 // instances, in tx (for instances written by other means than the fold).
 func RebuildFunnel(ctx context.Context, tx pgx.Tx, d *Definition) error {
-	if err := store.DeleteFunnel(ctx, tx, d.Name); err != nil {
+	if err := deleteFunnel(ctx, tx, d.Name); err != nil {
 		return err
 	}
 	funnel := map[FunnelKey]int64{}
-	err := store.EachJourney(ctx, tx, d.Name, func(r *store.JourneyRow) error {
+	err := eachRow(ctx, tx, d.Name, func(r *Row) error {
 		steps, st := rowState(d, r)
 		Contribution(d, steps, st, +1, funnel)
 		return nil
@@ -254,5 +253,5 @@ func RebuildFunnel(ctx context.Context, tx pgx.Tx, d *Definition) error {
 	if err != nil {
 		return err
 	}
-	return store.AddFunnel(ctx, tx, FunnelRows(funnel))
+	return addFunnel(ctx, tx, funnelRows(funnel))
 }

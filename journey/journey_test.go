@@ -199,3 +199,19 @@ func TestTheDerivationRule(t *testing.T) {
 		t.Fatalf("an ended instance is never abandoned: %s", st.Status)
 	}
 }
+
+func TestWilsonInterval(t *testing.T) {
+	f := func(x, n int64, rate, low, high float64) {
+		t.Helper()
+		c := journey.Wilson(x, n)
+		near := func(a, b float64) bool { return a-b < 1e-4 && b-a < 1e-4 }
+		if !near(c.Rate, rate) || !near(c.Low, low) || !near(c.High, high) {
+			t.Errorf("Wilson(%d, %d) = %+v, want %v [%v, %v]", x, n, c, rate, low, high)
+		}
+	}
+	f(0, 0, 0, 0, 0)
+	f(5, 10, 0.5, 0.2366, 0.7634)
+	f(0, 10, 0, 0, 0.2775)
+	f(10, 10, 1, 0.7225, 1)
+	f(81, 263, 0.30798, 0.25528, 0.36620)
+}

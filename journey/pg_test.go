@@ -14,7 +14,6 @@ import (
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/process"
-	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -113,7 +112,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	far := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	for j, want := range entered {
 		d, _ := folder.Set().Get(j)
-		f, err := query.QueryFunnel(ctx, e.db, d, far, far.AddDate(100, 0, 0))
+		f, err := journey.Funnel(ctx, e.db, d, far, far.AddDate(100, 0, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +127,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 		if f.Completed+f.Failed+f.InProgress+f.Abandoned != f.Entered {
 			t.Errorf("%s: statuses %d+%d+%d+%d do not add up to %d", j, f.Completed, f.Failed, f.InProgress, f.Abandoned, f.Entered)
 		}
-		parts, err := query.QueryFunnels(ctx, e.db, d, far, far.AddDate(100, 0, 0), query.BreakdownEntryTopic)
+		parts, err := journey.Funnels(ctx, e.db, d, far, far.AddDate(100, 0, 0), journey.BreakdownEntryTopic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,11 +199,11 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	wm := t0
 	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
 	status := func() (string, *time.Time) {
-		row, ok, err := store.GetJourney(ctx, e.db, "bank_transfer", "tr-1")
-		if err != nil || !ok {
-			t.Fatalf("instance: %v %v", ok, err)
+		inst, err := journey.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
+		if err != nil {
+			t.Fatalf("instance: %v", err)
 		}
-		return row.Status, row.AbandonedAt
+		return inst.Status, inst.AbandonedAt
 	}
 	fold("e1", "customer_bank_transfer_created", t0)
 	wm = t0.Add(100 * time.Hour) // before the 168h deadline
@@ -220,7 +219,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 		t.Fatalf("after the deadline: %s at %v", st, at)
 	}
 	checkFunnel(t, e.db, folder.Set())
-	f, err := query.QueryFunnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	f, err := journey.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
 	if err != nil || f.Entered != 1 || f.Abandoned != 1 || f.Steps[0].Abandoned != 1 || f.InProgress != 0 {
 		t.Fatalf("funnel while abandoned: %+v %v", f, err)
 	}
@@ -240,15 +239,12 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 		t.Fatalf("after progress: %s, abandoned at %v; want completed, not abandoned", st, at)
 	}
 	checkFunnel(t, e.db, folder.Set())
-	f, err = query.QueryFunnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	f, err = journey.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
 	if err != nil || f.Completed != 1 || f.Abandoned != 0 || f.Steps[1].Reached != 1 || f.Steps[1].MedianSeconds == nil ||
 		*f.Steps[1].MedianSeconds < 171*3600*0.99 || *f.Steps[1].MedianSeconds > 171*3600*1.01 {
 		t.Fatalf("funnel after completion: %+v %v", f, err)
 	}
-	recs, err := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := records(t, e, folder, "bank_transfer", "tr-1")
 	var kinds []string
 	for _, r := range recs {
 		kinds = append(kinds, r.Kind)
@@ -259,10 +255,10 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	}
 	// A duplicate of an old event changes nothing and records nothing.
 	fold("e0", "customer_bank_transfer_created", t0.Add(-time.Hour))
-	if recs2, _ := store.JourneyRecords(ctx, e.db, "bank_transfer", "tr-1"); len(recs2) != len(recs) {
+	if recs2 := records(t, e, folder, "bank_transfer", "tr-1"); len(recs2) != len(recs) {
 		t.Fatalf("a duplicate added records: %d, was %d", len(recs2), len(recs))
 	}
-	inst, err := query.QueryJourney(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
+	inst, err := journey.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
 	if err != nil || inst.Status != journey.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e0" {
 		t.Fatalf("query journey: %+v %v", inst, err)
 	}
@@ -479,10 +475,20 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 	}
 }
 
+// records is what happened to an instance.
+func records(t *testing.T, e *env, folder *journey.Folder, journeyName, subject string) []journey.Record {
+	t.Helper()
+	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.Records
+}
+
 // stepEvent is the event that reached step of an instance.
 func stepEvent(t *testing.T, e *env, folder *journey.Folder, journeyName, subject, step string) string {
 	t.Helper()
-	inst, err := query.QueryJourney(context.Background(), e.db, mustGet(folder, journeyName), subject)
+	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +622,7 @@ func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
 	ctx := context.Background()
 	want := map[journey.FunnelKey]int64{}
 	for _, d := range set.Journeys {
-		rows, err := store.ListJourneys(ctx, db, d.Name, "", time.Unix(0, 0), time.Now().AddDate(100, 0, 0), 10_000_000)
+		rows, err := journey.Instances(ctx, db, d, journey.InstanceFilter{From: time.Unix(0, 0), To: time.Now().AddDate(100, 0, 0), Limit: 10_000_000})
 		if err != nil {
 			t.Fatal(err)
 		}

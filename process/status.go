@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
@@ -95,27 +96,8 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 			}
 		}
 	}
-	if st.JourneyCount, err = journeyCountByStatus(ctx, db); err != nil {
+	if st.JourneyCount, err = journey.CountByStatus(ctx, db); err != nil {
 		st.fail("journeys", err)
 	}
 	return st, nil
-}
-
-// journeyCountByStatus counts journey instances by status.
-func journeyCountByStatus(ctx context.Context, db *pgxpool.Pool) (map[string]int64, error) {
-	rows, err := db.Query(ctx, `SELECT kind, sum(n)::bigint FROM journey_funnel WHERE kind IN ('in_progress', 'completed', 'failed', 'abandoned') GROUP BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("count journey instances by status: %w", err)
-	}
-	out := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("count journey instances by status: %w", err)
-		}
-		out[k] = n
-	}
-	return out, rows.Err()
 }

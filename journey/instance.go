@@ -1,0 +1,121 @@
+package journey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+)
+
+// Reads of instances, for the CLI and the API: one instance in full, a
+// list of instances, and the count of instances by status.
+
+// InstanceStep is one step of an instance.
+type InstanceStep struct {
+	Step      string     `json:"step"`
+	ReachedAt *time.Time `json:"reached_at,omitempty"`
+	EventID   string     `json:"event_id,omitempty"`
+}
+
+// InstanceEvent is a stored event that built an instance.
+type InstanceEvent struct {
+	ID       string    `json:"id"`
+	Topic    string    `json:"topic"`
+	Created  time.Time `json:"created"`
+	Received time.Time `json:"received"`
+}
+
+// InstanceReport is one instance: its state, its steps, the events that
+// reached them and what happened to it.
+type InstanceReport struct {
+	Journey     string          `json:"journey"`
+	Subject     string          `json:"subject"`
+	Status      string          `json:"status"`
+	CurrentStep string          `json:"current_step"`
+	EnteredAt   time.Time       `json:"entered_at"`
+	LastAt      time.Time       `json:"last_progress_at"`
+	Deadline    *time.Time      `json:"deadline,omitempty"`
+	AbandonedAt *time.Time      `json:"abandoned_at,omitempty"`
+	Conflict    string          `json:"conflict,omitempty"`
+	Steps       []InstanceStep  `json:"steps"`
+	Events      []InstanceEvent `json:"events"`
+	Records     []Record        `json:"records"`
+}
+
+// ErrNoInstance is what Instance's error matches (errors.Is) when journey
+// d has no instance for the subject.
+var ErrNoInstance = errors.New("no such journey instance")
+
+type noInstanceError struct{ journey, subject string }
+
+func (e noInstanceError) Error() string {
+	return fmt.Sprintf("no %s instance for subject %q", e.journey, e.subject)
+}
+
+func (e noInstanceError) Is(target error) bool { return target == ErrNoInstance }
+
+// Instance reports the instance of d for subject.
+func Instance(ctx context.Context, db store.Querier, d *Definition, subject string) (InstanceReport, error) {
+	row, ok, err := getRow(ctx, db, d.Name, subject)
+	if err != nil {
+		return InstanceReport{}, err
+	}
+	if !ok {
+		return InstanceReport{}, noInstanceError{d.Name, subject}
+	}
+	in := InstanceReport{Journey: row.Journey, Subject: row.Subject, Status: row.Status, EnteredAt: row.EnteredAt, LastAt: row.LastAt,
+		Deadline: row.Deadline, AbandonedAt: row.AbandonedAt}
+	if row.CurrentStep != nil {
+		in.CurrentStep = *row.CurrentStep
+	}
+	if row.Conflict != nil {
+		in.Conflict = *row.Conflict
+	}
+	reaches := ReachesOf(&row)
+	var ids []string
+	for i, s := range d.Steps {
+		js := InstanceStep{Step: s.Name}
+		if i < len(reaches) && reaches[i].Reached() {
+			at := reaches[i].At
+			js.ReachedAt, js.EventID = &at, reaches[i].Event
+			ids = append(ids, reaches[i].Event)
+		}
+		in.Steps = append(in.Steps, js)
+	}
+	if in.Events, err = eventsByID(ctx, db, ids); err != nil {
+		return in, err
+	}
+	in.Records, err = readRecords(ctx, db, d.Name, subject)
+	return in, err
+}
+
+// InstanceFilter selects the instances Instances lists.
+type InstanceFilter struct {
+	Status   string    // only instances in this status ("": any); one of InProgress, Completed, Failed, Abandoned
+	From, To time.Time // entered in [From, To)
+	Limit    int       // at most this many (default 100)
+}
+
+// Instances lists the instances of d that match filter, the latest to
+// enter first.
+func Instances(ctx context.Context, db store.Querier, d *Definition, filter InstanceFilter) ([]Row, error) {
+	switch filter.Status {
+	case "", InProgress, Completed, Failed, Abandoned:
+	default:
+		return nil, fmt.Errorf("status %q: use in_progress, completed, failed or abandoned", filter.Status)
+	}
+	limit := filter.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return listRows(ctx, db, d.Name, filter.Status, filter.From, filter.To, limit)
+}
+
+// CountByStatus is the number of instances of every journey in each status
+// (in_progress, completed, failed, abandoned; a status no instance is in
+// is missing), from the funnel aggregates: it reads no instance.
+func CountByStatus(ctx context.Context, db store.Querier) (map[string]int64, error) {
+	return countByStatus(ctx, db)
+}
