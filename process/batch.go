@@ -121,7 +121,7 @@ func (p *Processor) handle(ctx context.Context, consumer string, msgs []stream.M
 		p.log.Warn("entries vanished from the stream while pending (trimmed or deleted outside hookstream); their events may be missing: reconcile to recover them",
 			"consumer", consumer, "entries", deleted)
 	}
-	if err := p.storeAll(ctx, good, dead); err != nil {
+	if err := p.storeAll(ctx, good, dead, nil); err != nil {
 		return err
 	}
 	for _, it := range good {
@@ -132,19 +132,14 @@ func (p *Processor) handle(ctx context.Context, consumer string, msgs []stream.M
 	}
 	// An entry delivered more than MaxDeliveries times is stored on its
 	// own: if it was stored before and only its acknowledgement kept
-	// failing, it is a duplicate now; if it fails again for any reason but
-	// an outage, it is dead-lettered.
+	// failing, it is a duplicate now; if it fails again, it is judged like
+	// any row that fails alone, and dead-lettered only if it is poison.
 	for _, it := range alone {
-		err := p.storeRetrying(ctx, []item{it}, nil, 1)
-		if err != nil && classify(err) == transient {
-			return err
+		overDelivered := func(m stream.Message) string {
+			return fmt.Sprintf("delivered %d times, more than the limit of %d; ", m.Deliveries, p.opts.MaxDeliveries)
 		}
-		if err != nil {
-			dl := p.deadLetter(it.msg, fmt.Sprintf("delivered %d times, more than the limit of %d; storing it alone failed: %v",
-				it.msg.Deliveries, p.opts.MaxDeliveries, err))
-			if err := p.storeRetrying(ctx, nil, []store.DeadLetter{dl}, 1); err != nil {
-				return err
-			}
+		if err := p.storeAll(ctx, []item{it}, nil, overDelivered); err != nil {
+			return err
 		}
 		if err := p.ack(ctx, []stream.Message{it.msg}); err != nil {
 			return err
@@ -182,25 +177,16 @@ func (p *Processor) keepHeld(ctx context.Context, consumer string, msgs []stream
 
 // storeAll commits good and dead. When PostgreSQL rejects rows it splits the
 // batch in halves until the rows at fault are alone and dead-letters exactly
-// those, so a bad entry never holds back a valid one. A row that fails alone
-// in an unexplained way is poison only if the system is otherwise healthy:
-// some other row of the batch was stored, or a canary event stores fine in
-// a rolled-back transaction. Otherwise the fault is not in the rows, and it
-// holds the batch, retrying, until the cause is fixed (or ctx ends).
-func (p *Processor) storeAll(ctx context.Context, good []item, dead []store.DeadLetter) error {
+// those, so a bad entry never holds back a valid one. Rows that fail alone in
+// an unexplained way are suspects, judged by judge; when the fault is not in
+// the rows, it holds the batch, retrying, until the cause is fixed (or ctx
+// ends). why, if not nil, starts the reason of each dead letter.
+func (p *Processor) storeAll(ctx context.Context, good []item, dead []store.DeadLetter, why func(stream.Message) string) error {
 	for attempt := 0; ; attempt++ {
-		s := splitter{p: p}
+		s := splitter{p: p, why: why}
 		err := s.store(ctx, good, dead)
 		if err == nil && len(s.suspects) > 0 {
-			if !s.healthy(ctx) {
-				err = fmt.Errorf("%w: %w", errSystemic, s.suspects[0].err)
-			} else {
-				dls := make([]store.DeadLetter, len(s.suspects))
-				for i, sp := range s.suspects {
-					dls[i] = p.deadLetter(sp.msg, "fails alone while PostgreSQL stores other events: "+sp.err.Error())
-				}
-				err = s.store(ctx, nil, dls)
-			}
+			err = s.judge(ctx)
 		}
 		if !errors.Is(err, errSystemic) {
 			if attempt > 0 {
@@ -226,10 +212,11 @@ func (p *Processor) storeAll(ctx context.Context, good []item, dead []store.Dead
 // splitter is one bisection of a batch.
 type splitter struct {
 	p        *Processor
-	stored   int             // rows committed
-	done     map[string]bool // refs of the entries committed
-	suspects []suspect       // rows that failed alone, unexplained
-	canary   int             // 0 not run, 1 stored fine, -1 failed
+	why      func(stream.Message) string // starts dead letters' reasons (nil: nothing)
+	stored   int                         // rows committed
+	done     map[string]bool             // refs of the entries committed
+	suspects []suspect                   // rows that failed alone, unexplained
+	canary   int                         // 0 not run, 1 stored fine, -1 failed
 }
 
 type suspect struct {
@@ -237,8 +224,16 @@ type suspect struct {
 	err error
 }
 
-// healthy reports whether rows fail for their own sake: other rows were
-// stored, or the canary is.
+func (s *splitter) deadLetter(m stream.Message, reason string) store.DeadLetter {
+	if s.why != nil {
+		reason = s.why(m) + reason
+	}
+	return s.p.deadLetter(m, reason)
+}
+
+// healthy reports whether the rows seem to fail for their own sake: other
+// rows were stored, or a canary is. It only decides whether bisecting on is
+// worth it; judge decides what is poison.
 func (s *splitter) healthy(ctx context.Context) bool {
 	if s.stored > 0 {
 		return true
@@ -254,6 +249,70 @@ func (s *splitter) healthy(ctx context.Context) bool {
 	return s.canary == 1
 }
 
+// judge decides which suspects are poison. A failure counts against a row
+// only when the system demonstrably works on both sides of it: after every
+// suspect's first failure a canary event stores and folds fine, the suspect
+// then fails alone again, and a canary stores fine after that. A dependency
+// that goes down, recovers or is down for a while at any moment cannot make
+// a good row look like that: it would have to be down at the first failure,
+// up for the first canary, down again for the second attempt and up again
+// for the last canary. Comparing a row's failure with other rows' successes
+// at other moments (as the bisection sees them) is no evidence: the folding
+// step may have recovered, or failed, in between.
+//
+// Suspects that store fine the second time are stored. If a canary fails,
+// the fault is not in the rows: judge returns errSystemic and the batch is
+// held.
+func (s *splitter) judge(ctx context.Context) error {
+	if err := s.p.canary(ctx); err != nil {
+		return s.systemic(err)
+	}
+	var dls []store.DeadLetter
+	var poison []suspect
+	for _, sp := range s.suspects {
+		err := s.p.storeRetrying(ctx, []item{sp.item}, nil, 1)
+		switch {
+		case err == nil:
+			s.committed([]item{sp.item})
+		case classify(err) == transient:
+			return err // ctx ended while retrying
+		case classify(err) == rejected:
+			dls = append(dls, s.deadLetter(sp.msg, "rejected by PostgreSQL: "+err.Error()))
+		default:
+			poison = append(poison, suspect{sp.item, err})
+		}
+	}
+	if len(poison) > 0 {
+		if err := s.p.canary(ctx); err != nil {
+			return s.systemic(err)
+		}
+		for _, sp := range poison {
+			dls = append(dls, s.deadLetter(sp.msg, "fails alone, twice, while a canary event stores fine before and after: "+sp.err.Error()))
+		}
+	}
+	if len(dls) == 0 {
+		return nil
+	}
+	return s.store(ctx, nil, dls)
+}
+
+// systemic is the error that holds the batch: a canary failed with err.
+func (s *splitter) systemic(err error) error {
+	s.p.log.Warn("canary event fails too", "err", err)
+	return fmt.Errorf("%w: a canary event fails too: %w", errSystemic, err)
+}
+
+// committed records rows this splitter stored.
+func (s *splitter) committed(rows []item) {
+	s.stored += len(rows)
+	if s.done == nil {
+		s.done = map[string]bool{}
+	}
+	for _, it := range rows {
+		s.done[it.msg.Ref()] = true
+	}
+}
+
 func (s *splitter) store(ctx context.Context, good []item, dead []store.DeadLetter) error {
 	// An unexplained failure of the whole batch is retried a few times
 	// before splitting; inside a split, once.
@@ -263,13 +322,7 @@ func (s *splitter) store(ctx context.Context, good []item, dead []store.DeadLett
 	}
 	err := s.p.storeRetrying(ctx, good, dead, tries)
 	if err == nil {
-		s.stored += len(good)
-		if s.done == nil {
-			s.done = map[string]bool{}
-		}
-		for _, it := range good {
-			s.done[it.msg.Ref()] = true
-		}
+		s.committed(good)
 		return nil
 	}
 	kind := classify(err)
@@ -279,7 +332,7 @@ func (s *splitter) store(ctx context.Context, good []item, dead []store.DeadLett
 	case len(good) == 0:
 		return fmt.Errorf("PostgreSQL rejects the dead letters themselves: %w", err)
 	case len(good) == 1 && kind == rejected:
-		return s.store(ctx, nil, append(dead, s.p.deadLetter(good[0].msg, "rejected by PostgreSQL: "+err.Error())))
+		return s.store(ctx, nil, append(dead, s.deadLetter(good[0].msg, "rejected by PostgreSQL: "+err.Error())))
 	case len(good) == 1:
 		s.suspects = append(s.suspects, suspect{good[0], err})
 		// Many failures and no success: ask the canary before splitting on.

@@ -241,8 +241,10 @@ func TestAnEventAFoldingStepCannotTakeIsDeadLetteredAlone(t *testing.T) {
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "every entry acknowledged", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
 	stop()
-	if st := p.Stats(); st.Stored != int64(len(sc.Events)-1) || st.Dead != 1 {
-		t.Fatalf("stats %+v; want all but one stored and one dead letter", st)
+	// The table, not Stored: a commit that outlived its deadline is retried
+	// and counts its events as duplicates.
+	if n, st := e.count(t, `SELECT count(*) FROM events`), p.Stats(); n != int64(len(sc.Events)-1) || st.Dead != 1 {
+		t.Fatalf("%d events stored, stats %+v; want all but one stored and one dead letter", n, st)
 	}
 	d, err := store.ListDeadLetters(context.Background(), e.db, "open", 10)
 	if err != nil || len(d) != 1 || d[0].EventID != bad || !strings.Contains(d[0].Reason, "cannot fold event") {
