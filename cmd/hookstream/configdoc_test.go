@@ -4,12 +4,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/hookstream/hookstream/internal/cli"
 )
 
 // docs/configuration.md is generated from the flag definitions; this fails
 // when a flag changed and the file was not regenerated with `make docs`.
 func TestConfigurationDocIsCurrent(t *testing.T) {
-	want := configurationMarkdown(rootCommand())
+	want := cli.ConfigurationMarkdown(rootCommand())
 	got, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatalf("read docs/configuration.md: %v; generate it with `make docs`", err)

@@ -14,13 +14,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	code := (&cli{root: rootCommand()}).run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Run(ctx, rootCommand(), os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -40,7 +41,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			if len(args) == 0 {
 				return flag.ErrHelp // a bare "hookstream" shows what there is
 			}
-			return usageErrorf("unknown subcommand %q; run 'hookstream help' for the list", args[0])
+			return cli.Usagef("unknown subcommand %q; run 'hookstream help' for the list", args[0])
 		},
 		Subcommands: []*ffcli.Command{
 			serveCommand(),
@@ -64,7 +65,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 		ShortHelp:  "explain hookstream or one of its subcommands; 'configuration' lists every flag and variable",
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) == 1 && args[0] == "configuration" {
-				_, err := io.WriteString(os.Stdout, configurationMarkdown(root))
+				_, err := io.WriteString(os.Stdout, cli.ConfigurationMarkdown(root))
 				return err
 			}
 			cmd := root
@@ -76,7 +77,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 					}
 				}
 				if next == nil {
-					return usageErrorf("no subcommand %q in '%s'; it has: %s", a, commandPath(cmd, root), subcommandNames(cmd))
+					return cli.Usagef("no subcommand %q in '%s'; it has: %s", a, cli.CommandPath(cmd, root), cli.SubcommandNames(cmd))
 				}
 				cmd = next
 			}

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,7 +25,7 @@ import (
 
 func roleArg(args []string, verb string) error {
 	if len(args) != 1 || args[0] != "process" {
-		return usageErrorf("%s takes one argument, process (only processing can be %sd; receivers always accept)", verb, verb)
+		return cli.Usagef("%s takes one argument, process (only processing can be %sd; receivers always accept)", verb, verb)
 	}
 	return nil
 }
@@ -75,7 +76,7 @@ func statusCommand() *ffcli.Command {
 	cm.register(fs)
 	var wf windowFlags
 	wf.register(fs)
-	out := outputFlag(fs, "table", "json")
+	out := cli.Output(fs, "table", "json")
 	return &ffcli.Command{
 		Name: "status", ShortUsage: "hookstream status [-o table|json]", FlagSet: fs, Options: envOptions(),
 		ShortHelp: "show the pipeline: per partition length, pending, lag, oldest pending age; DLQ; processors",
@@ -179,9 +180,9 @@ func dlqCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream dlq", flag.ContinueOnError)
 	var cm common
 	cm.register(fs)
-	state := choiceFlag(fs, "state", "list: open, replayed (requeued), discarded or all", "open", "replayed", "discarded", "all")
+	state := cli.Choice(fs, "state", "list: open, replayed (requeued), discarded or all", "open", "replayed", "discarded", "all")
 	limit := fs.Int("limit", 50, "list: most dead letters shown, newest first")
-	out := outputFlag(fs, "table", "json")
+	out := cli.Output(fs, "table", "json")
 	bodyFile := fs.String("body", "", "requeue: file with the repaired event body to store instead of the original (one id only)")
 	all := fs.Bool("all", false, "requeue or discard: every open dead letter")
 	return &ffcli.Command{
@@ -205,14 +206,14 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 		FlagSet: fs, Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("dlq needs a verb: list, show, requeue or discard")
+				return cli.Usagef("dlq needs a verb: list, show, requeue or discard")
 			}
 			verb, rest := args[0], args[1:]
 			if verb == "replay" {
 				verb = "requeue" // the old name
 			}
 			if !slices.Contains([]string{"list", "show", "requeue", "discard"}, verb) {
-				return usageErrorf("unknown dlq verb %q; use list, show, requeue or discard", verb)
+				return cli.Usagef("unknown dlq verb %q; use list, show, requeue or discard", verb)
 			}
 			env, done, err := cm.connect(ctx, true)
 			if err != nil {
@@ -240,7 +241,7 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 				return tw.Flush()
 			case "show":
 				if len(rest) != 1 {
-					return usageErrorf("show takes one dead letter id: hookstream dlq show ID")
+					return cli.Usagef("show takes one dead letter id: hookstream dlq show ID")
 				}
 				id, err := parseID(rest[0])
 				if err != nil {
@@ -268,7 +269,7 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 				var body []byte
 				if *bodyFile != "" {
 					if verb != "requeue" || len(ids) != 1 {
-						return usageErrorf("--body requeues exactly one dead letter: hookstream dlq requeue ID --body FILE")
+						return cli.Usagef("--body requeues exactly one dead letter: hookstream dlq requeue ID --body FILE")
 					}
 					if body, err = os.ReadFile(*bodyFile); err != nil {
 						return fmt.Errorf("read --body: %w", err)
@@ -318,7 +319,7 @@ func parseID(s string) (int64, error) {
 
 func selectIDs(ctx context.Context, db *pgxpool.Pool, args []string, all bool) ([]int64, error) {
 	if all == (len(args) > 0) {
-		return nil, usageErrorf("name dead letter ids, or --all for every open one (not both)")
+		return nil, cli.Usagef("name dead letter ids, or --all for every open one (not both)")
 	}
 	if all {
 		dls, err := store.ListDeadLetters(ctx, db, "open", 1<<30)

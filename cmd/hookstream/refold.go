@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/process"
 	"github.com/jackc/pgx/v5"
@@ -23,8 +24,8 @@ func refoldCommand(name string) *ffcli.Command {
 	wf.register(fs)
 	var jf journeyFlags
 	jf.register(fs)
-	from := timeFlag(fs, "from", "range: start of the event-time range, RFC 3339 or a date")
-	to := timeFlag(fs, "to", "range: end of the event-time range, exclusive (default now)")
+	from := cli.Time(fs, "from", "range: start of the event-time range, RFC 3339 or a date")
+	to := cli.Time(fs, "to", "range: end of the event-time range, exclusive (default now)")
 	topics := fs.String("topic", "", "range: comma-separated topics to refold (default all)")
 	only := fs.String("journey", "", "refold this whole journey from every stored event instead of a range")
 	subject := fs.String("subject", "", "with --journey: only this subject's instance")
@@ -52,15 +53,15 @@ nothing.
     again by the running processors.`,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("%s takes no arguments (got %q); give a range with --from or a journey with --journey", name, args[0])
+				return cli.Usagef("%s takes no arguments (got %q); give a range with --from or a journey with --journey", name, args[0])
 			}
 			switch {
 			case *only != "" && !from.IsZero():
-				return usageErrorf("give either a range (--from) or a journey (--journey), not both")
+				return cli.Usagef("give either a range (--from) or a journey (--journey), not both")
 			case *subject != "" && *only == "":
-				return usageErrorf("--subject needs --journey")
+				return cli.Usagef("--subject needs --journey")
 			case *only == "" && from.IsZero():
-				return usageErrorf("say what to refold: --from T for a range, or --journey NAME")
+				return cli.Usagef("say what to refold: --from T for a range, or --journey NAME")
 			}
 			wcfg, err := wf.config()
 			if err != nil {
@@ -106,10 +107,10 @@ nothing.
 // stored events, one transaction per journey.
 func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subject string) error {
 	if set == nil {
-		return usageErrorf("--journey with --no-journeys: nothing to refold")
+		return cli.Usagef("--journey with --no-journeys: nothing to refold")
 	}
 	if _, ok := set.Get(name); name != "" && !ok {
-		return usageErrorf("no journey %q; known: %s", name, journeyNames(set))
+		return cli.Usagef("no journey %q; known: %s", name, journeyNames(set))
 	}
 	db, err := cm.openDB(ctx)
 	if err != nil {
@@ -124,7 +125,7 @@ func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subj
 		var n int
 		start := time.Now()
 		if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			n, err = f.Rebuild(ctx, tx, d.Name, subject)
+			n, err = f.Rebuild(ctx, tx, d.Name, journey.RebuildOptions{Subject: subject})
 			return err
 		}); err != nil {
 			return fmt.Errorf("refold journey %s: %w", d.Name, err)
@@ -152,10 +153,10 @@ func journeysCommand() *ffcli.Command {
 		FlagSet:    fs, Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 || args[0] != "rebuild" {
-				return usageErrorf("journeys has one verb, rebuild (now also 'hookstream refold --journey NAME')")
+				return cli.Usagef("journeys has one verb, rebuild (now also 'hookstream refold --journey NAME')")
 			}
 			if *subject != "" && *name == "" {
-				return usageErrorf("--subject needs --journey")
+				return cli.Usagef("--subject needs --journey")
 			}
 			set, err := jf.load()
 			if err != nil {

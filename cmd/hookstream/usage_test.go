@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/migrations"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -71,16 +72,14 @@ func TestEveryDocumentedUsageLineWorksAsWritten(t *testing.T) {
 				continue
 			}
 			seen[key] = true
-			c := &cli{root: rootCommand()}
 			if longRunning[args[0]] {
-				c.prepare(c.root)
-				if err := c.root.Parse(args); err != nil {
+				if err := cli.Parse(rootCommand(), args); err != nil {
 					t.Errorf("%q (from %q) does not parse: %v", key, line, err)
 				}
 				continue
 			}
 			var stdout, stderr bytes.Buffer
-			if code := c.run(context.Background(), args, &stdout, &stderr); code == 2 {
+			if code := cli.Run(context.Background(), rootCommand(), args, &stdout, &stderr); code == 2 {
 				t.Errorf("%q (from %q) is a usage error:\n%s", key, line, stderr.String())
 			}
 		}

@@ -1,4 +1,12 @@
-package main
+// Package cli holds the command-line conventions every hookstream subcommand
+// shares, on top of ffcli: flags may come before or after the verb and its
+// arguments; a wrong invocation says what was wrong on its first line,
+// followed by the usage line, once (exit 2); --help prints the usage on
+// stdout (exit 0); a failure prints the error (exit 1). It also has the flag
+// types that refuse bad values while parsing (choices, times) and generates
+// docs/configuration.md from the flag definitions. It knows nothing of what
+// the commands do.
+package cli
 
 import (
 	"context"
@@ -25,7 +33,9 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
-func usageErrorf(format string, args ...any) error {
+// Usagef is the error of a wrong invocation: Run prints it on the first line,
+// then the command's usage line, and exits 2.
+func Usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
@@ -51,9 +61,9 @@ func (c *cli) prepare(cmd *ffcli.Command) {
 	if len(cmd.Subcommands) > 0 && cmd.Exec == nil {
 		cmd.Exec = func(_ context.Context, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("%s needs a subcommand: %s", cmd.Name, subcommandNames(cmd))
+				return Usagef("%s needs a subcommand: %s", cmd.Name, SubcommandNames(cmd))
 			}
-			return usageErrorf("unknown subcommand %q; %s has: %s", args[0], cmd.Name, subcommandNames(cmd))
+			return Usagef("unknown subcommand %q; %s has: %s", args[0], cmd.Name, SubcommandNames(cmd))
 		}
 	}
 	if exec := cmd.Exec; exec != nil {
@@ -92,7 +102,7 @@ func innermost(err error) error {
 	return err
 }
 
-func subcommandNames(cmd *ffcli.Command) string {
+func SubcommandNames(cmd *ffcli.Command) string {
 	var names []string
 	for _, sc := range cmd.Subcommands {
 		names = append(names, sc.Name)
@@ -128,11 +138,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, nil
 }
 
-// run parses args, runs the selected command, and reports the outcome the
-// way every subcommand does: usage on stdout for --help (exit 0); for a wrong
-// invocation the mistake on the first line of stderr, then the usage line
-// (exit 2); for a failure the error (exit 1).
-func (c *cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run parses args against the command tree root, runs the selected command,
+// and reports the outcome the way every subcommand does: usage on stdout for
+// --help (exit 0); for a wrong invocation the mistake on the first line of
+// stderr, then the usage line (exit 2); for a failure the error (exit 1). It
+// returns the exit code.
+func Run(ctx context.Context, root *ffcli.Command, args []string, stdout, stderr io.Writer) int {
+	c := &cli{root: root}
 	c.prepare(c.root)
 	err := c.root.Parse(args)
 	if err == nil {
@@ -150,16 +162,16 @@ func (c *cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, ffcli.DefaultUsageFunc(cmd))
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s: %s\n", commandPath(ue.cmd, c.root), ue.msg)
+		fmt.Fprintf(stderr, "%s: %s\n", CommandPath(ue.cmd, c.root), ue.msg)
 		printUsageHint(stderr, ue.cmd, c.root)
 		return 2
 	case c.usedBy != nil && isFlagError(err):
 		// A bad flag caught while parsing, before any Exec ran.
-		fmt.Fprintf(stderr, "%s: %v\n", commandPath(c.usedBy, c.root), innermost(err))
+		fmt.Fprintf(stderr, "%s: %v\n", CommandPath(c.usedBy, c.root), innermost(err))
 		printUsageHint(stderr, c.usedBy, c.root)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "hookstream: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", c.root.Name, err)
 		return 1
 	}
 }
@@ -171,13 +183,13 @@ func printUsageHint(w io.Writer, cmd, root *ffcli.Command) {
 	if cmd.ShortUsage != "" {
 		fmt.Fprintf(w, "usage: %s\n", cmd.ShortUsage)
 	}
-	fmt.Fprintf(w, "run '%s --help' for every flag\n", commandPath(cmd, root))
+	fmt.Fprintf(w, "run '%s --help' for every flag\n", CommandPath(cmd, root))
 }
 
-// commandPath is "hookstream query metrics" for the metrics command.
-func commandPath(cmd, root *ffcli.Command) string {
+// CommandPath is "hookstream query metrics" for the metrics command.
+func CommandPath(cmd, root *ffcli.Command) string {
 	if cmd == nil || cmd == root {
-		return "hookstream"
+		return root.Name
 	}
 	var walk func(c *ffcli.Command, path []string) []string
 	walk = func(c *ffcli.Command, path []string) []string {
@@ -216,17 +228,25 @@ func (c choiceValue) Set(s string) error {
 	return nil
 }
 
-// choiceFlag registers a flag that takes one of choices, the first the
+// Parse parses args against the tree without running anything (for tests of
+// commands that run until interrupted).
+func Parse(root *ffcli.Command, args []string) error {
+	c := &cli{root: root}
+	c.prepare(root)
+	return root.Parse(args)
+}
+
+// Choice registers a flag that takes one of choices, the first the
 // default; any other value is refused while parsing, naming the choices.
-func choiceFlag(fs *flag.FlagSet, name, usage string, choices ...string) *string {
+func Choice(fs *flag.FlagSet, name, usage string, choices ...string) *string {
 	v := choices[0]
 	fs.Var(choiceValue{&v, choices}, name, usage)
 	return &v
 }
 
-// outputFlag registers -o with the given choices, the first the default.
-func outputFlag(fs *flag.FlagSet, choices ...string) *string {
-	return choiceFlag(fs, "o", "output: "+strings.Join(choices, " or "), choices...)
+// Output registers -o with the given choices, the first the default.
+func Output(fs *flag.FlagSet, choices ...string) *string {
+	return Choice(fs, "o", "output: "+strings.Join(choices, " or "), choices...)
 }
 
 // timeValue is a flag holding a point in time: RFC 3339, or a date (midnight
@@ -241,7 +261,7 @@ func (v timeValue) String() string {
 }
 
 func (v timeValue) Set(s string) error {
-	t, err := parseTime(s)
+	t, err := ParseTime(s)
 	if err != nil {
 		return err
 	}
@@ -249,7 +269,7 @@ func (v timeValue) Set(s string) error {
 	return nil
 }
 
-func parseTime(s string) (time.Time, error) {
+func ParseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
@@ -259,8 +279,8 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time; use RFC 3339 (2026-12-01T15:04:05Z) or a date (2026-12-01, midnight UTC)", s)
 }
 
-// timeFlag registers a time flag.
-func timeFlag(fs *flag.FlagSet, name, usage string) *time.Time {
+// Time registers a time flag.
+func Time(fs *flag.FlagSet, name, usage string) *time.Time {
 	t := new(time.Time)
 	fs.Var(timeValue{t}, name, usage)
 	return t

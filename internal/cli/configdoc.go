@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"flag"
@@ -8,11 +8,11 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
-// configurationMarkdown is docs/configuration.md: every flag of every
+// ConfigurationMarkdown is docs/configuration.md: every flag of every
 // subcommand, with its environment variable and default, generated from the
 // flag definitions themselves ('hookstream help configuration'; a test fails
 // when the committed file differs).
-func configurationMarkdown(root *ffcli.Command) string {
+func ConfigurationMarkdown(root *ffcli.Command) string {
 	type row struct {
 		name, def, usage, env string
 		cmds                  []string
