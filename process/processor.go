@@ -38,7 +38,8 @@ type Processor struct {
 	cb      *gobreaker.CircuitBreaker[struct{}]
 	cluster bool
 
-	paused   atomic.Bool
+	paused   atomic.Bool  // the pause switch as last read
+	held     atomic.Int64 // entries read but held, not stored, because processing is paused
 	retrying atomic.Int32 // batches being retried after a transient failure
 	holding  atomic.Int32 // batches held because every event fails (errSystemic)
 	stats    stats
@@ -61,7 +62,10 @@ type Stats struct {
 	Trimmed    int64  `json:"trimmed"`    // entries trimmed from the streams
 	Breaker    string `json:"breaker"`    // closed | half-open | open
 	Paused     bool   `json:"paused"`
-	Holding    bool   `json:"holding"` // a batch is held: every event fails, and so does a canary
+	// HeldPaused is how many entries were read as the pause began and are
+	// held, not stored, until processing resumes.
+	HeldPaused int64 `json:"held_paused"`
+	Holding    bool  `json:"holding"` // a batch is held: every event fails, and so does a canary
 }
 
 // New returns a processor over the partition streams of keys, storing into db.
@@ -98,7 +102,7 @@ func (p *Processor) Stats() Stats {
 		Stored: p.stats.stored.Load(), Duplicates: p.stats.duplicates.Load(), Dead: p.stats.dead.Load(),
 		Acked: p.stats.acked.Load(), Batches: p.stats.batches.Load(), Retries: p.stats.retries.Load(),
 		Claimed: p.stats.claimed.Load(), Trimmed: p.stats.trimmed.Load(),
-		Breaker: p.cb.State().String(), Paused: p.paused.Load(), Holding: p.holding.Load() > 0,
+		Breaker: p.cb.State().String(), Paused: p.paused.Load(), HeldPaused: p.held.Load(), Holding: p.holding.Load() > 0,
 	}
 }
 
@@ -111,9 +115,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processing", "group", p.opts.Group, "consumer", p.opts.Consumer, "workers", p.opts.Workers,
 		"partitions", p.keys.Partitions, "batch", p.opts.BatchSize)
+	// No worker reads before the switch is known: a processor started
+	// while processing is paused must not store anything.
+	if err := p.waitControl(ctx); err != nil {
+		return err
+	}
 	ctl := make(chan struct{})
 	go func() { defer close(ctl); p.control(ctx) }()
-	p.readControl(ctx)
 
 	var wg sync.WaitGroup
 	for w := range p.opts.Workers {
@@ -154,32 +162,66 @@ func (p *Processor) ensureGroup(ctx context.Context) error {
 	}
 }
 
-// control follows the pause switch and publishes the heartbeat until ctx ends.
+// waitControl reads the pause switch, waiting for Redis if it cannot.
+func (p *Processor) waitControl(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		_, err := p.readControl(ctx)
+		if err == nil {
+			return nil
+		}
+		if attempt%10 == 0 {
+			p.log.Warn("waiting for Redis to read the pause switch", "key", p.keys.Control(p.opts.Group), "err", err)
+		}
+		if !sleep(ctx, p.backoff(min(attempt, 6))) {
+			return ctx.Err()
+		}
+	}
+}
+
+// control follows the pause switch and publishes the heartbeat until ctx
+// ends. The switch it polls only stops the workers from reading; every batch
+// also reads it afresh before it is stored (worker.admit).
 func (p *Processor) control(ctx context.Context) {
 	t := time.NewTicker(p.opts.ControlEvery)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p.readControl(ctx)
-			p.heartbeat(ctx)
+			_, err := p.readControl(ctx)
+			if err == nil {
+				err = p.heartbeat(ctx)
+			}
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				p.log.Warn("cannot read the pause switch or publish the heartbeat; keeping the last known state, and every batch still checks the switch before it is stored", "err", err)
+			case err == nil && failing:
+				p.log.Info("pause switch and heartbeat readable again")
+			}
+			failing = err != nil
 		}
 	}
 }
 
-func (p *Processor) readControl(ctx context.Context) {
+// readControl reads the pause switch and records it. An error leaves the last
+// known state.
+func (p *Processor) readControl(ctx context.Context) (paused bool, err error) {
 	v, err := p.rdb.Get(ctx, p.keys.Control(p.opts.Group)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return // keep the last known state while Redis is unreachable
+		return p.paused.Load(), fmt.Errorf("read the pause switch %s: %w", p.keys.Control(p.opts.Group), err)
 	}
 	now := v == PausedValue
 	if was := p.paused.Swap(now); was != now {
 		p.log.Warn("processing switch", "paused", now)
 	}
 	pausedGauge.Set(boolFloat(now))
+	return now, nil
 }
+
+// pollEvery is how often an idle or held worker looks at the switch again.
+func (p *Processor) pollEvery() time.Duration { return min(250*time.Millisecond, p.opts.ControlEvery) }
 
 // Heartbeat is what a running processor publishes for "hookstream status".
 type Heartbeat struct {
@@ -190,9 +232,13 @@ type Heartbeat struct {
 	Stats
 }
 
-func (p *Processor) heartbeat(ctx context.Context) {
+func (p *Processor) heartbeat(ctx context.Context) error {
 	hb := Heartbeat{Consumer: p.opts.Consumer, Workers: p.opts.Workers, Started: p.start, Updated: time.Now().UTC(), Stats: p.Stats()}
-	p.rdb.Set(ctx, p.keys.Heartbeat(p.opts.Consumer), mustJSON(hb), max(5*p.opts.ControlEvery, 5*time.Second))
+	key := p.keys.Heartbeat(p.opts.Consumer)
+	if err := p.rdb.Set(ctx, key, mustJSON(hb), max(5*p.opts.ControlEvery, 5*time.Second)).Err(); err != nil {
+		return fmt.Errorf("publish the heartbeat %s: %w", key, err)
+	}
+	return nil
 }
 
 // backoff is the delay before retry attempt n (0-based): exponential from

@@ -34,7 +34,7 @@ func (w *worker) run(ctx context.Context) {
 	ownDone := false
 	for ctx.Err() == nil {
 		if w.idle() {
-			sleep(ctx, min(250*time.Millisecond, p.opts.ControlEvery))
+			sleep(ctx, p.pollEvery())
 			continue
 		}
 		// Entries this consumer name was given before a restart come first.
@@ -70,13 +70,55 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// handle stores a batch. Once ctx ends the batch still gets ShutdownWait to
-// commit and be acknowledged.
+// handle stores a batch, once processing is not paused (admit). Once ctx
+// ends the batch still gets ShutdownWait to commit and be acknowledged.
 func (w *worker) handle(ctx context.Context, msgs []stream.Message) {
+	if !w.admit(ctx, msgs) {
+		return
+	}
 	hctx, cancel := w.p.finishContext(ctx)
 	defer cancel()
 	if err := w.p.handle(hctx, w.name, msgs); err != nil {
 		w.p.log.Warn("batch left pending; it will be delivered again", "consumer", w.name, "entries", len(msgs), "err", err)
+	}
+}
+
+// admit reads the pause switch afresh before a batch is stored and holds the
+// batch for as long as processing is paused; it reports whether to store it
+// (false: ctx ended while it was held).
+//
+// The switch the workers poll (every ControlEvery) only stops them reading.
+// This check is what makes a pause exact: a batch read after the switch was
+// set (a read already waiting when it was set, a worker whose processor has
+// not polled it yet, a processor just started, a claim) is never stored
+// while paused, because its read came before this check, and the check sees
+// the switch. The held batch stays pending for this consumer, touched so
+// that nobody claims it, and is stored on resume; if ctx ends first it stays
+// pending, for this consumer's restart or a claim.
+func (w *worker) admit(ctx context.Context, msgs []stream.Message) bool {
+	p := w.p
+	// Not cut short by shutdown: a batch read before it is still finished.
+	paused, err := p.readControl(context.WithoutCancel(ctx))
+	if err == nil && !paused {
+		return true
+	}
+	p.held.Add(int64(len(msgs)))
+	defer p.held.Add(-int64(len(msgs)))
+	defer p.keepHeld(ctx, w.name, msgs)()
+	if err != nil {
+		p.log.Warn("cannot read the pause switch; holding the batch until it can be read", "consumer", w.name, "entries", len(msgs), "err", err)
+	} else {
+		p.log.Info("processing is paused; holding the batch read as the pause began until it resumes", "consumer", w.name, "entries", len(msgs))
+	}
+	for {
+		if !sleep(ctx, p.pollEvery()) {
+			p.log.Info("stopping while paused; the held batch stays pending", "consumer", w.name, "entries", len(msgs))
+			return false
+		}
+		if paused, err = p.readControl(ctx); err == nil && !paused {
+			p.log.Info("processing resumed; storing the held batch", "consumer", w.name, "entries", len(msgs))
+			return true
+		}
 	}
 }
 
