@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/internal/periodic"
 	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -18,11 +20,11 @@ var abandonedTotal = metrics.NewCounter(`hookstream_journeys_abandoned_total`)
 // Abandoner marks in-progress instances abandoned once the event-time
 // watermark passes their deadline (judged on the watermark, not the wall
 // clock, so replaying old events does not abandon everything), records it
-// and publishes a "journey abandoned" entry for alerts and the live feed.
+// and announces a "journey abandoned" entry for alerts and the live feed.
 // Progress later un-abandons the instance (Folder.Fold).
 type Abandoner struct {
 	DB     *pgxpool.Pool
-	Redis  redis.UniversalClient // nil: not published
+	Redis  redis.UniversalClient // nil: not announced
 	Stream string
 	// Watermark is the event-time watermark; ok false means it cannot be
 	// told now (nothing is abandoned then).
@@ -33,24 +35,16 @@ type Abandoner struct {
 	Log       *slog.Logger
 }
 
-// Run scans every Every until ctx ends.
+// Run scans at once and then every Every until ctx ends.
 func (a *Abandoner) Run(ctx context.Context) {
 	every := a.Every
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
-			a.log().Warn("abandonment scan failed; retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	periodic.Run(ctx, every, a.log(), "abandonment scan", func(ctx context.Context) error {
+		_, err := a.Tick(ctx)
+		return err
+	})
 }
 
 func (a *Abandoner) log() *slog.Logger {
@@ -60,67 +54,74 @@ func (a *Abandoner) log() *slog.Logger {
 	return a.Log
 }
 
-// Tick abandons what the watermark has passed and returns those instances.
-func (a *Abandoner) Tick(ctx context.Context) ([]Row, error) {
+// Tick abandons what the watermark has passed and returns how many
+// instances it abandoned.
+func (a *Abandoner) Tick(ctx context.Context) (int, error) {
 	if a.Set == nil {
-		return nil, errors.New("journey abandoner: no definitions (Set)")
+		return 0, errors.New("journey abandoner: no definitions (Set)")
 	}
 	wm, ok, err := a.Watermark(ctx)
 	if err != nil || !ok {
-		return nil, err
+		return 0, err
 	}
-	var done []Row
 	// In transactions of at most Batch candidates, until one finds fewer
 	// (what another transaction holds locked waits for the next tick).
-	// What a transaction abandoned is counted and published once it
-	// commits, whatever the next one does.
+	// What a transaction abandoned is counted and announced once it
+	// commits, whatever the next one does, and then let go: a tick holds
+	// one batch at a time.
+	total := 0
 	for {
-		rows, full, err := a.abandon(ctx, wm)
-		if err != nil {
-			return done, err
-		}
-		abandonedTotal.Add(len(rows))
-		a.publish(ctx, rows, wm)
-		done = append(done, rows...)
-		if !full {
-			return done, nil
+		n, full, err := a.abandon(ctx, wm)
+		total += n
+		if err != nil || !full {
+			return total, err
 		}
 	}
 }
 
-// abandon looks at one batch of candidates in one transaction; full says
-// whether a whole batch was looked at (there may be more).
-func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []Row, full bool, err error) {
+// abandon abandons one batch of candidates in one transaction and, once
+// it committed, counts and announces them; full says whether a whole batch
+// was looked at (there may be more).
+func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (n int, full bool, err error) {
+	batch := a.Batch
+	if batch <= 0 {
+		batch = 10_000
+	}
+	var done []Row
 	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		if err := store.Lock(ctx, tx, store.JourneysLock, false); err != nil {
 			return err
-		}
-		batch := a.Batch
-		if batch <= 0 {
-			batch = 10_000
 		}
 		rows, checked, err := abandonRows(ctx, tx, wm, batch)
 		if err != nil {
 			return err
 		}
-		full = checked == batch
+		full, done = checked == batch, rows
 		recs := make([]Record, len(rows))
-		for i, r := range rows {
+		funnel := map[FunnelKey]int64{}
+		unknown := 0
+		for i := range rows {
+			r := &rows[i]
 			step := ""
 			if r.CurrentStep != nil {
 				step = *r.CurrentStep
 			}
-			recs[i] = Record{Journey: r.Journey, Subject: r.Subject, Kind: "abandoned", Step: step,
+			recs[i] = Record{Journey: r.Journey, Subject: r.Subject, Kind: RecordAbandoned, Step: step,
 				Detail: "no progress by " + r.Deadline.UTC().Format(time.RFC3339) + "; watermark " + wm.Format(time.RFC3339)}
-		}
-		done = rows
-		funnel := map[FunnelKey]int64{}
-		for i := range rows {
-			if d, ok := a.Set.Get(rows[i].Journey); ok {
-				steps := ReachesOf(&rows[i])
-				Contribution(d, steps, d.Derive(steps, false), -1, funnel)
-				Contribution(d, steps, d.Derive(steps, true), +1, funnel)
+			d, ok := a.Set.Get(r.Journey)
+			if !ok {
+				unknown++
+				continue
 			}
+			steps := ReachesOf(r)
+			Contribution(d, steps, d.Derive(steps, false), -1, funnel)
+			Contribution(d, steps, d.Derive(steps, true), +1, funnel)
+		}
+		if unknown > 0 {
+			// Instances of a journey no longer defined: abandoned and
+			// recorded all the same, but their funnel is no one's now.
+			a.log().Warn("abandoned instances of journeys no longer defined; their funnel aggregates are left as they were",
+				"instances", unknown)
 		}
 		if err := addFunnel(ctx, tx, funnelRows(funnel)); err != nil {
 			return err
@@ -128,27 +129,28 @@ func (a *Abandoner) abandon(ctx context.Context, wm time.Time) (done []Row, full
 		return insertRecords(ctx, tx, recs)
 	})
 	if err != nil {
-		return nil, false, err
+		return 0, false, err
 	}
-	return done, full, nil
+	abandonedTotal.Add(len(done))
+	a.announce(ctx, done, wm)
+	return len(done), full, nil
 }
 
-// publish adds a "journey abandoned" entry per instance to the stream.
-func (a *Abandoner) publish(ctx context.Context, done []Row, wm time.Time) {
-	if a.Redis != nil && len(done) > 0 {
-		_, err := a.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, r := range done {
-				step := ""
-				if r.CurrentStep != nil {
-					step = *r.CurrentStep
-				}
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: a.Stream, MaxLen: 100_000, Approx: true,
-					Values: []string{"journey", r.Journey, "subject", r.Subject, "step", step, "watermark", wm.Format(time.RFC3339)}})
-			}
-			return nil
-		})
-		if err != nil {
-			a.log().Warn("publish abandoned journeys", "err", err, "instances", len(done))
+// announce adds a "journey abandoned" entry per instance to the stream,
+// best effort (journey_records holds the record).
+func (a *Abandoner) announce(ctx context.Context, done []Row, wm time.Time) {
+	if a.Redis == nil || len(done) == 0 {
+		return
+	}
+	entries := make([][]string, len(done))
+	for i, r := range done {
+		step := ""
+		if r.CurrentStep != nil {
+			step = *r.CurrentStep
 		}
+		entries[i] = []string{"journey", r.Journey, "subject", r.Subject, "step", step, "watermark", wm.Format(time.RFC3339)}
+	}
+	if err := stream.Announce(ctx, a.Redis, a.Stream, entries); err != nil {
+		a.log().Warn("announce abandoned journeys", "err", err, "instances", len(done))
 	}
 }

@@ -15,6 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// Counters of facts (an instance's conflict, its un-abandonment) are made
+// once the transaction that recorded the fact commits (TxEnded): a batch
+// that is rolled back and retried records it again, and must not count it
+// twice. Counters of work (cache lookups, rows read, writes retried) count
+// work as it is done, which a retried batch does again.
 var (
 	conflictsTotal   = metrics.NewCounter(`hookstream_journeys_conflicts_total`)
 	unabandonedTotal = metrics.NewCounter(`hookstream_journeys_unabandoned_total`)
@@ -30,8 +35,12 @@ var (
 // measured over the simulator's instances), so some 500,000.
 const DefaultCacheMB = 128
 
-// Folder keeps journey instances in PostgreSQL: the processor calls Fold in
-// each batch's transaction with the newly inserted events only.
+// Folder is the journeys folding step: the processor calls Fold in each
+// batch's transaction with the newly inserted events only, and TxEnded
+// once that transaction ended (process.TxWatcher). Whoever runs Fold must
+// report every transaction's end that way: what the transaction wrote is
+// cached, and what it recorded counted, only once it is known to have
+// committed.
 //
 // It keeps the instances it read or wrote in a cache, as they were
 // committed, so an instance that progresses again is not read back from
@@ -51,12 +60,13 @@ type Folder struct {
 	cache *instanceCache // nil: no cache
 
 	mu      sync.Mutex
-	era     era                  // what the cache holds rows of
-	written map[pgx.Tx]txWritten // rows a transaction in flight wrote: cached once it commits
+	era     era              // what the cache holds rows of
+	pending map[pgx.Tx]txDid // what transactions in flight did: cached and counted once they commit
 
 	dims dims // entry topics by number, for the funnel deltas
 
 	hits, misses, resets, retried atomic.Int64
+	conflicts, unabandoned        atomic.Int64
 }
 
 // era names the contents of the cache: the journey_epoch its rows belong to,
@@ -71,16 +81,18 @@ type era struct {
 // noCache is the era of a transaction that must not use the cache.
 var noCache = era{epoch: -2}
 
-// txWritten is what one transaction wrote, and the era it worked in.
-type txWritten struct {
-	era  era
-	rows []*Row
+// txDid is what one transaction did that only counts once it commits: the
+// rows it wrote (and the era it wrote them in), and the facts it recorded.
+type txDid struct {
+	era                    era
+	rows                   []*Row
+	conflicts, unabandoned int
 }
 
-// NewFolder returns the journeys folding step for set, caching instances
-// in up to cacheMB megabytes (at least 32; 0: no cache).
+// NewFolder returns the journeys folding step for set, caching instances in
+// up to cacheMB megabytes (at least 32; 0: no cache).
 func NewFolder(set *Set, cacheMB int) *Folder {
-	f := &Folder{set: set, written: map[pgx.Tx]txWritten{}, era: era{epoch: -1}}
+	f := &Folder{set: set, pending: map[pgx.Tx]txDid{}, era: era{epoch: -1}}
 	if cacheMB > 0 {
 		f.cache = newInstanceCache(cacheMB << 20)
 	}
@@ -90,17 +102,24 @@ func NewFolder(set *Set, cacheMB int) *Folder {
 // Name names the step in logs and errors.
 func (f *Folder) Name() string { return "journeys" }
 
-// Set is the folder's definitions.
+// Set is the fold's definitions.
 func (f *Folder) Set() *Set { return f.set }
 
-// TxEnded puts the rows tx wrote into the cache if it committed (and no
-// rebuild has been seen since it read the epoch); if not, it empties the
-// cache (see Folder).
+// TxEnded learns how tx ended. If it committed, what it recorded is counted
+// and the rows it wrote go into the cache (unless a rebuild has been seen
+// since it read the epoch); if not, both are forgotten and the cache is
+// emptied (see Folder).
 func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := f.written[tx]
-	delete(f.written, tx)
+	w := f.pending[tx]
+	delete(f.pending, tx)
+	if committed {
+		conflictsTotal.Add(w.conflicts)
+		unabandonedTotal.Add(w.unabandoned)
+		f.conflicts.Add(int64(w.conflicts))
+		f.unabandoned.Add(int64(w.unabandoned))
+	}
 	if f.cache == nil {
 		return
 	}
@@ -150,16 +169,20 @@ func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (era, error) {
 	return f.era, nil
 }
 
-// FoldStats count what the folder's cache and optimistic writes did.
+// FoldStats count what the fold's cache and optimistic writes did, and
+// what its committed transactions recorded.
 type FoldStats struct {
 	CacheHits, CacheMisses int64 // instances taken from the cache, and looked up in PostgreSQL
 	CacheResets            int64 // times the cache was emptied (a rebuild, a failed transaction)
 	Retried                int64 // writes another writer's change made fail, folded again
+	Conflicts              int64 // new conflicts recorded by transactions that committed
+	Unabandoned            int64 // instances un-abandoned by transactions that committed
 }
 
-// Stats returns the folder's counts so far.
+// Stats returns the fold's counts so far.
 func (f *Folder) Stats() FoldStats {
-	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), CacheResets: f.resets.Load(), Retried: f.retried.Load()}
+	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), CacheResets: f.resets.Load(), Retried: f.retried.Load(),
+		Conflicts: f.conflicts.Load(), Unabandoned: f.unabandoned.Load()}
 }
 
 type instKey struct{ journey, subject string }
@@ -170,7 +193,7 @@ func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
 	for i := range evs {
 		e := &evs[i]
 		for _, d := range f.set.ForTopic(e.Topic) {
-			subj := SubjectOf(d.Subject, e.CustomerID, e.ResourceID, e.CorrelationID)
+			subj := d.subjectOf(e)
 			if subj == "" {
 				continue
 			}
@@ -180,15 +203,25 @@ func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
 				r = make([]Reach, len(d.Steps))
 				acc[k] = r
 			}
-			cand := Reach{At: e.Created.UTC(), Event: e.ID, Topic: e.Topic}
-			for _, idx := range d.StepsFor(e.Topic) {
-				if cand.Earlier(r[idx]) {
-					r[idx] = cand
-				}
-			}
+			d.mergeEvent(r, e)
 		}
 	}
 	return acc
+}
+
+// subjectOf is the instance of d that e belongs to ("" for none).
+func (d *Definition) subjectOf(e *store.Event) string {
+	return SubjectOf(d.Subject, e.CustomerID, e.ResourceID, e.CorrelationID)
+}
+
+// mergeEvent merges e's reach into the steps (as long as d's) it reaches.
+func (d *Definition) mergeEvent(steps []Reach, e *store.Event) {
+	cand := Reach{At: e.Created.UTC(), Event: e.ID, Topic: e.Topic}
+	for _, idx := range d.StepsFor(e.Topic) {
+		if cand.Earlier(steps[idx]) {
+			steps[idx] = cand
+		}
+	}
 }
 
 func compareKeys(a, b instKey) int {
@@ -297,25 +330,38 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 		f.retried.Add(int64(len(retry)))
 		pending = retry
 	}
-	if f.cache != nil && txEra != noCache && len(written) > 0 {
-		f.mu.Lock()
-		w := f.written[tx]
-		w.era, w.rows = txEra, append(w.rows, written...)
-		f.written[tx] = w
-		f.mu.Unlock()
-	}
 	if err := addFunnel(ctx, tx, f.dims.rows(funnel)); err != nil {
 		return err
 	}
+	if err := insertRecords(ctx, tx, recs); err != nil {
+		return err
+	}
+	f.remember(tx, txEra, written, recs)
+	return nil
+}
+
+// remember keeps what tx did until TxEnded says whether it committed: the
+// rows it wrote (to cache, if it may) and the records it made (to count).
+func (f *Folder) remember(tx pgx.Tx, txEra era, written []*Row, recs []Record) {
+	cache := f.cache != nil && txEra != noCache && len(written) > 0
+	if !cache && len(recs) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.pending[tx]
+	if cache {
+		w.era, w.rows = txEra, append(w.rows, written...)
+	}
 	for _, r := range recs {
 		switch r.Kind {
-		case "unabandoned":
-			unabandonedTotal.Inc()
-		case "conflict":
-			conflictsTotal.Inc()
+		case RecordUnabandoned:
+			w.unabandoned++
+		case RecordConflict:
+			w.conflicts++
 		}
 	}
-	return insertRecords(ctx, tx, recs)
+	f.pending[tx] = w
 }
 
 // current returns the committed rows of keys (nil where none): from the
@@ -397,7 +443,7 @@ func (f *Folder) change(d *Definition, k instKey, row *Row, reaches []Reach) (*f
 	// progress: the instance stays abandoned.
 	if abandonedAt != nil {
 		if st.LastAt.After(oldSt.LastAt) || st.Status == Completed || st.Status == Failed {
-			out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: "unabandoned", Step: stepName(d, st.Current),
+			out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: RecordUnabandoned, Step: stepName(d, st.Current),
 				Detail: "progress after the instance was abandoned"})
 			abandonedAt = nil
 		} else {
@@ -405,7 +451,7 @@ func (f *Folder) change(d *Definition, k instKey, row *Row, reaches []Reach) (*f
 		}
 	}
 	if st.Conflict != "" && st.Conflict != oldConflict {
-		out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: "conflict", Step: stepName(d, st.Current), Detail: st.Conflict})
+		out.recs = append(out.recs, Record{Journey: k.journey, Subject: k.subject, Kind: RecordConflict, Step: stepName(d, st.Current), Detail: st.Conflict})
 	}
 	out.funnel = f.dims.deltas(d, steps, st, +1, out.funnel)
 	out.row = rowOf(d, k.subject, steps, st, abandonedAt)
@@ -466,116 +512,4 @@ func rowOf(d *Definition, subject string, steps []Reach, st State, abandonedAt *
 		row.Status = InProgress
 	}
 	return row
-}
-
-// Rebuild recomputes the instances of journey (only subject's, when given)
-// from the events table, in tx: the repair after a definition change, a
-// bug, or events recovered by reconciliation. Abandonment is left to the
-// scanner, which judges it on the watermark again.
-func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey, subject string) (int, error) {
-	d, ok := f.set.Get(journey)
-	if !ok {
-		return 0, fmt.Errorf("no journey %q", journey)
-	}
-	// Exclusively: folds in flight commit first (so the events read below
-	// include theirs), new ones and the abandoner wait.
-	if err := store.Lock(ctx, tx, store.JourneysLock, true); err != nil {
-		return 0, err
-	}
-	// Counted, so processors empty their caches of the instances this
-	// rewrites (it may remove reaches, which nothing else does).
-	if err := bumpEpoch(ctx, tx); err != nil {
-		return 0, err
-	}
-	abandoned, err := abandonedRows(ctx, tx, journey)
-	if err != nil {
-		return 0, err
-	}
-	var topics []string
-	for _, s := range d.Steps {
-		topics = append(topics, s.Topics...)
-	}
-	col := ""
-	if subject != "" {
-		col = map[Subject]string{SubjectCustomer: "customer_id", SubjectResource: "resource_id", SubjectCorrelation: "correlation_id"}[d.Subject]
-	}
-	acc := map[instKey][]Reach{}
-	only := &Folder{set: &Set{byTopic: map[string][]*Definition{}, byName: map[string]*Definition{d.Name: d}}}
-	for _, t := range topics {
-		only.set.byTopic[t] = []*Definition{d}
-	}
-	err = store.EventsWithTopics(ctx, tx, topics, col, subject, func(e *store.Event) error {
-		for k, r := range only.reaches([]store.Event{*e}) {
-			if cur := acc[k]; cur == nil {
-				acc[k] = r
-			} else {
-				Merge(&cur, r)
-				acc[k] = cur
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	funnel := map[FunnelKey]int64{}
-	if subject == "" {
-		if err := deleteFunnel(ctx, tx, journey); err != nil {
-			return 0, err
-		}
-	} else if old, ok, err := getRow(ctx, tx, journey, subject); err != nil {
-		return 0, err
-	} else if ok {
-		oldSteps, oldSt := rowState(d, &old)
-		Contribution(d, oldSteps, oldSt, -1, funnel)
-	}
-	if err := deleteRows(ctx, tx, journey, subject); err != nil {
-		return 0, err
-	}
-	rows := make([]Row, 0, len(acc))
-	for k, steps := range acc {
-		st := d.Derive(steps, false)
-		var abandonedAt *time.Time
-		// Still abandoned when nothing moved: the same deadline, still open.
-		if old, ok := abandoned[k.subject]; ok && st.Status == InProgress && st.Deadline != nil && st.Deadline.Equal(old[0]) {
-			st = d.Derive(steps, true)
-			at := old[1]
-			abandonedAt = &at
-		}
-		Contribution(d, steps, st, +1, funnel)
-		rows = append(rows, rowOf(d, k.subject, steps, st, abandonedAt))
-	}
-	if err := addFunnel(ctx, tx, funnelRows(funnel)); err != nil {
-		return 0, err
-	}
-	slices.SortFunc(rows, func(a, b Row) int {
-		if a.Subject < b.Subject {
-			return -1
-		}
-		return 1
-	})
-	return len(rows), upsertRows(ctx, tx, rows)
-}
-
-// Refold rebuilds every journey that the topics of events created in
-// [from, to) advance ("hookstream replay"); idempotent.
-func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
-	seen, err := (store.EventRange{From: from, To: to, Topics: topics}).DistinctTopics(ctx, tx)
-	if err != nil {
-		return err
-	}
-	todo := map[string]bool{}
-	for _, t := range seen {
-		for _, d := range f.set.ForTopic(t) {
-			todo[d.Name] = true
-		}
-	}
-	for _, d := range f.set.Journeys {
-		if todo[d.Name] {
-			if _, err := f.Rebuild(ctx, tx, d.Name, ""); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package journey
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ type Row struct {
 // writeVersion is the version every write of a journey_instances row sets:
 // the writing transaction's id. Unlike a counter it is never reused, not
 // even after a rebuild deletes a row and creates it again, so a version
-// remembered from long ago (Fold's cache) can never match a row that
+// remembered from long ago (Folder's cache) can never match a row that
 // changed since.
 const writeVersion = `pg_current_xact_id()::text::bigint`
 
@@ -415,24 +416,42 @@ func eachRow(ctx context.Context, q store.Querier, journey string, fn func(*Row)
 	return nil
 }
 
-// deleteRows deletes the instances of journey (only subject's, if given),
-// for a rebuild.
-func deleteRows(ctx context.Context, tx pgx.Tx, journey, subject string) error {
-	_, err := tx.Exec(ctx, `DELETE FROM journey_instances WHERE journey = $1 AND ($2 = '' OR subject = $2)`, journey, subject)
-	if err != nil {
-		return fmt.Errorf("delete journey instances: %w", err)
-	}
-	return nil
+// subjectSpan is a range of the subjects of one journey that a rebuild
+// batch rewrites: after lo (nil: from the first) up to and including hi
+// (nil: to the last); only, when set, narrows it to that one subject.
+type subjectSpan struct {
+	lo, hi *string
+	only   string
 }
 
-// abandonedRows returns the deadline and abandoned_at of each abandoned
-// instance of journey, by subject (a rebuild keeps them abandoned when
-// nothing moved).
-func abandonedRows(ctx context.Context, q store.Querier, journey string) (map[string][2]time.Time, error) {
-	rows, err := q.Query(ctx, `SELECT subject, deadline, abandoned_at FROM journey_instances
-		WHERE journey = $1 AND abandoned_at IS NOT NULL AND deadline IS NOT NULL`, journey)
+// deleteSpan deletes the instances of journey in span, before a rebuild
+// writes them again (or, for subjects no event derives any more, for
+// good). It returns the deadline and abandoned_at of the deleted instances
+// that were abandoned, by subject, for the subjects in keep only: a rebuild
+// keeps them abandoned when nothing moved.
+func deleteSpan(ctx context.Context, tx pgx.Tx, journey string, span subjectSpan, keep []string) (map[string][2]time.Time, error) {
+	// The bounds are written into the statement only when present, so that
+	// every variant is an index range scan of (journey, subject).
+	where, args := `journey = $1`, []any{journey, keep}
+	bound := func(cond string, v any) {
+		args = append(args, v)
+		where += ` AND subject ` + cond + ` $` + strconv.Itoa(len(args))
+	}
+	if span.lo != nil {
+		bound(">", *span.lo)
+	}
+	if span.hi != nil {
+		bound("<=", *span.hi)
+	}
+	if span.only != "" {
+		bound("=", span.only)
+	}
+	rows, err := tx.Query(ctx, `
+WITH gone AS (DELETE FROM journey_instances WHERE `+where+` RETURNING subject, deadline, abandoned_at)
+SELECT subject, deadline, abandoned_at FROM gone
+WHERE abandoned_at IS NOT NULL AND deadline IS NOT NULL AND subject = ANY($2)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read abandoned journeys: %w", err)
+		return nil, fmt.Errorf("delete journey instances to rebuild: %w", err)
 	}
 	defer rows.Close()
 	out := map[string][2]time.Time{}
@@ -440,11 +459,14 @@ func abandonedRows(ctx context.Context, q store.Querier, journey string) (map[st
 		var s string
 		var d, a time.Time
 		if err := rows.Scan(&s, &d, &a); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("delete journey instances to rebuild: %w", err)
 		}
 		out[s] = [2]time.Time{d, a}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delete journey instances to rebuild: %w", err)
+	}
+	return out, nil
 }
 
 // readEpoch returns the number of journeys rebuilds so far (read after
@@ -562,6 +584,70 @@ func countByStatus(ctx context.Context, q store.Querier) (map[string]int64, erro
 		return nil, fmt.Errorf("count journey instances by status: %w", err)
 	}
 	return out, nil
+}
+
+// subjectColumns are the events columns each kind of subject is read from.
+var subjectColumns = map[Subject]string{SubjectCustomer: "customer_id", SubjectResource: "resource_id", SubjectCorrelation: "correlation_id"}
+
+// eventsBySubject calls fn with every stored event of topics that has a
+// subject in column (only subject's, when given), grouped by subject: all
+// of one subject's events come one after another. It reads through a
+// cursor, page events at a time, and calls fn between reads, so fn may use
+// tx (to write a batch) and memory stays bounded however many events there
+// are. fn's Event carries the routing fields and the event time only, and
+// is reused between calls.
+//
+// This is a journey-shaped read of the events table (ordered by a subject
+// column, through a cursor) that store's readers do not offer.
+func eventsBySubject(ctx context.Context, tx pgx.Tx, topics []string, column, subject string, page int, fn func(*store.Event) error) error {
+	switch column {
+	case "customer_id", "resource_id", "correlation_id":
+	default:
+		return fmt.Errorf("events by subject: unknown column %q", column)
+	}
+	where, args := `topic = ANY($1) AND `+column+` IS NOT NULL`, []any{topics}
+	if subject != "" {
+		where += ` AND ` + column + ` = $2`
+		args = append(args, subject)
+	}
+	const cursor = `journey_rebuild_events`
+	if _, err := tx.Exec(ctx, `DECLARE `+cursor+` NO SCROLL CURSOR FOR
+SELECT id, topic, coalesce(customer_id, ''), coalesce(resource_id, ''), coalesce(correlation_id, ''), created
+FROM events WHERE `+where+` ORDER BY `+column, args...); err != nil {
+		return fmt.Errorf("read events by subject: %w", err)
+	}
+	fetch := `FETCH FORWARD ` + strconv.Itoa(page) + ` FROM ` + cursor
+	buf := make([]store.Event, page)
+	for {
+		rows, err := tx.Query(ctx, fetch)
+		if err != nil {
+			return fmt.Errorf("read events by subject: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			e := &buf[n]
+			if err := rows.Scan(&e.ID, &e.Topic, &e.CustomerID, &e.ResourceID, &e.CorrelationID, &e.Created); err != nil {
+				rows.Close()
+				return fmt.Errorf("read events by subject: %w", err)
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read events by subject: %w", err)
+		}
+		for i := range n {
+			if err := fn(&buf[i]); err != nil {
+				return err
+			}
+		}
+		if n < page {
+			break
+		}
+	}
+	if _, err := tx.Exec(ctx, `CLOSE `+cursor); err != nil {
+		return fmt.Errorf("read events by subject: %w", err)
+	}
+	return nil
 }
 
 // eventsByID returns the stored events ids name (without bodies), oldest
