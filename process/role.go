@@ -62,7 +62,7 @@ func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Fold
 	}
 	folds := []Folder{wf}
 	if set != nil {
-		folds = append(folds, journey.NewFolder(set, journeyCacheMB))
+		folds = append(folds, journey.NewFold(set, journeyCacheMB))
 	}
 	return folds, nil
 }

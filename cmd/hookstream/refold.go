@@ -117,7 +117,7 @@ func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subj
 		return err
 	}
 	defer db.Close()
-	f := journey.NewFolder(set, 0)
+	f := journey.NewFold(set, 0)
 	for _, d := range set.Journeys {
 		if name != "" && d.Name != name {
 			continue

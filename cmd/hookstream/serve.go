@@ -173,20 +173,24 @@ func serveMetrics(ctx context.Context, addr string, ready chan<- string) error {
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	shut := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		shut <- srv.Shutdown(sctx)
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := <-shut; err != nil {
+		return fmt.Errorf("stop the metrics server: %w", err)
+	}
 	return nil
 }
 
-// serveIngest runs the receiver until ctx ends. ready, if non-nil, receives the
-// listening address once the server accepts connections.
+// serveIngest runs the ingest role until ctx ends. ready, if non-nil,
+// receives the listening address once the server accepts connections.
 func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) error {
 	log := slog.Default()
 	rdb, err := redisClient(cfg.redisURL, cfg.redisTimeout, cfg.committers+4)
@@ -195,16 +199,9 @@ func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) er
 	}
 	defer rdb.Close()
 	opts := ingest.Options{
-		Secrets:        cfg.secretList(),
-		MaxBody:        cfg.maxBody,
-		SeenTTL:        cfg.seenTTL,
-		SpoolDir:       cfg.spoolDir,
-		QueueSize:      cfg.queueSize,
-		MaxBatch:       cfg.maxBatch,
-		Committers:     cfg.committers,
-		EnqueueTimeout: cfg.enqueueTimeout,
-		RedisTimeout:   cfg.redisTimeout,
-		Logger:         log,
+		Secrets: cfg.secretList(), MaxBody: cfg.maxBody, SeenTTL: cfg.seenTTL, SpoolDir: cfg.spoolDir,
+		QueueSize: cfg.queueSize, MaxBatch: cfg.maxBatch, Committers: cfg.committers,
+		EnqueueTimeout: cfg.enqueueTimeout, RedisTimeout: cfg.redisTimeout, Logger: log,
 	}
 	if cfg.dbURL != "" {
 		// PostgreSQL only feeds the readiness report here; ingest runs without it.
@@ -218,48 +215,12 @@ func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) er
 			opts.DB = pool
 		}
 	}
-	recv, err := ingest.New(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), opts)
+	role, err := ingest.NewRole(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), cfg.httpAddr, opts)
 	if err != nil {
 		return err
 	}
-	if err := recv.Start(ctx); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		recv.Stop(context.Background())
-		return fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", cfg.httpAddr, err)
-	}
-	srv := &http.Server{
-		Handler:           recv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("ingest listening", "addr", ln.Addr().String(), "webhook_url", "http://"+ln.Addr().String()+"/webhooks/dwolla",
-		"namespace", cfg.namespace, "partitions", cfg.partitions, "secrets", len(opts.Secrets))
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- role.Addr()
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		recv.Stop(context.Background())
-		return fmt.Errorf("http server: %w", err)
-	}
-	// Shutdown order: stop accepting, let in-flight requests finish (each waits
-	// for its commit), then stop the committers and close the spool.
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("http shutdown", "err", err)
-	}
-	if err := recv.Stop(sctx); err != nil {
-		return err
-	}
-	log.Info("ingest stopped")
-	return nil
+	return role.Run(ctx)
 }

@@ -1,0 +1,89 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hookstream/hookstream/stream"
+	"github.com/redis/go-redis/v9"
+)
+
+// ShutdownWait bounds the ingest role's orderly stop: requests in flight
+// finish and every accepted event is committed (Redis or spool) within it.
+const ShutdownWait = 20 * time.Second
+
+// Role is the ingest role: the Receiver behind its HTTP server. Create it
+// with NewRole, which already listens (so Addr is known), and run it once
+// with Run.
+type Role struct {
+	recv *Receiver
+	srv  *http.Server
+	ln   net.Listener
+	log  *slog.Logger
+}
+
+// NewRole builds the receiver over the partitions of keys and listens on
+// addr. The caller owns rdb (and Options.DB) and closes them after Run has
+// returned.
+func NewRole(rdb redis.UniversalClient, keys stream.Keys, addr string, opts Options) (*Role, error) {
+	recv, err := New(rdb, keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", addr, err)
+	}
+	return &Role{
+		recv: recv, ln: ln, log: recv.opts.Logger,
+		srv: &http.Server{
+			Handler:           recv.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+	}, nil
+}
+
+// Addr is the address the role listens on.
+func (r *Role) Addr() string { return r.ln.Addr().String() }
+
+// Run starts the receiver and serves webhooks until ctx ends, then stops in
+// order: stop accepting requests, let those in flight finish (each waits for
+// its commit), stop the committers and the drainer, close the spool; all
+// within ShutdownWait. It returns once everything it started has stopped.
+func (r *Role) Run(ctx context.Context) error {
+	if err := r.recv.Start(ctx); err != nil {
+		r.ln.Close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- r.srv.Serve(r.ln) }()
+	r.log.Info("ingest listening", "addr", r.Addr(), "webhook_url", "http://"+r.Addr()+"/webhooks/dwolla",
+		"namespace", r.recv.keys.Namespace, "partitions", r.recv.keys.Partitions, "secrets", len(r.recv.opts.Secrets))
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("http server on %s: %w", r.Addr(), serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownWait)
+	defer cancel()
+	var errs []error
+	if err := r.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("stop the HTTP server: %w", err))
+	}
+	if err := r.recv.Stop(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop the receiver: %w", err))
+	}
+	if serveErr == nil && len(errs) == 0 {
+		r.log.Info("ingest stopped")
+	}
+	return errors.Join(append([]error{serveErr}, errs...)...)
+}
