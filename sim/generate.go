@@ -212,6 +212,23 @@ func (o *Ordered) NextDue(ctx context.Context) (Event, error) {
 	return ev, nil
 }
 
+// FeedDue sends every event to in when its created time comes, until ctx
+// ends, then closes in: the real-time traffic of "hookstream dev".
+func (o *Ordered) FeedDue(ctx context.Context, in chan<- Event) {
+	defer close(in)
+	for {
+		ev, err := o.NextDue(ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case in <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Paths returns the path counts of every lifecycle generated so far,
 // including those whose later events Next has not returned yet.
 func (o *Ordered) Paths() map[string]int { return o.g.Paths() }

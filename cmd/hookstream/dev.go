@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hookstream/hookstream/ingest"
@@ -97,10 +98,10 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 		return err
 	}
 	in := make(chan sim.Event, 1024)
-	go feedRealTime(ctx, in, sim.NewOrdered(sim.Config{
+	go sim.NewOrdered(sim.Config{
 		Customers: 1000, Span: time.Duration(float64(1000*time.Second) / perSec),
 		Seed: time.Now().UnixNano(), Start: time.Now(), StepDelay: stepDelay,
-	}))
+	}).FeedDue(ctx, in)
 	go sender.Run(ctx, in)
 
 	t := time.NewTicker(5 * time.Second)
@@ -118,34 +119,25 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 			ps := role.Processor().Stats()
 			stored := ps.Stored - lastStored
 			lastStored = ps.Stored
-			var lag, pending int64
-			if st, err := group.Status(ctx); err == nil {
+			lag, pending, dlq := "?", "?", "?" // "?": could not be read this time (logged)
+			if st, err := group.Status(ctx); err != nil {
+				slog.Warn("dev status line: read the stream backlog", "err", err)
+			} else {
+				var l, p int64
 				for _, s := range st {
-					lag += max(s.Lag, 0)
-					pending += s.Pending
+					l += max(s.Lag, 0)
+					p += s.Pending
 				}
+				lag, pending = fmt.Sprint(l), fmt.Sprint(p)
 			}
-			dlq, _ := store.OpenDeadLetters(ctx, pool)
-			fmt.Printf("%s  received/s %6.0f  duplicates/s %5.0f  stored/s %6.0f  lag %d  pending %d  dlq %d  spooled %d  drained %d  rejected %d  breaker %s%s\n",
+			if n, err := store.OpenDeadLetters(ctx, pool); err != nil {
+				slog.Warn("dev status line: count open dead letters", "err", err)
+			} else {
+				dlq = fmt.Sprint(n)
+			}
+			fmt.Printf("%s  received/s %6.0f  duplicates/s %5.0f  stored/s %6.0f  lag %s  pending %s  dlq %s  spooled %d  drained %d  rejected %d  breaker %s%s\n",
 				time.Now().Format("15:04:05"), float64(d.Received())/5, float64(d.Duplicates)/5, float64(stored)/5,
 				lag, pending, dlq, c.Spooled, c.Drained, c.Rejected, ps.Breaker, map[bool]string{true: "  PAUSED"}[ps.Paused])
-		}
-	}
-}
-
-// feedRealTime hands each simulated event to the sender when its created time
-// comes, so event time tracks the wall clock as in production.
-func feedRealTime(ctx context.Context, in chan<- sim.Event, src *sim.Ordered) {
-	defer close(in)
-	for {
-		ev, err := src.NextDue(ctx)
-		if err != nil {
-			return
-		}
-		select {
-		case in <- ev:
-		case <-ctx.Done():
-			return
 		}
 	}
 }
