@@ -21,7 +21,7 @@ var abandonedTotal = metrics.NewCounter(`hookstream_journeys_abandoned_total`)
 // watermark passes their deadline (judged on the watermark, not the wall
 // clock, so replaying old events does not abandon everything), records it
 // and announces a "journey abandoned" entry for alerts and the live feed.
-// Progress later un-abandons the instance (Folder.Fold).
+// Progress later un-abandons the instance (Fold.Fold).
 type Abandoner struct {
 	DB     *pgxpool.Pool
 	Redis  redis.UniversalClient // nil: not announced

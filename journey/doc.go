@@ -13,10 +13,10 @@
 // journey_instances, journey_funnel, journey_records and journey_epoch
 // tables) and every statement that touches them:
 //
-//   - Folder folds: the processor hands it, in each batch's transaction, the
+//   - Fold folds: the processor hands it, in each batch's transaction, the
 //     events that transaction newly stored, and tells it (TxEnded) whether
 //     the transaction committed.
-//   - Folder.Rebuild and Folder.Refold refold: they recompute instances and
+//   - Fold.Rebuild and Fold.Refold refold: they recompute instances and
 //     funnels from the stored events ("hookstream journeys rebuild",
 //     "hookstream replay").
 //   - Abandoner marks instances abandoned as the event-time watermark
@@ -26,6 +26,6 @@
 //
 // It is not the event store (package store stores and reads events and
 // holds the advisory locks), it does not read Redis streams or decide
-// what is new (package process does, and calls Folder.Fold), and it knows nothing
+// what is new (package process does, and calls Fold), and it knows nothing
 // of windows, HTTP or output formats.
 package journey

@@ -30,12 +30,12 @@ var (
 	cacheResetsTotal = metrics.NewCounter(`hookstream_journeys_cache_resets_total`)
 )
 
-// DefaultCacheMB is the memory a Folder's cache of instances takes by
+// DefaultCacheMB is the memory a Fold's cache of instances takes by
 // default: an instance takes about 250 bytes (encoded row and key,
 // measured over the simulator's instances), so some 500,000.
 const DefaultCacheMB = 128
 
-// Folder is the journeys folding step: the processor calls Fold in each
+// Fold is the journeys folding step: the processor calls Fold in each
 // batch's transaction with the newly inserted events only, and TxEnded
 // once that transaction ended (process.TxWatcher). Whoever runs Fold must
 // report every transaction's end that way: what the transaction wrote is
@@ -55,7 +55,7 @@ const DefaultCacheMB = 128
 // transaction does not commit or cannot begin: PostgreSQL restarting or
 // failing over ends transactions, and a commit it lost must not stay
 // cached.
-type Folder struct {
+type Fold struct {
 	set   *Set
 	cache *instanceCache // nil: no cache
 
@@ -89,10 +89,10 @@ type txDid struct {
 	conflicts, unabandoned int
 }
 
-// NewFolder returns the journeys folding step for set, caching instances in
+// NewFold returns the journeys folding step for set, caching instances in
 // up to cacheMB megabytes (at least 32; 0: no cache).
-func NewFolder(set *Set, cacheMB int) *Folder {
-	f := &Folder{set: set, pending: map[pgx.Tx]txDid{}, era: era{epoch: -1}}
+func NewFold(set *Set, cacheMB int) *Fold {
+	f := &Fold{set: set, pending: map[pgx.Tx]txDid{}, era: era{epoch: -1}}
 	if cacheMB > 0 {
 		f.cache = newInstanceCache(cacheMB << 20)
 	}
@@ -100,16 +100,16 @@ func NewFolder(set *Set, cacheMB int) *Folder {
 }
 
 // Name names the step in logs and errors.
-func (f *Folder) Name() string { return "journeys" }
+func (f *Fold) Name() string { return "journeys" }
 
 // Set is the fold's definitions.
-func (f *Folder) Set() *Set { return f.set }
+func (f *Fold) Set() *Set { return f.set }
 
 // TxEnded learns how tx ended. If it committed, what it recorded is counted
 // and the rows it wrote go into the cache (unless a rebuild has been seen
 // since it read the epoch); if not, both are forgotten and the cache is
-// emptied (see Folder).
-func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
+// emptied (see Fold).
+func (f *Fold) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := f.pending[tx]
@@ -137,7 +137,7 @@ func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 }
 
 // resetLocked empties the cache, which then holds rows of epoch.
-func (f *Folder) resetLocked(epoch int64) {
+func (f *Fold) resetLocked(epoch int64) {
 	f.cache.c.Reset()
 	f.era = era{epoch: epoch, resets: f.era.resets + 1}
 	f.resets.Add(1)
@@ -150,7 +150,7 @@ func (f *Folder) resetLocked(epoch int64) {
 // it was filled. It returns the era this transaction works in: noCache if
 // the transaction is not READ COMMITTED, where the snapshot may predate the
 // lock and a rebuild that committed while this fold waited for it.
-func (f *Folder) checkEpoch(ctx context.Context, tx pgx.Tx) (era, error) {
+func (f *Fold) checkEpoch(ctx context.Context, tx pgx.Tx) (era, error) {
 	if f.cache == nil {
 		return noCache, nil
 	}
@@ -180,7 +180,7 @@ type FoldStats struct {
 }
 
 // Stats returns the fold's counts so far.
-func (f *Folder) Stats() FoldStats {
+func (f *Fold) Stats() FoldStats {
 	return FoldStats{CacheHits: f.hits.Load(), CacheMisses: f.misses.Load(), CacheResets: f.resets.Load(), Retried: f.retried.Load(),
 		Conflicts: f.conflicts.Load(), Unabandoned: f.unabandoned.Load()}
 }
@@ -188,7 +188,7 @@ func (f *Folder) Stats() FoldStats {
 type instKey struct{ journey, subject string }
 
 // reaches collects, per instance, the earliest reach of each step in evs.
-func (f *Folder) reaches(evs []store.Event) map[instKey][]Reach {
+func (f *Fold) reaches(evs []store.Event) map[instKey][]Reach {
 	acc := map[instKey][]Reach{}
 	for i := range evs {
 		e := &evs[i]
@@ -239,7 +239,7 @@ func compareKeys(a, b instKey) int {
 // are read again and folded again. A row lock per instance would be a
 // write of its own. Progress on an abandoned instance un-abandons it; a new
 // conflict is recorded.
-func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
+func (f *Fold) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	acc := f.reaches(evs)
 	if len(acc) == 0 {
 		return nil
@@ -342,7 +342,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 
 // remember keeps what tx did until TxEnded says whether it committed: the
 // rows it wrote (to cache, if it may) and the records it made (to count).
-func (f *Folder) remember(tx pgx.Tx, txEra era, written []*Row, recs []Record) {
+func (f *Fold) remember(tx pgx.Tx, txEra era, written []*Row, recs []Record) {
 	cache := f.cache != nil && txEra != noCache && len(written) > 0
 	if !cache && len(recs) == 0 {
 		return
@@ -367,7 +367,7 @@ func (f *Folder) remember(tx pgx.Tx, txEra era, written []*Row, recs []Record) {
 // current returns the committed rows of keys (nil where none): from the
 // cache when useCache is true and it has them, the others read from
 // PostgreSQL and cached (if the cache is still in txEra).
-func (f *Folder) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, txEra era) (map[instKey]*Row, error) {
+func (f *Fold) current(ctx context.Context, tx pgx.Tx, keys []instKey, useCache bool, txEra era) (map[instKey]*Row, error) {
 	rows := make(map[instKey]*Row, len(keys))
 	var js, ss []string
 	var buf []byte
@@ -424,7 +424,7 @@ type folded struct {
 // change merges reaches into the instance row (as read) and returns the
 // row to write, its funnel deltas and its records; ok is false when
 // nothing changes.
-func (f *Folder) change(d *Definition, k instKey, row *Row, reaches []Reach) (*folded, bool) {
+func (f *Fold) change(d *Definition, k instKey, row *Row, reaches []Reach) (*folded, bool) {
 	oldSteps, oldSt := rowState(d, row)
 	steps := slices.Clone(oldSteps)
 	if !Merge(&steps, reaches) {

@@ -37,7 +37,7 @@ type Row struct {
 // writeVersion is the version every write of a journey_instances row sets:
 // the writing transaction's id. Unlike a counter it is never reused, not
 // even after a rebuild deletes a row and creates it again, so a version
-// remembered from long ago (Folder's cache) can never match a row that
+// remembered from long ago (Fold's cache) can never match a row that
 // changed since.
 const writeVersion = `pg_current_xact_id()::text::bigint`
 

@@ -40,7 +40,7 @@ func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
 // drain runs a processor folding journeys until every entry is
 // acknowledged; with crash, a first processor is stopped abruptly mid-way.
-func (e *env) drain(t *testing.T, folder *journey.Folder, total int, crash bool) {
+func (e *env) drain(t *testing.T, folder *journey.Fold, total int, crash bool) {
 	t.Helper()
 	run := func(wait time.Duration) (*process.Processor, context.CancelFunc, chan struct{}) {
 		p, err := process.New(e.rdb, e.db, e.keys, process.Options{
@@ -84,7 +84,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
 	e.add(t, evs)
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	e.drain(t, folder, len(evs), false)
 
 	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
@@ -178,7 +178,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	}
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.add(t, evs)
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	e.drain(t, folder, len(evs), true)
 	equalsARebuild(t, e, folder, 500)
 }
@@ -188,7 +188,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	fold := func(id, topic string, at time.Time) {
 		t.Helper()
@@ -267,7 +267,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 // foldTx folds evs in a transaction of their own and tells the folder how
 // it ended, as the processor does (the folder caches what committed); like
 // the processor it tries again after a deadlock or serialization failure.
-func foldTx(ctx context.Context, db *pgxpool.Pool, f *journey.Folder, evs []store.Event) error {
+func foldTx(ctx context.Context, db *pgxpool.Pool, f *journey.Fold, evs []store.Event) error {
 	for attempt := 0; ; attempt++ {
 		var used pgx.Tx
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { used = tx; return f.Fold(ctx, tx, evs) })
@@ -291,7 +291,7 @@ func TestAbandonmentFollowsDeadlinesThatMove(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	fold := func(id, topic, customer string, at time.Time) {
 		t.Helper()
@@ -366,7 +366,7 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev := func(id, topic string, at time.Time) store.Event { return customerEvent(id, topic, "c-9", at) }
 	store1 := func(evs ...store.Event) {
@@ -406,7 +406,7 @@ func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev, insert := customerEvent, func(evs ...store.Event) { insertEvents(t, e.db, evs...) }
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
@@ -454,7 +454,7 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev := customerEvent
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
@@ -493,7 +493,7 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 }
 
 // records is what happened to an instance.
-func records(t *testing.T, e *env, folder *journey.Folder, journeyName, subject string) []journey.Record {
+func records(t *testing.T, e *env, folder *journey.Fold, journeyName, subject string) []journey.Record {
 	t.Helper()
 	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
 	if err != nil {
@@ -503,7 +503,7 @@ func records(t *testing.T, e *env, folder *journey.Folder, journeyName, subject 
 }
 
 // stepEvent is the event that reached step of an instance.
-func stepEvent(t *testing.T, e *env, folder *journey.Folder, journeyName, subject, step string) string {
+func stepEvent(t *testing.T, e *env, folder *journey.Fold, journeyName, subject, step string) string {
 	t.Helper()
 	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
 	if err != nil {
@@ -523,7 +523,7 @@ func TestAbandonerWorksInBatches(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		id := fmt.Sprintf("tr-%d", i)
@@ -552,7 +552,7 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 	sc := sim.Generate(sim.Config{Customers: 80, Seed: 31})
 	first, rest := sc.Events[:len(sc.Events)/2], sc.Events[len(sc.Events)/2:]
 	e.add(t, first)
-	folder := journey.NewFolder(journey.Default(), journey.DefaultCacheMB)
+	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	p, err := process.New(e.rdb, viaProxy, e.keys, process.Options{
 		Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
 		TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: time.Second, ControlEvery: 50 * time.Millisecond,
@@ -584,7 +584,7 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 
 // equalsARebuild checks that the folded instances (at least min of them)
 // and their funnels equal a rebuild of every journey from the events table.
-func equalsARebuild(t *testing.T, e *env, folder *journey.Folder, min int) {
+func equalsARebuild(t *testing.T, e *env, folder *journey.Fold, min int) {
 	t.Helper()
 	ctx := context.Background()
 	folded := snapshot(t, e.db)
@@ -627,7 +627,7 @@ func insertEvents(t *testing.T, db *pgxpool.Pool, evs ...store.Event) {
 	}
 }
 
-func mustGet(f *journey.Folder, name string) *journey.Definition {
+func mustGet(f *journey.Fold, name string) *journey.Definition {
 	d, _ := f.Set().Get(name)
 	return d
 }
@@ -688,7 +688,7 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	// each taking every event in its own random order; then rebuild, and
 	// fold the rest: both caches now hold instances the rebuild deleted
 	// and wrote again, which the version check must notice.
-	folders := []*journey.Folder{journey.NewFolder(journey.Default(), journey.DefaultCacheMB), journey.NewFolder(journey.Default(), journey.DefaultCacheMB)}
+	folders := []*journey.Fold{journey.NewFold(journey.Default(), journey.DefaultCacheMB), journey.NewFold(journey.Default(), journey.DefaultCacheMB)}
 	folder := folders[0]
 	var evs []store.Event
 	for _, ev := range sc.Events {

@@ -42,7 +42,7 @@ type RebuildOptions struct {
 // It works subject by subject, in batches of opts.Batch instances: events
 // are read ordered by subject, and each batch of instances is derived,
 // written and added to the funnel before the next is read.
-func (f *Folder) Rebuild(ctx context.Context, tx pgx.Tx, journey string, opts RebuildOptions) (int, error) {
+func (f *Fold) Rebuild(ctx context.Context, tx pgx.Tx, journey string, opts RebuildOptions) (int, error) {
 	r, err := f.rebuild(ctx, tx, journey, opts)
 	return r.instances, err
 }
@@ -66,7 +66,7 @@ type rebuilding struct {
 	steps   []Reach
 }
 
-func (f *Folder) rebuild(ctx context.Context, tx pgx.Tx, journey string, opts RebuildOptions) (*rebuildRun, error) {
+func (f *Fold) rebuild(ctx context.Context, tx pgx.Tx, journey string, opts RebuildOptions) (*rebuildRun, error) {
 	r := &rebuildRun{tx: tx, only: opts.Subject, funnel: map[FunnelKey]int64{}}
 	d, ok := f.set.Get(journey)
 	if !ok {
@@ -175,7 +175,7 @@ func (r *rebuildRun) flush(ctx context.Context, final bool) error {
 
 // Refold rebuilds every journey that the topics of events created in
 // [from, to) advance ("hookstream replay"); idempotent.
-func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
+func (f *Fold) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
 	seen, err := (store.EventRange{From: from, To: to, Topics: topics}).DistinctTopics(ctx, tx)
 	if err != nil {
 		return err

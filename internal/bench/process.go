@@ -243,7 +243,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 	// SeedInstances instances; then the funnel query over them.
 	if !c.SkipJourneys {
 		set := journey.Default()
-		err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFolder(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
+		err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFold(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
 			t0 := time.Now()
 			n, err := seedJourneys(ctx, pool, c.SeedInstances)
 			if err != nil {
