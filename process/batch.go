@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,7 +14,7 @@ import (
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/redis/go-redis/v9"
+	"github.com/jackc/puddle/v2"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -57,11 +59,8 @@ func classify(err error) failure {
 		// A folding step's own error (not PostgreSQL's, not a lost
 		// connection or deadline) is a bug or bad data: unexplained.
 		var fe *foldError
-		if errors.As(err, &fe) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !pgconn.Timeout(err) {
-			var netErr net.Error
-			if !errors.As(err, &netErr) && !pgconnClosed(err) {
-				return unexplained
-			}
+		if errors.As(err, &fe) && !unreachable(err) {
+			return unexplained
 		}
 		return transient // network, context deadline, pool closed, breaker open
 	}
@@ -75,10 +74,16 @@ func classify(err error) failure {
 	return unexplained
 }
 
-// pgconnClosed reports the errors pgx gives for a connection that is gone.
-func pgconnClosed(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "conn busy") || strings.Contains(msg, "closed pool")
+// unreachable reports the errors pgx, pgconn and the pool give when
+// PostgreSQL did not answer: a deadline or cancellation, a network error, a
+// failed connect, a connection that is closed or busy (pgconn's lock errors,
+// which are safe to retry), or a closed pool.
+func unreachable(err error) bool {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) ||
+		errors.As(err, &netErr) || errors.As(err, &connectErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) || errors.Is(err, puddle.ErrClosedPool)
 }
 
 // errSystemic is returned while every row of a batch fails the same way.
@@ -518,19 +523,12 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 // publishDead announces newly recorded dead letters on the DLQ stream (for
 // the live feed and alerts; the table is the record, so this is best effort).
 func (p *Processor) publishDead(ctx context.Context, dead []store.DeadLetter) {
-	_, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, d := range dead {
-			pipe.XAdd(ctx, &redis.XAddArgs{
-				Stream: p.keys.DLQ(), MaxLen: 100_000, Approx: true,
-				Values: []string{"id", fmt.Sprint(d.ID), "stream", d.Stream, "entry", d.EntryID, "event_id", d.EventID, "reason", d.Reason},
-			})
-		}
-		return nil
-	})
-	for _, d := range dead {
+	records := make([][]string, len(dead))
+	for i, d := range dead {
 		p.log.Warn("dead-lettered", "id", d.ID, "stream", d.Stream, "entry", d.EntryID, "event", d.EventID, "deliveries", d.Deliveries, "reason", d.Reason)
+		records[i] = []string{"id", strconv.FormatInt(d.ID, 10), "stream", d.Stream, "entry", d.EntryID, "event_id", d.EventID, "reason", d.Reason}
 	}
-	if err != nil {
-		p.log.Warn("announce dead letters on the DLQ stream", "err", err, "recorded", len(dead))
+	if err := stream.Announce(ctx, p.rdb, p.keys.DLQ(), records); err != nil {
+		p.log.Warn("dead letters are recorded but not announced on the DLQ stream; the dead_letters table has them (hookstream dlq list)", "err", err, "recorded", len(dead))
 	}
 }

@@ -3,10 +3,13 @@ package process
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/internal/periodic"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,30 +46,35 @@ func mustJSON(v any) string {
 }
 
 // ExportStatus publishes the group's per-partition state (length, pending,
-// lag, oldest pending age) and the open dead letters as metrics, every
-// interval until ctx ends.
+// lag, oldest pending age) and the open dead letters as metrics, at once and
+// then every interval until ctx ends. A part that cannot be read keeps its
+// last value and is logged.
 func ExportStatus(ctx context.Context, g *stream.Group, db *pgxpool.Pool, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if st, err := g.Status(ctx); err == nil {
-			for _, s := range st {
-				lbl := fmt.Sprintf(`{partition="%d"}`, s.Partition)
-				metrics.GetOrCreateGauge(`hookstream_stream_length`+lbl, nil).Set(float64(s.Length))
-				metrics.GetOrCreateGauge(`hookstream_group_pending`+lbl, nil).Set(float64(s.Pending))
-				metrics.GetOrCreateGauge(`hookstream_group_lag`+lbl, nil).Set(float64(s.Lag))
-				metrics.GetOrCreateGauge(`hookstream_group_oldest_pending_seconds`+lbl, nil).Set(s.OldestAge.Seconds())
-			}
-		}
-		if db != nil {
-			if n, err := store.OpenDeadLetters(ctx, db); err == nil {
-				metrics.GetOrCreateGauge(`hookstream_dead_letters_open`, nil).Set(float64(n))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	log := slog.Default().With("role", "process")
+	periodic.Run(ctx, interval, log, "export the stream and dead-letter metrics", func(ctx context.Context) error {
+		return exportStatus(ctx, g, db)
+	})
+}
+
+func exportStatus(ctx context.Context, g *stream.Group, db *pgxpool.Pool) error {
+	var errs []error
+	if st, err := g.Status(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("read the stream status for hookstream_stream_* and hookstream_group_* (is Redis reachable?): %w", err))
+	} else {
+		for _, s := range st {
+			lbl := fmt.Sprintf(`{partition="%d"}`, s.Partition)
+			metrics.GetOrCreateGauge(`hookstream_stream_length`+lbl, nil).Set(float64(s.Length))
+			metrics.GetOrCreateGauge(`hookstream_group_pending`+lbl, nil).Set(float64(s.Pending))
+			metrics.GetOrCreateGauge(`hookstream_group_lag`+lbl, nil).Set(float64(s.Lag))
+			metrics.GetOrCreateGauge(`hookstream_group_oldest_pending_seconds`+lbl, nil).Set(s.OldestAge.Seconds())
 		}
 	}
+	if db != nil {
+		if n, err := store.OpenDeadLetters(ctx, db); err != nil {
+			errs = append(errs, fmt.Errorf("count open dead letters for hookstream_dead_letters_open (is PostgreSQL reachable and migrated?): %w", err))
+		} else {
+			metrics.GetOrCreateGauge(`hookstream_dead_letters_open`, nil).Set(float64(n))
+		}
+	}
+	return errors.Join(errs...)
 }

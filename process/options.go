@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -72,49 +73,46 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if o.Group == "" {
-		o.Group = "process"
-	}
+	o.Group = cmp.Or(o.Group, "process")
 	if o.Consumer == "" {
 		host, _ := os.Hostname()
 		o.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if o.Workers <= 0 {
-		o.Workers = 2
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 500
-	}
-	def(&o.Block, time.Second)
-	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 5
-	}
-	def(&o.ClaimIdle, 30*time.Second)
-	def(&o.ClaimEvery, o.ClaimIdle/2)
-	def(&o.Retention, 24*time.Hour)
-	def(&o.TrimEvery, time.Minute)
-	def(&o.ConsumerIdle, time.Hour)
-	def(&o.TxTimeout, o.ClaimIdle*2/3)
-	def(&o.RetryBase, 100*time.Millisecond)
-	def(&o.RetryMax, 10*time.Second)
-	if o.BreakerFailures == 0 {
-		o.BreakerFailures = 5
-	}
-	def(&o.BreakerOpen, 5*time.Second)
-	def(&o.ControlEvery, time.Second)
-	def(&o.ShutdownWait, 30*time.Second)
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Workers = cmp.Or(o.Workers, 2)
+	o.BatchSize = cmp.Or(o.BatchSize, 500)
+	o.Block = cmp.Or(o.Block, time.Second)
+	o.MaxDeliveries = cmp.Or(o.MaxDeliveries, 5)
+	o.ClaimIdle = cmp.Or(o.ClaimIdle, 30*time.Second)
+	o.ClaimEvery = cmp.Or(o.ClaimEvery, o.ClaimIdle/2)
+	o.Retention = cmp.Or(o.Retention, 24*time.Hour)
+	o.TrimEvery = cmp.Or(o.TrimEvery, time.Minute)
+	o.ConsumerIdle = cmp.Or(o.ConsumerIdle, time.Hour)
+	o.TxTimeout = cmp.Or(o.TxTimeout, o.ClaimIdle*2/3)
+	o.RetryBase = cmp.Or(o.RetryBase, 100*time.Millisecond)
+	o.RetryMax = cmp.Or(o.RetryMax, 10*time.Second)
+	o.BreakerFailures = cmp.Or(o.BreakerFailures, 5)
+	o.BreakerOpen = cmp.Or(o.BreakerOpen, 5*time.Second)
+	o.ControlEvery = cmp.Or(o.ControlEvery, time.Second)
+	o.ShutdownWait = cmp.Or(o.ShutdownWait, 30*time.Second)
+	o.Logger = cmp.Or(o.Logger, slog.Default())
 	return o
 }
 
 func (o Options) validate() error {
+	for _, v := range []struct {
+		name string
+		neg  bool
+	}{
+		{"workers", o.Workers < 0}, {"batch size", o.BatchSize < 0}, {"max deliveries", o.MaxDeliveries < 0},
+		{"claim idle time", o.ClaimIdle < 0}, {"claim interval", o.ClaimEvery < 0}, {"retention", o.Retention < 0},
+		{"trim interval", o.TrimEvery < 0}, {"consumer idle time", o.ConsumerIdle < 0}, {"transaction timeout", o.TxTimeout < 0},
+		{"retry delay", o.RetryBase < 0 || o.RetryMax < 0}, {"breaker open time", o.BreakerOpen < 0},
+		{"control interval", o.ControlEvery < 0}, {"shutdown wait", o.ShutdownWait < 0},
+	} {
+		if v.neg {
+			return fmt.Errorf("%s is negative; leave it zero for the default", v.name)
+		}
+	}
 	if o.Block < time.Millisecond {
 		return fmt.Errorf("read block %s is below Redis's 1 ms resolution (0 would block for ever)", o.Block)
 	}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/periodic"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -180,29 +181,13 @@ func (p *Processor) waitControl(ctx context.Context) error {
 
 // control follows the pause switch and publishes the heartbeat until ctx
 // ends. The switch it polls only stops the workers from reading; every batch
-// also reads it afresh before it is stored (worker.admit).
+// also reads it afresh before it is stored (worker.admit). While Redis
+// cannot be read, the last known state holds.
 func (p *Processor) control(ctx context.Context) {
-	t := time.NewTicker(p.opts.ControlEvery)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, err := p.readControl(ctx)
-			if err == nil {
-				err = p.heartbeat(ctx)
-			}
-			switch {
-			case err != nil && !failing && ctx.Err() == nil:
-				p.log.Warn("cannot read the pause switch or publish the heartbeat; keeping the last known state, and every batch still checks the switch before it is stored", "err", err)
-			case err == nil && failing:
-				p.log.Info("pause switch and heartbeat readable again")
-			}
-			failing = err != nil
-		}
-	}
+	periodic.Run(ctx, p.opts.ControlEvery, p.log, "read the pause switch and publish the heartbeat", func(ctx context.Context) error {
+		_, err := p.readControl(ctx)
+		return errors.Join(err, p.heartbeat(ctx))
+	})
 }
 
 // readControl reads the pause switch and records it. An error leaves the last

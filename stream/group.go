@@ -51,7 +51,7 @@ func (g *Group) Keys() Keys { return g.keys }
 func (g *Group) Ensure(ctx context.Context) error {
 	for p := range g.keys.Partitions {
 		err := g.rdb.XGroupCreateMkStream(ctx, g.keys.Stream(p), g.name, "0").Err()
-		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 			return fmt.Errorf("create consumer group %q on %s: %w", g.name, g.keys.Stream(p), err)
 		}
 	}
@@ -88,7 +88,7 @@ func (g *Group) read(ctx context.Context, consumer string, partitions []int, sta
 		return nil, nil
 	}
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
+		if redis.HasErrorPrefix(err, "NOGROUP") {
 			return nil, fmt.Errorf("read group %q: %w (run the processor once, or Group.Ensure, to create it)", g.name, err)
 		}
 		return nil, fmt.Errorf("read group %q: %w", g.name, err)
@@ -177,8 +177,12 @@ func (g *Group) Touch(ctx context.Context, consumer string, msgs []Message) erro
 // IsNoGroup reports whether err says the group (or its stream) does not
 // exist, as after a Redis restart without persistence; Ensure recreates it.
 func IsNoGroup(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "NOGROUP")
+	return redis.HasErrorPrefix(err, "NOGROUP")
 }
+
+// isNoSuchKey reports the error XINFO gives for a stream that does not exist
+// ("ERR no such key").
+func isNoSuchKey(err error) bool { return redis.HasErrorPrefix(err, "no such key") }
 
 // fillDeliveries sets the delivery counts of msgs, all pending for consumer.
 func (g *Group) fillDeliveries(ctx context.Context, consumer string, msgs []Message) error {
@@ -274,7 +278,7 @@ func (g *Group) Trim(ctx context.Context, p int, cutoff time.Time) (int64, error
 func (g *Group) info(ctx context.Context, p int) (*redis.XInfoGroup, error) {
 	groups, err := g.rdb.XInfoGroups(ctx, g.keys.Stream(p)).Result()
 	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
+		if isNoSuchKey(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read groups of %s: %w", g.keys.Stream(p), err)
@@ -359,7 +363,7 @@ func (g *Group) Status(ctx context.Context) ([]PartitionStatus, error) {
 		}
 		st.Length = n
 		gs, err := groups[p].Result()
-		if err != nil && !strings.Contains(err.Error(), "no such key") {
+		if err != nil && !isNoSuchKey(err) {
 			return nil, fmt.Errorf("groups of %s: %w", st.Stream, err)
 		}
 		for _, gi := range gs {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -219,8 +218,10 @@ func sameNames(a, b []string) bool {
 	return true
 }
 
+// isNoScript reports that Redis does not have the script cached (it
+// restarted, or SCRIPT FLUSH), however go-redis delivers it.
 func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
 // isReplyError tells a Redis error reply (the server answered, e.g. NOSCRIPT or
