@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,15 +39,15 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
-// drain runs a processor folding journeys until every entry is
+// drain runs a processor with the folding steps until every entry is
 // acknowledged; with crash, a first processor is stopped abruptly mid-way.
-func (e *env) drain(t *testing.T, folder *journey.Fold, total int, crash bool) {
+func (e *env) drain(t *testing.T, folds []process.Folder, crash bool) {
 	t.Helper()
 	run := func(wait time.Duration) (*process.Processor, context.CancelFunc, chan struct{}) {
 		p, err := process.New(e.rdb, e.db, e.keys, process.Options{
 			Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
 			TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: wait, ControlEvery: 50 * time.Millisecond,
-			RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Folders: []process.Folder{folder},
+			RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Folders: folds,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -58,18 +59,13 @@ func (e *env) drain(t *testing.T, folder *journey.Fold, total int, crash bool) {
 	}
 	if crash {
 		p, cancel, done := run(time.Millisecond)
-		waitFor(t, 30*time.Second, "some progress", func() bool { return p.Stats().Stored > 50 })
+		testenv.WaitFor(t, 30*time.Second, "some progress", func() bool { return p.Stats().Stored > 50 })
 		cancel()
 		<-done
 	}
 	_, cancel, done := run(5 * time.Second)
 	defer func() { cancel(); <-done }()
-	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, what, cond)
+	testenv.WaitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
 }
 
 // TestSimulatedTrafficEndsWithTheSimulatorsFunnels: the simulator knows how
@@ -85,7 +81,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
 	e.add(t, evs)
 	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
-	e.drain(t, folder, len(evs), false)
+	e.drain(t, []process.Folder{folder}, false)
 
 	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
 		"bank_transfer": "bank_transfer", "transfer": "transfer", "mass_payment": "mass_payment"}
@@ -158,8 +154,14 @@ func snapshot(t *testing.T, db *pgxpool.Pool) []string {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		vals, _ := rows.Values()
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
 		out = append(out, fmt.Sprint(vals...))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -179,7 +181,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.add(t, evs)
 	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
-	e.drain(t, folder, len(evs), true)
+	e.drain(t, []process.Folder{folder}, true)
 	equalsARebuild(t, e, folder, 500)
 }
 
@@ -429,10 +431,12 @@ func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
 	insert(a3)
 	folded := make(chan error, 1)
 	go func() { folded <- foldTx(ctx, e.db, folder, []store.Event{a3}) }()
-	waitFor(t, 10*time.Second, "the fold to wait for the journeys lock", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the fold to wait for the journeys lock", func() bool {
 		var n int
-		e.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-			AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&n)
+		if err := e.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		return n > 0
 	})
 	if err := rebuild.Commit(ctx); err != nil {
@@ -566,13 +570,13 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(rctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 30*time.Second, "the first half stored", func() bool { return p.Stats().Acked == int64(len(first)) })
+	testenv.WaitFor(t, 30*time.Second, "the first half stored", func() bool { return p.Stats().Acked == int64(len(first)) })
 	resets := folder.Stats().CacheResets
 	proxy.Cut()
 	e.add(t, rest)
-	waitFor(t, 30*time.Second, "the breaker to open", func() bool { return p.Stats().Breaker == "open" })
+	testenv.WaitFor(t, 30*time.Second, "the breaker to open", func() bool { return p.Stats().Breaker == "open" })
 	proxy.Restore()
-	waitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
+	testenv.WaitFor(t, 60*time.Second, "every entry acknowledged", func() bool { return e.Drained(t) })
 	if folder.Stats().CacheResets == resets {
 		t.Fatal("the cache was not emptied by the outage")
 	}
@@ -662,6 +666,9 @@ func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
 		}
 		k.Bucket, k.Day = int(b), k.Day.UTC()
 		got[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	for k, n := range want {
 		if n != 0 && got[k] != n {
@@ -754,4 +761,128 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 		t.Fatalf("second phase: %d cache hits, %d retried writes; want both above zero", hits, retried)
 	}
 	equalsARebuild(t, e, folder, 100)
+}
+
+// TestFactsAreCountedOnceTheirTransactionCommits: a batch that un-abandons
+// an instance and makes it a conflict is folded in transactions that are
+// rolled back (a later folding step failed), then in one that commits:
+// each fact is recorded and counted once.
+func TestFactsAreCountedOnceTheirTransactionCommits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(id, topic string, at time.Time) store.Event {
+		return store.Event{ID: id, Topic: topic, ResourceID: "tr-1", CustomerID: "c-1", Created: at, Received: at}
+	}
+	if err := foldTx(ctx, e.db, fold, []store.Event{ev("e1", "customer_bank_transfer_created", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	ab := &journey.Abandoner{DB: e.db, Set: fold.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return t0.Add(169 * time.Hour), true, nil }}
+	if n, err := ab.Tick(ctx); err != nil || n != 1 {
+		t.Fatalf("abandoned %d (%v), want 1", n, err)
+	}
+	// Completed, then failed (a late return): progress that un-abandons,
+	// and a conflict.
+	batch := []store.Event{ev("e2", "customer_bank_transfer_completed", t0.Add(170*time.Hour)), ev("e3", "customer_bank_transfer_failed", t0.Add(171*time.Hour))}
+	failed := errors.New("a later folding step failed")
+	for range 2 {
+		var used pgx.Tx
+		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			used = tx
+			if err := fold.Fold(ctx, tx, batch); err != nil {
+				return err
+			}
+			return failed
+		})
+		fold.TxEnded(used, false)
+		if !errors.Is(err, failed) {
+			t.Fatal(err)
+		}
+	}
+	if st := fold.Stats(); st.Conflicts != 0 || st.Unabandoned != 0 {
+		t.Fatalf("rolled back: counted %d conflicts and %d un-abandonments, want none", st.Conflicts, st.Unabandoned)
+	}
+	if err := foldTx(ctx, e.db, fold, batch); err != nil {
+		t.Fatal(err)
+	}
+	// The batch makes a conflict in every journey the topics advance.
+	recorded := recordedKinds(t, e.db)
+	if st := fold.Stats(); st.Conflicts != recorded[journey.RecordConflict] || st.Unabandoned != 1 || recorded[journey.RecordUnabandoned] != 1 {
+		t.Fatalf("committed once after two rollbacks: counted %d conflicts and %d un-abandonments, want %d (as recorded) and 1",
+			st.Conflicts, st.Unabandoned, recorded[journey.RecordConflict])
+	}
+	var kinds []string
+	for _, r := range records(t, e, fold, "bank_transfer", "tr-1") {
+		kinds = append(kinds, r.Kind)
+	}
+	sort.Strings(kinds)
+	if got := strings.Join(kinds, ","); got != "abandoned,conflict,unabandoned" {
+		t.Fatalf("records %s, want abandoned, conflict and unabandoned once each", got)
+	}
+}
+
+// flakyFold is a folding step after the journeys' that fails every
+// every-th call, so the processor rolls back batches the journeys fold
+// has already written and recorded into, and retries them.
+type flakyFold struct {
+	every        int64
+	calls, fails atomic.Int64
+}
+
+func (f *flakyFold) Name() string { return "flaky" }
+
+func (f *flakyFold) Fold(context.Context, pgx.Tx, []store.Event) error {
+	if f.calls.Add(1)%f.every == 1 {
+		f.fails.Add(1)
+		return errors.New("flaky: failing this call")
+	}
+	return nil
+}
+
+// TestBatchesTheProcessorRetriesCountEachFactOnce: whatever a processor
+// rolls back and retries, the conflicts the fold counts are the conflicts
+// recorded in PostgreSQL.
+func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sc := sim.Generate(sim.Config{Customers: 60, Seed: 5})
+	evs := append([]sim.Event(nil), sc.Events...)
+	rand.New(rand.NewPCG(5, 1)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // steps skipped for a while: conflicts
+	e.add(t, evs)
+	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	flaky := &flakyFold{every: 4}
+	e.drain(t, []process.Folder{fold, flaky}, false)
+	recorded := recordedKinds(t, e.db)
+	st := fold.Stats()
+	if flaky.fails.Load() == 0 || recorded[journey.RecordConflict] == 0 {
+		t.Fatalf("%d failed calls, %d conflicts recorded: the test needs both", flaky.fails.Load(), recorded[journey.RecordConflict])
+	}
+	if st.Conflicts != recorded[journey.RecordConflict] || st.Unabandoned != recorded[journey.RecordUnabandoned] {
+		t.Fatalf("counted %d conflicts and %d un-abandonments; PostgreSQL recorded %d and %d",
+			st.Conflicts, st.Unabandoned, recorded[journey.RecordConflict], recorded[journey.RecordUnabandoned])
+	}
+}
+
+// recordedKinds counts journey_records by kind.
+func recordedKinds(t *testing.T, db *pgxpool.Pool) map[string]int64 {
+	t.Helper()
+	recorded := map[string]int64{}
+	rows, err := db.Query(context.Background(), `SELECT kind, count(*) FROM journey_records GROUP BY kind`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			t.Fatal(err)
+		}
+		recorded[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return recorded
 }
