@@ -248,6 +248,13 @@ func (r *Receiver) repartition(entries []stream.Entry) {
 func (r *Receiver) drainOnce() {
 	results := make([]stream.Result, r.opts.MaxBatch)
 	n, err := r.spool.Drain(r.opts.MaxBatch, func(chunk []stream.Entry) error {
+		// A long spool does not hold shutdown up: what is left drains at
+		// the next start (the append script makes replays harmless).
+		select {
+		case <-r.quit:
+			return errStopped
+		default:
+		}
 		r.repartition(chunk)
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.RedisTimeout)
 		defer cancel()
@@ -270,6 +277,10 @@ func (r *Receiver) drainOnce() {
 		}
 		return nil
 	})
+	if errors.Is(err, errStopped) {
+		r.opts.Logger.Info("spool drain stopped for shutdown; the rest drains at the next start", "drained", n, "remaining", r.spool.Depth(), "spool_dir", r.opts.SpoolDir)
+		return
+	}
 	if err != nil {
 		r.opts.Logger.Warn("spool drain paused; will retry", "drained", n, "remaining", r.spool.Depth(), "err", err)
 		return

@@ -55,8 +55,10 @@ type Receiver struct {
 	stopMu   sync.RWMutex
 	stopping bool
 	stopOnce sync.Once
-	stopErr  error
+	stopped  chan struct{} // closed when the shutdown Stop began has finished
+	stopErr  error         // the shutdown's result, set before stopped is closed
 	inflight sync.WaitGroup
+	started  bool // Start ran (it counts a Redis seen down in redisDownNow)
 
 	committers sync.WaitGroup
 	drainDone  sync.WaitGroup
@@ -77,6 +79,7 @@ func New(rdb redis.UniversalClient, keys stream.Keys, opts Options) (*Receiver, 
 		keys:     keys,
 		queue:    make(chan *pending, opts.QueueSize),
 		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	r.bufs.New = func() any { return new(bytes.Buffer) }
 	return r, nil
@@ -90,6 +93,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return err
 	}
 	r.spool = sp
+	r.started = true
 	lctx, cancel := context.WithTimeout(ctx, r.opts.RedisTimeout)
 	defer cancel()
 	if err := r.producer.Load(lctx); err != nil {
@@ -107,36 +111,48 @@ func (r *Receiver) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops taking new events, waits for every accepted one to be committed
-// (to Redis or the spool), then stops the committers and the drainer and
-// closes the spool. Shut the HTTP server down first so no request is cut off.
-// Calling it again returns the first call's result.
+// Stop stops taking new events and shuts the receiver down: every accepted
+// event is committed (to Redis or the spool), then the committers and the
+// drainer stop and the spool is closed. Shut the HTTP server down first so no
+// request is cut off.
+//
+// The first call begins the shutdown, and it runs to its end whatever ctx
+// does. If ctx ends first, Stop returns an error and the shutdown goes on in
+// the background (requests still waiting get their answers); calling Stop
+// again waits for it and returns its result, as does every later call.
 func (r *Receiver) Stop(ctx context.Context) error {
-	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
-	return r.stopErr
+	r.stopOnce.Do(func() {
+		r.stopMu.Lock()
+		r.stopping = true
+		r.stopMu.Unlock()
+		go r.shutdown()
+	})
+	select {
+	case <-r.stopped:
+		return r.stopErr
+	case <-ctx.Done():
+		return fmt.Errorf("ingest stop: not finished within the deadline (requests still waiting for their commit, or a commit or spool drain still running); the shutdown goes on, call Stop again to wait for it: %w", ctx.Err())
+	}
 }
 
-func (r *Receiver) stop(ctx context.Context) error {
-	r.stopMu.Lock()
-	r.stopping = true
-	r.stopMu.Unlock()
-	waited := make(chan struct{})
-	go func() { r.inflight.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		return fmt.Errorf("ingest stop: requests still waiting for their commit: %w", ctx.Err())
-	}
+// shutdown is the stop order: wait for the requests already admitted (their
+// commits are queued or running), then stop the committers (the queue is
+// empty by then: no request is admitted once stopping is set) and the drainer,
+// and close the spool.
+func (r *Receiver) shutdown() {
+	defer close(r.stopped)
+	r.inflight.Wait()
 	close(r.quit)
 	r.committers.Wait()
 	r.drainDone.Wait()
-	if !r.redisUp.Load() {
+	if r.started && !r.redisUp.Load() {
 		redisDownNow.Add(-1)
 	}
-	if r.spool == nil {
-		return nil
+	if r.spool != nil {
+		if err := r.spool.Close(); err != nil {
+			r.stopErr = fmt.Errorf("ingest stop: close the spool in %s: %w; its segments stay on disk and drain at the next start", r.opts.SpoolDir, err)
+		}
 	}
-	return r.spool.Close()
 }
 
 // Handler serves POST /webhooks/dwolla, GET /healthz, GET /readyz and GET /metrics.
