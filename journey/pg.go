@@ -14,7 +14,9 @@ import (
 // The journey tables in PostgreSQL: journey_instances (one row per
 // instance), journey_funnel (additive aggregates per cohort day),
 // journey_records (what happened to an instance) and journey_epoch (the
-// number of rebuilds). Only this package writes them.
+// number of rebuilds). The statements on them are here; outside this
+// package only the process benchmark touches them (to seed and count
+// instances).
 
 // Row is one stored instance: a row of journey_instances.
 type Row struct {
