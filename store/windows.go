@@ -222,12 +222,13 @@ func FirstWindowStart(ctx context.Context, q Querier, basis string, sizeS int32)
 }
 
 // CloseWindows closes the windows of (basis, sizeS) starting in [from,
-// until): marks their rows closed, writes one close record per window
-// (also for windows without events when withEmpty), moves the cursor to
-// until, and returns the records it wrote (a window closes once).
-func CloseWindows(ctx context.Context, tx pgx.Tx, basis string, sizeS int32, from, until, watermark time.Time, withEmpty bool) ([]WindowClose, error) {
-	if _, err := tx.Exec(ctx, `UPDATE window_aggs SET closed_at = now() WHERE basis = $1 AND size_s = $2 AND start >= $3 AND start < $4 AND closed_at IS NULL`,
-		basis, sizeS, from, until); err != nil {
+// until) at closedAt (the closer's clock, the one its watermark was judged
+// on): marks their rows closed, writes one close record per window (also
+// for windows without events when withEmpty), moves the cursor to until,
+// and returns the records it wrote (a window closes once).
+func CloseWindows(ctx context.Context, tx pgx.Tx, basis string, sizeS int32, from, until, watermark, closedAt time.Time, withEmpty bool) ([]WindowClose, error) {
+	if _, err := tx.Exec(ctx, `UPDATE window_aggs SET closed_at = $5 WHERE basis = $1 AND size_s = $2 AND start >= $3 AND start < $4 AND closed_at IS NULL`,
+		basis, sizeS, from, until, closedAt); err != nil {
 		return nil, fmt.Errorf("mark windows closed: %w", err)
 	}
 	starts := `SELECT start FROM window_aggs WHERE basis = $1 AND size_s = $2 AND dim = 'all' AND start >= $3 AND start < $4`
@@ -235,12 +236,12 @@ func CloseWindows(ctx context.Context, tx pgx.Tx, basis string, sizeS int32, fro
 		starts = `SELECT generate_series($3::timestamptz, $4::timestamptz - make_interval(secs => $2), make_interval(secs => $2))`
 	}
 	rows, err := tx.Query(ctx, `
-INSERT INTO window_closes (basis, size_s, start, watermark, count)
-SELECT $1, $2, g.start, $5, coalesce(a.count, 0)
+INSERT INTO window_closes (basis, size_s, start, watermark, count, closed_at)
+SELECT $1, $2, g.start, $5, coalesce(a.count, 0), $6
 FROM (`+starts+`) AS g(start)
 LEFT JOIN window_aggs a ON a.basis = $1 AND a.size_s = $2 AND a.dim = 'all' AND a.value = '' AND a.start = g.start
 ON CONFLICT DO NOTHING
-RETURNING basis, size_s, start, closed_at, watermark, count`, basis, sizeS, from, until, watermark)
+RETURNING basis, size_s, start, closed_at, watermark, count`, basis, sizeS, from, until, watermark, closedAt)
 	if err != nil {
 		return nil, fmt.Errorf("write window close records: %w", err)
 	}

@@ -39,8 +39,12 @@ type Closer struct {
 	// While paused nothing closes; a partition with entries waiting never
 	// counts as idle. nil: every partition is caught up.
 	Hold func(ctx context.Context) (backlogged map[int32]bool, paused bool, err error)
-	Now  func() time.Time // the clock (default: the database's, like the folds' seen_at)
-	Log  *slog.Logger
+	// Now is the closer's one clock: idleness (against the times folds
+	// stamped partition activity with), close times and retention are all
+	// judged on it. Default: the database's, as the folds' default. A test
+	// that sets it gives its folds the same clock (Folder.WithClock).
+	Now func() time.Time
+	Log *slog.Logger
 
 	initialised bool
 	lastPrune   time.Time
@@ -73,12 +77,7 @@ func (c *Closer) log() *slog.Logger {
 	return c.Log
 }
 
-func (c *Closer) now(ctx context.Context) (time.Time, error) {
-	if c.Now == nil {
-		return store.DBNow(ctx, c.DB)
-	}
-	return c.Now().UTC(), nil
-}
+func (c *Closer) now(ctx context.Context) (time.Time, error) { return timeOn(ctx, c.Now, c.DB) }
 
 // step is one (clock, size) with windows to close.
 type step struct {
@@ -180,7 +179,7 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 				return err
 			}
 			for _, st := range steps { // smallest size first: larger ones roll up from it
-				cl, err := c.closeStep(ctx, tx, st, &cfg)
+				cl, err := c.closeStep(ctx, tx, st, now, &cfg)
 				if err != nil {
 					return err
 				}
@@ -218,7 +217,8 @@ func (c *Closer) prune(ctx context.Context, now time.Time, cfg *Config) error {
 	return nil
 }
 
-func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, cfg *Config) ([]store.WindowClose, error) {
+// closeStep closes the windows of st, stamping them closed at now.
+func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, now time.Time, cfg *Config) ([]store.WindowClose, error) {
 	sizeS := int32(st.size / time.Second)
 	base := cfg.Base()
 	from := st.from
@@ -237,12 +237,12 @@ func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, cfg *Config)
 	if st.size != base {
 		// Larger windows are rolled up from the base windows they hold, all
 		// closed by now (their lateness is at least the base's).
-		if err := rollUp(ctx, tx, st.basis, base, st.size, from, st.until, cfg.AllDims(), time.Time{}, false); err != nil {
+		if err := rollUp(ctx, tx, st.basis, base, st.size, from, st.until, cfg.AllDims(), time.Time{}, false, now); err != nil {
 			return nil, err
 		}
 	}
 	withEmpty := st.until.Sub(from)/st.size <= maxEmptyCloses
-	return store.CloseWindows(ctx, tx, string(st.basis), sizeS, from, st.until, st.wm, withEmpty)
+	return store.CloseWindows(ctx, tx, string(st.basis), sizeS, from, st.until, st.wm, now, withEmpty)
 }
 
 // publish announces close records on the stream, best effort: the

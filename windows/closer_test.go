@@ -2,6 +2,7 @@ package windows_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,6 +63,9 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	}
 	var got []string
 	for _, c := range closes {
+		if !c.ClosedAt.Equal(clock) {
+			t.Errorf("close record %+v: closed at %s, not on the closer's clock (%s)", c, c.ClosedAt, clock)
+		}
 		if c.Basis == "event" {
 			got = append(got, c.Start.Format("15:04"))
 			if (c.Start.Format("15:04") == "10:00") != (c.Count == 1) {
@@ -77,7 +81,9 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 		t.Fatalf("second tick closed %+v (%v), want nothing", again, err)
 	}
 	var rows int
-	e.db.QueryRow(ctx, `SELECT count(*) FROM window_closes WHERE basis = 'event'`).Scan(&rows)
+	if err := e.db.QueryRow(ctx, `SELECT count(*) FROM window_closes WHERE basis = 'event'`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
 	if rows != 4 {
 		t.Fatalf("%d event close records stored, want 4", rows)
 	}
@@ -88,17 +94,23 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	var count, late int64
 	var revision int32
 	var closedAt *time.Time
-	e.db.QueryRow(ctx, `SELECT count, late, revision, closed_at FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'all' AND start = '2026-11-28T10:00:00Z'`).
-		Scan(&count, &late, &revision, &closedAt)
+	if err := e.db.QueryRow(ctx, `SELECT count, late, revision, closed_at FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'all' AND start = '2026-11-28T10:00:00Z'`).
+		Scan(&count, &late, &revision, &closedAt); err != nil {
+		t.Fatal(err)
+	}
 	if count != 2 || late != 1 || revision != 1 || closedAt == nil {
 		t.Fatalf("10:00 window after a late event: count %d late %d revision %d closed %v; want 2, 1, 1, closed", count, late, revision, closedAt)
 	}
-	// A late event into a window that was empty when it closed.
+	// A late event into a window that was empty when it closed: its row
+	// is created closed, on the fold's clock (the closer's).
+	clock = clock.Add(5 * time.Second)
 	fold(t, e, folder, ev("e", 2, "2026-11-28T10:02:30Z"))
-	e.db.QueryRow(ctx, `SELECT count, late, revision, closed_at FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'all' AND start = '2026-11-28T10:02:00Z'`).
-		Scan(&count, &late, &revision, &closedAt)
-	if count != 1 || late != 1 || revision != 1 || closedAt == nil {
-		t.Fatalf("10:02 window: count %d late %d revision %d closed %v; want 1, 1, 1, closed", count, late, revision, closedAt)
+	if err := e.db.QueryRow(ctx, `SELECT count, late, revision, closed_at FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'all' AND start = '2026-11-28T10:02:00Z'`).
+		Scan(&count, &late, &revision, &closedAt); err != nil {
+		t.Fatal(err)
+	}
+	if count != 1 || late != 1 || revision != 1 || closedAt == nil || !closedAt.Equal(clock) {
+		t.Fatalf("10:02 window: count %d late %d revision %d closed %v; want 1, 1, 1, closed at %s", count, late, revision, closedAt, clock)
 	}
 	if again, err := closer.Tick(ctx); err != nil || len(again) != 0 {
 		t.Fatalf("a late event made the closer close again: %+v (%v)", again, err)
@@ -123,7 +135,9 @@ func TestNothingClosesOverEventsStillWaitingInTheStreams(t *testing.T) {
 	var paused bool
 	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config(), Now: now,
 		Hold: func(context.Context) (map[int32]bool, bool, error) { return backlog, paused, nil }}
-	closer.Tick(ctx)
+	if _, err := closer.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
 	fold(t, e, folder,
 		store.Event{ID: "a", Topic: "t", Created: mustTime("2026-11-28T10:00:00Z"), Received: clock, Partition: 0},
 		store.Event{ID: "b", Topic: "t", Created: mustTime("2026-11-28T10:09:00Z"), Received: clock, Partition: 1})
@@ -156,5 +170,140 @@ func TestNothingClosesOverEventsStillWaitingInTheStreams(t *testing.T) {
 	}
 	if !last.Equal(mustTime("2026-11-28T10:17:00Z")) {
 		t.Fatalf("last closed event window %s, want 10:17", last)
+	}
+}
+
+// TestTheClosersOneClockDecidesIdlenessCloseTimesAndRetention: a fold and
+// the closer given one clock judge everything on it, far in the past as far
+// in the future: a quiet partition turns idle after Idle on that clock (not
+// on the wall clock), windows are stamped closed at its time, and retention
+// counts from it.
+func TestTheClosersOneClockDecidesIdlenessCloseTimesAndRetention(t *testing.T) {
+	t.Parallel()
+	for _, base := range []time.Time{farPast, farFuture} {
+		t.Run(fmt.Sprint(base.Year()), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			clock := newTestClock(base.Add(10 * time.Minute))
+			folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			folder.WithClock(clock.Now)
+			closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config(), Now: clock.Now}
+			at := func(d time.Duration) time.Time { return base.Add(d) }
+			fold(t, e, folder,
+				store.Event{ID: "a", Topic: "t", Created: at(0), Received: at(time.Second), Partition: 0},
+				store.Event{ID: "b", Topic: "t", Created: at(9 * time.Minute), Received: at(9*time.Minute + time.Second), Partition: 1})
+			var seen time.Time
+			if err := e.db.QueryRow(ctx, `SELECT max(seen_at) FROM window_marks`).Scan(&seen); err != nil {
+				t.Fatal(err)
+			}
+			if !seen.Equal(clock.Now()) {
+				t.Fatalf("partition activity stamped %s, not on the fold's clock (%s)", seen.UTC(), clock.Now())
+			}
+			// Partition 1 goes on; partition 0 (at base) holds the event-time
+			// watermark until it has been quiet for Idle on the shared clock.
+			clock.Add(30 * time.Second)
+			fold(t, e, folder, store.Event{ID: "c", Topic: "t", Created: at(9*time.Minute + 30*time.Second), Received: at(10 * time.Minute), Partition: 1})
+			clock.Add(29 * time.Second)
+			closes, err := closer.Tick(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range closes {
+				if c.Basis == "event" {
+					t.Fatalf("closed %+v before partition 0 was idle on the shared clock", c)
+				}
+			}
+			clock.Add(time.Second) // idle now: the watermark is partition 1's, 9m30s - 30s
+			closes, err = closer.Tick(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var event []time.Time
+			for _, c := range closes {
+				if !c.ClosedAt.Equal(clock.Now()) {
+					t.Errorf("close record %+v: closed at %s, not on the closer's clock (%s)", c, c.ClosedAt, clock.Now())
+				}
+				if c.Basis == "event" {
+					event = append(event, c.Start)
+				}
+			}
+			// Watermark base+9m, lateness 1m: the windows ending by base+8m.
+			if len(event) != 8 || !event[0].Equal(base) || !event[7].Equal(at(7*time.Minute)) {
+				t.Fatalf("closed event windows %v, want the 8 from %s", event, base)
+			}
+			var wrong int
+			if err := e.db.QueryRow(ctx, `SELECT count(*) FROM window_aggs WHERE closed_at IS NOT NULL AND closed_at <> $1`, clock.Now()).Scan(&wrong); err != nil {
+				t.Fatal(err)
+			}
+			if wrong != 0 {
+				t.Fatalf("%d window rows closed at another time than the closer's clock", wrong)
+			}
+			// Retention (1m windows: 7 days) counts on the same clock.
+			clock.Add(7*24*time.Hour + time.Hour)
+			if _, err := closer.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var left int
+			if err := e.db.QueryRow(ctx, `SELECT count(*) FROM window_aggs WHERE basis = 'event' AND start < $1`, at(8*time.Minute)).Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Fatalf("%d closed event windows older than the retention on the closer's clock left", left)
+			}
+		})
+	}
+}
+
+// TestWithoutATestClockFoldsAndTheCloserUseTheDatabaseClock: in production
+// neither is given a clock, and both read the database's, so partition
+// activity, idleness and close times agree whatever the processes' clocks.
+func TestWithoutATestClockFoldsAndTheCloserUseTheDatabaseClock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	dbNow := func() time.Time {
+		t.Helper()
+		now, err := store.DBNow(ctx, e.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return now
+	}
+	// Idle 1ns: a partition is idle as soon as the database's clock has
+	// moved on from its last fold, so no test waits for time to pass.
+	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Idle: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config()}
+	before := dbNow()
+	then := before.Add(-10 * time.Minute)
+	fold(t, e, folder, store.Event{ID: "a", Topic: "t", Created: then, Received: then, Partition: 0})
+	afterFold := dbNow()
+	var seen time.Time
+	if err := e.db.QueryRow(ctx, `SELECT max(seen_at) FROM window_marks`).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Before(before) || seen.After(afterFold) {
+		t.Fatalf("partition activity stamped %s, not on the database clock (%s..%s)", seen.UTC(), before, afterFold)
+	}
+	closes, err := closer.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := dbNow()
+	found := false
+	for _, c := range closes {
+		if c.ClosedAt.Before(afterFold) || c.ClosedAt.After(after) {
+			t.Errorf("close record %+v: closed at %s, not on the database clock (%s..%s)", c, c.ClosedAt, afterFold, after)
+		}
+		found = found || (c.Basis == "event" && c.Start.Equal(windows.Start(then, time.Minute)) && c.Count == 1)
+	}
+	if !found {
+		t.Fatalf("the window of an event 10 minutes old on the database clock did not close: %+v", closes)
 	}
 }

@@ -21,6 +21,9 @@ func lateEvents(b Basis, size time.Duration) *metrics.Counter {
 // inside each batch's transaction with the newly inserted events only.
 type Folder struct {
 	cfg Config
+	// now is the clock partition activity and close times are stamped
+	// with; nil: the database's, the closer's default too. A fold and the
+	// closer judging its watermarks must share one clock.
 	now func() time.Time
 }
 
@@ -140,10 +143,7 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	if f.now != nil {
-		now = f.now().UTC()
-	}
+	var closedAt *time.Time // read once, only if a window closed without a row takes an event
 	for i, k := range keys {
 		row, d := &locked[i], deltas[k]
 		agg, err := FromRow(row)
@@ -159,8 +159,15 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 		if until, ok := closedUntil[cursorKey{k.Basis, k.Size}]; ok && !k.End().After(until) {
 			row.Late += d.Count
 			row.Revision++
-			if row.ClosedAt == nil {
-				row.ClosedAt = &now // a window that was empty when it closed
+			if row.ClosedAt == nil { // a window that was empty when it closed
+				if closedAt == nil {
+					t, err := timeOn(ctx, f.now, tx)
+					if err != nil {
+						return err
+					}
+					closedAt = &t
+				}
+				row.ClosedAt = closedAt
 			}
 			if k.Dim == DimAll {
 				lateEvents(k.Basis, k.Size).Add(int(d.Count))
@@ -237,9 +244,20 @@ func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
 	return out
 }
 
-// WithClock makes the folder record partition activity on now instead of
-// the database's clock (tests drive watermarks with it).
+// WithClock makes the folder stamp partition activity and close times on
+// now instead of the database's clock (tests drive watermarks with it). Give
+// the closer the same clock (Closer.Now): idleness compares the two.
 func (f *Folder) WithClock(now func() time.Time) *Folder {
 	f.now = now
 	return f
+}
+
+// timeOn is the time on clock, or on the database's clock (the
+// transaction's start, inside one) when clock is nil: the one time source of
+// a fold, a refold or a closer tick.
+func timeOn(ctx context.Context, clock func() time.Time, q store.Querier) (time.Time, error) {
+	if clock != nil {
+		return clock().UTC(), nil
+	}
+	return store.DBNow(ctx, q)
 }

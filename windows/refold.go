@@ -33,6 +33,11 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 	for _, c := range cursors {
 		closed[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
 	}
+	// Windows this creates in a closed range close now, on the fold's clock.
+	now, err := timeOn(ctx, f.now, tx)
+	if err != nil {
+		return err
+	}
 	span := f.alignment()
 	for _, b := range Bases {
 		lo, hi := from, to
@@ -51,7 +56,7 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 			lo, hi = first, last.Add(time.Nanosecond)
 		}
 		lo, hi = Start(lo, span), Start(hi.Add(-time.Nanosecond), span).Add(span)
-		if err := f.recompute(ctx, tx, b, lo, hi, closed); err != nil {
+		if err := f.recompute(ctx, tx, b, lo, hi, closed, now); err != nil {
 			return err
 		}
 	}
@@ -72,8 +77,9 @@ func (f *Folder) alignment() time.Duration {
 
 // recompute rebuilds the base windows of basis b starting in [lo, hi) (a
 // range aligned to every size) from the events, then rolls up again the
-// larger windows of the range that have closed.
-func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time, closed map[cursorKey]time.Time) error {
+// larger windows of the range that have closed. Rows it creates in a closed
+// range are stamped closed at now.
+func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time, closed map[cursorKey]time.Time, now time.Time) error {
 	fresh := map[Key]*Agg{}
 	col := "created"
 	if b == ReceivedTime {
@@ -97,7 +103,7 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 		return err
 	}
 	dims := f.cfg.AllDims()
-	if err := replaceRows(ctx, tx, b, f.cfg.Base(), lo, hi, fresh, dims, closed[cursorKey{b, f.cfg.Base()}], true); err != nil {
+	if err := replaceRows(ctx, tx, b, f.cfg.Base(), lo, hi, fresh, dims, closed[cursorKey{b, f.cfg.Base()}], true, now); err != nil {
 		return err
 	}
 	for _, size := range f.cfg.Sizes[1:] {
@@ -106,7 +112,7 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 			until = hi
 		}
 		if until.After(lo) {
-			if err := rollUp(ctx, tx, b, f.cfg.Base(), size, lo, until, dims, closed[cursorKey{b, size}], true); err != nil {
+			if err := rollUp(ctx, tx, b, f.cfg.Base(), size, lo, until, dims, closed[cursorKey{b, size}], true, now); err != nil {
 				return err
 			}
 		}
@@ -115,8 +121,8 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 }
 
 // rollUp (re)writes the windows of size starting in [from, until) from the
-// base windows they hold.
-func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, dims []string, closedUntil time.Time, bump bool) error {
+// base windows they hold (see replaceRows for closedUntil, bump and now).
+func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, dims []string, closedUntil time.Time, bump bool, now time.Time) error {
 	rows, err := store.WindowRowsIn(ctx, tx, string(b), int32(base/time.Second), from, until, false)
 	if err != nil {
 		return err
@@ -133,16 +139,16 @@ func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, f
 	if err != nil {
 		return err
 	}
-	return replaceRows(ctx, tx, b, size, from, until, big, dims, closedUntil, bump)
+	return replaceRows(ctx, tx, b, size, from, until, big, dims, closedUntil, bump, now)
 }
 
 // replaceRows makes the rows of basis b and size (of dims) starting in
 // [lo, hi) hold exactly fresh: rows not in fresh are deleted, the others
 // overwritten. Rows of other dimensions are left alone. Late counts and
 // close times carry over, and a new row in a closed range (its end at or
-// before closedUntil) is closed. With bump, a closed row whose values
+// before closedUntil) is closed at now. With bump, a closed row whose values
 // changed has its revision raised.
-func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, dims []string, closedUntil time.Time, bump bool) error {
+func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, dims []string, closedUntil time.Time, bump bool, now time.Time) error {
 	old, err := store.WindowRowsIn(ctx, tx, string(b), int32(size/time.Second), lo, hi, true)
 	if err != nil {
 		return err
@@ -166,7 +172,6 @@ func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
 	for i, k := range keys {
 		row := &locked[i]
 		if err := fresh[k].ToRow(row); err != nil {

@@ -11,13 +11,17 @@ import (
 // the largest time it has folded minus cfg.Delay (the bounded
 // out-of-orderness). A partition that has folded nothing for cfg.Idle, or
 // ever, and has nothing waiting in its stream (not in backlogged) follows
-// the wall clock instead (now − Delay), so one quiet partition never holds
+// the clock instead (now − Delay), so one quiet partition never holds
 // every window open; one with entries waiting keeps its own time, so a
 // pause, an outage or a restart does not close windows over events not yet
 // folded. Times ahead of now count as now (a bogus future created time
 // must not pin the watermark in the future). ok is false when a partition
 // with entries waiting has never folded anything: its events' times are
 // unknown, so nothing may close.
+//
+// now and the marks' SeenAt must be on one clock (the database's in
+// production): a SeenAt after now reads as "just seen", so a closer running
+// on an earlier clock than the folds never sees a partition idle.
 func Watermark(marks []store.WindowMark, partitions int, now time.Time, cfg *Config, backlogged map[int32]bool) (wm time.Time, ok bool) {
 	byPart := make(map[int32]store.WindowMark, len(marks))
 	for _, m := range marks {

@@ -125,7 +125,8 @@ type Config struct {
 	// largest time it has seen minus Delay (default 30s).
 	Delay time.Duration
 	// Idle is how long a partition may see nothing before its watermark
-	// follows the wall clock instead (default 30s).
+	// follows the clock instead (default 30s). The clock is the database's
+	// (or the one a test gives the folds and the closer alike).
 	Idle time.Duration
 	// Retention per size: windows are pruned past it. Default 1m: 7 days,
 	// 5m: 30 days, 15m: 90 days, 1h: 2 years.
