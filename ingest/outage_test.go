@@ -81,18 +81,16 @@ func TestRedisOutage(t *testing.T) {
 	if codes[202] == 0 {
 		t.Fatalf("answers %v: nothing was spooled, so Redis was never down during traffic", codes)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for h.recv.spool.Depth() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool still holds %d entries 30s after Redis came back", h.recv.spool.Depth())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the spool drained after Redis came back", func() bool { return h.recv.spool.Depth() == 0 })
 	got := h.streamIDs()
 	// Spooled events carry their receipt time; the others have it in the entry id.
 	late := 0
 	for p := range h.keys.Partitions {
-		for _, m := range h.rdb.XRange(context.Background(), h.keys.Stream(p), "-", "+").Val() {
+		msgs, err := h.rdb.XRange(context.Background(), h.keys.Stream(p), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
 			if _, ok := m.Values["received"]; ok {
 				late++
 			}
@@ -173,13 +171,9 @@ func TestReadinessDuringOutage(t *testing.T) {
 		t.Fatalf("readiness with Redis down and a writable spool: %+v", rd)
 	}
 	redisSrv.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.recv.spool.Depth() > 0 || h.recv.Readiness(context.Background()).Redis != "up" {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool not drained after Redis came back: %+v", h.recv.Readiness(context.Background()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the spool drained and Redis up", func() bool {
+		return h.recv.spool.Depth() == 0 && h.recv.Readiness(context.Background()).Redis == "up"
+	})
 	if got := h.streamIDs(); got["during-outage"] != 1 {
 		t.Fatalf("streams hold %v", got)
 	}
@@ -236,18 +230,19 @@ func TestSpoolSurvivesPartitionChange(t *testing.T) {
 	if err := recv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer recv.Stop(context.Background())
-	deadline := time.Now().Add(10 * time.Second)
-	for recv.spool.Depth() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool still holds %d entries", recv.spool.Depth())
+	t.Cleanup(func() {
+		if err := recv.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	testenv.WaitFor(t, 10*time.Second, "the spool drained into 8 partitions", func() bool { return recv.spool.Depth() == 0 })
 	for i := range 20 {
 		id := fmt.Sprintf("repart-%d", i)
 		want := keys.Stream(keys.Partition("c-" + id))
-		msgs := rdb.XRange(context.Background(), want, "-", "+").Val()
+		msgs, err := rdb.XRange(context.Background(), want, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
 		found := false
 		for _, m := range msgs {
 			found = found || m.Values["id"] == id

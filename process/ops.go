@@ -48,7 +48,8 @@ func IsPaused(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, 
 
 // Heartbeats returns what the running processors last published, by
 // consumer name. A processor that stopped publishing drops out within
-// seconds.
+// seconds. A heartbeat that cannot be decoded (a processor of another
+// version?) is left out and named in the error, which comes with the others.
 func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys) ([]Heartbeat, error) {
 	var names []string
 	iter := rdb.Scan(ctx, 0, keys.HeartbeatPattern(), 100).Iterator()
@@ -66,18 +67,21 @@ func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys
 		return nil, fmt.Errorf("read processor heartbeats: %w", err)
 	}
 	var out []Heartbeat
-	for _, v := range vals {
+	var bad []error
+	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
 			continue // expired between SCAN and MGET
 		}
 		var hb Heartbeat
-		if err := json.Unmarshal([]byte(s), &hb); err == nil {
-			out = append(out, hb)
+		if err := json.Unmarshal([]byte(s), &hb); err != nil {
+			bad = append(bad, fmt.Errorf("processor heartbeat %s is not readable (written by another hookstream version?): %w", names[i], err))
+			continue
 		}
+		out = append(out, hb)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Consumer < out[j].Consumer })
-	return out, nil
+	return out, errors.Join(bad...)
 }
 
 // ReplayDeadLetter puts dead letter id back on its partition stream so the

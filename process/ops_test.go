@@ -2,6 +2,8 @@ package process_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +87,27 @@ func TestReplayRefoldsARangeIdempotently(t *testing.T) {
 	}
 	if _, err := process.Refold(ctx, e.db, opts.Folders, start, start, nil); err == nil {
 		t.Fatal("an empty range was accepted")
+	}
+}
+
+func TestHeartbeatsNamesAnUndecodableOneAndReturnsTheOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	good, err := json.Marshal(process.Heartbeat{Consumer: "good", Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{e.keys.Heartbeat("good"): string(good), e.keys.Heartbeat("garbled"): "{not json"} {
+		if err := e.rdb.Set(ctx, k, v, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hbs, err := process.Heartbeats(ctx, e.rdb, e.keys)
+	if len(hbs) != 1 || hbs[0].Consumer != "good" {
+		t.Fatalf("heartbeats %+v; want the decodable one", hbs)
+	}
+	if err == nil || !strings.Contains(err.Error(), e.keys.Heartbeat("garbled")) {
+		t.Fatalf("error %v; want it to name the undecodable heartbeat", err)
 	}
 }

@@ -141,7 +141,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	<-ctl
 	// The heartbeat goes last, once no batch is in flight.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	p.rdb.Del(dctx, p.keys.Heartbeat(p.opts.Consumer))
+	if err := p.rdb.Del(dctx, p.keys.Heartbeat(p.opts.Consumer)).Err(); err != nil {
+		p.log.Warn("cannot remove the heartbeat; status lists this processor until it expires", "key", p.keys.Heartbeat(p.opts.Consumer), "err", err)
+	}
 	cancel()
 	p.log.Info("processing stopped", "stored", p.stats.stored.Load(), "duplicates", p.stats.duplicates.Load(), "dead", p.stats.dead.Load())
 	return nil

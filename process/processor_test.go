@@ -153,8 +153,8 @@ func TestPoisonEntriesGoToTheDeadLetterQueueAndValidOnesAreStored(t *testing.T) 
 			t.Errorf("dead letter %s: deliveries %d, want 1", d.EntryID, d.Deliveries)
 		}
 	}
-	if n, _ := e.rdb.XLen(context.Background(), e.keys.DLQ()).Result(); n != 3 {
-		t.Fatalf("DLQ stream has %d entries, want 3", n)
+	if n, err := e.rdb.XLen(context.Background(), e.keys.DLQ()).Result(); err != nil || n != 3 {
+		t.Fatalf("DLQ stream has %d entries (%v), want 3", n, err)
 	}
 	if n := e.pending(t); n != 0 {
 		t.Fatalf("%d entries still pending", n)

@@ -126,6 +126,44 @@ func ListDeadLetters(ctx context.Context, q Querier, state string, limit int) ([
 	return pgx.CollectRows(rows, scanDeadLetter)
 }
 
+// EachOpenDeadLetterID pages through the ids of the dead letters open when it
+// starts, oldest first: fn gets at most page ids at a time, each page one
+// keyset query on the primary key, so any number of letters is walked in
+// bounded memory (ListDeadLetters reads whole rows, bodies included). Letters
+// recorded after it started are left out: a requeued event that fails again
+// is not requeued again by the same walk. An error from fn stops the walk and
+// is returned.
+func EachOpenDeadLetterID(ctx context.Context, q Querier, page int, fn func(ids []int64) error) error {
+	if page <= 0 {
+		return fmt.Errorf("dead letter page size %d must be positive", page)
+	}
+	var upTo int64
+	if err := q.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM dead_letters`).Scan(&upTo); err != nil {
+		return fmt.Errorf("find the newest dead letter: %w", err)
+	}
+	for after := int64(0); ; {
+		rows, err := q.Query(ctx, `SELECT id FROM dead_letters
+WHERE id > $1 AND id <= $2 AND replayed_at IS NULL AND discarded_at IS NULL ORDER BY id LIMIT $3`, after, upTo, page)
+		if err != nil {
+			return fmt.Errorf("list open dead letter ids after %d: %w", after, err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("list open dead letter ids after %d: %w", after, err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := fn(ids); err != nil {
+			return err
+		}
+		if len(ids) < page {
+			return nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
 // ErrNoDeadLetter is returned for an id that does not exist.
 var ErrNoDeadLetter = errors.New("no such dead letter")
 

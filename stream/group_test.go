@@ -53,15 +53,18 @@ func TestTrimNeverPassesUnacknowledgedEntries(t *testing.T) {
 	if err := g.Ack(ctx, msgs[4:]); err != nil {
 		t.Fatal(err)
 	}
-	rest, _ := g.Read(ctx, "c", []int{0}, 100, -1)
+	rest, err := g.Read(ctx, "c", []int{0}, 100, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Ack(ctx, rest); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := g.Trim(ctx, 0, cutoff); err != nil || n != 6 {
 		t.Fatalf("final trim removed %d (%v), want the 6 remaining old entries", n, err)
 	}
-	if n := rdb.XLen(ctx, keys.Stream(0)).Val(); n != 10 {
-		t.Fatalf("stream length %d, want the 10 fresh entries", n)
+	if n, err := rdb.XLen(ctx, keys.Stream(0)).Result(); err != nil || n != 10 {
+		t.Fatalf("stream length %d (%v), want the 10 fresh entries", n, err)
 	}
 	st, err := g.Status(ctx)
 	if err != nil || st[0].Length != 10 || st[0].Pending != 0 || st[0].Lag != 0 || st[0].Consumers != 1 {

@@ -30,14 +30,11 @@ func TestAppendBatchDedup(t *testing.T) {
 	if res[0].Duplicate || res[1].Duplicate || !res[2].Duplicate || res[2].EntryID != res[0].EntryID {
 		t.Fatalf("results %+v", res)
 	}
-	ttl := rdb.TTL(ctx, keys.Seen(batch[0].Partition, "a")).Val()
-	if ttl <= 59*time.Minute || ttl > time.Hour {
-		t.Fatalf("seen TTL %v, want about 1h", ttl)
+	ttl, err := rdb.TTL(ctx, keys.Seen(batch[0].Partition, "a")).Result()
+	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("seen TTL %v (%v), want about 1h", ttl, err)
 	}
-	var total int64
-	for i := range keys.Partitions {
-		total += rdb.XLen(ctx, keys.Stream(i)).Val()
-	}
+	total := totalLen(t, rdb, keys)
 	if total != 2 {
 		t.Fatalf("streams hold %d entries, want 2", total)
 	}
@@ -111,7 +108,10 @@ func TestAppendBatchShapesAndRange(t *testing.T) {
 	if res[3].Err == nil {
 		t.Fatal("partition 5 of 2 should be refused")
 	}
-	msgs := rdb.XRange(ctx, keys.Stream(0), "-", "+").Val()
+	msgs, err := rdb.XRange(ctx, keys.Stream(0), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(msgs) != 3 || msgs[1].Values["extra"] != "1" || msgs[2].Values["source"] != "webhook" {
 		t.Fatalf("stream holds %+v", msgs)
 	}
@@ -147,10 +147,7 @@ func TestAppendBatchPerPartition(t *testing.T) {
 			}
 		}
 	}
-	var total int64
-	for i := range keys.Partitions {
-		total += rdb.XLen(ctx, keys.Stream(i)).Val()
-	}
+	total := totalLen(t, rdb, keys)
 	if dups != 10 || total != 30 {
 		t.Fatalf("%d duplicates, %d entries; want 10 and 30", dups, total)
 	}
@@ -186,11 +183,22 @@ func TestAppendBatchOnCluster(t *testing.T) {
 			dups++
 		}
 	}
-	var total int64
-	for i := range keys.Partitions {
-		total += rdb.XLen(ctx, keys.Stream(i)).Val()
-	}
+	total := totalLen(t, rdb, keys)
 	if dups != 100 || total != 200 {
 		t.Fatalf("%d duplicates and %d entries on the cluster; want 100 and 200", dups, total)
 	}
+}
+
+// totalLen is the number of entries in all the partition streams of keys.
+func totalLen(t *testing.T, rdb redis.UniversalClient, keys stream.Keys) int64 {
+	t.Helper()
+	var total int64
+	for i := range keys.Partitions {
+		n, err := rdb.XLen(context.Background(), keys.Stream(i)).Result()
+		if err != nil {
+			t.Fatalf("length of %s: %v", keys.Stream(i), err)
+		}
+		total += n
+	}
+	return total
 }

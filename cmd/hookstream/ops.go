@@ -262,21 +262,22 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 					d.ID, d.State(), d.Stream, d.EntryID, d.EventID, d.Deliveries, d.DeadAt.UTC().Format(time.RFC3339), d.Reason, d.Fields, d.Body)
 				return nil
 			case "requeue", "discard":
-				ids, err := selectIDs(ctx, env.db, rest, *all)
+				ids, err := selectIDs(rest, *all)
 				if err != nil {
 					return err
 				}
 				var body []byte
 				if *bodyFile != "" {
-					if verb != "requeue" || len(ids) != 1 {
+					if verb != "requeue" || *all || len(ids) != 1 {
 						return cli.Usagef("--body requeues exactly one dead letter: hookstream dlq requeue ID --body FILE")
 					}
 					if body, err = os.ReadFile(*bodyFile); err != nil {
 						return fmt.Errorf("read --body: %w", err)
 					}
 				}
-				failed := 0
-				for _, id := range ids {
+				failed, total := 0, 0
+				err = eachID(ctx, env.db, ids, *all, func(id int64) {
+					total++
 					if verb == "discard" {
 						ok, err := store.MarkDeadLetter(ctx, env.db, id, "discarded")
 						switch {
@@ -289,18 +290,21 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 						default:
 							fmt.Printf("dead letter %d discarded\n", id)
 						}
-						continue
+						return
 					}
 					entry, err := process.ReplayDeadLetter(ctx, env.rdb, env.db, env.keys, id, body)
 					if err != nil {
 						failed++
 						fmt.Fprintf(os.Stderr, "%v\n", err)
-						continue
+						return
 					}
 					fmt.Printf("dead letter %d requeued as stream entry %s\n", id, entry)
+				})
+				if err != nil {
+					return err
 				}
 				if failed > 0 {
-					return fmt.Errorf("%d of %d dead letters not %sed", failed, len(ids), strings.TrimSuffix(verb, "e"))
+					return fmt.Errorf("%d of %d dead letters not %sed", failed, total, strings.TrimSuffix(verb, "e"))
 				}
 				return nil
 			}
@@ -317,20 +321,11 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
-func selectIDs(ctx context.Context, db *pgxpool.Pool, args []string, all bool) ([]int64, error) {
+// selectIDs parses the dead letter ids named, all of them before any is
+// acted on; with all, there must be none (eachID reads them).
+func selectIDs(args []string, all bool) ([]int64, error) {
 	if all == (len(args) > 0) {
 		return nil, cli.Usagef("name dead letter ids, or --all for every open one (not both)")
-	}
-	if all {
-		dls, err := store.ListDeadLetters(ctx, db, "open", 1<<30)
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]int64, len(dls))
-		for i, d := range dls {
-			ids[len(dls)-1-i] = d.ID // oldest first
-		}
-		return ids, nil
 	}
 	ids := make([]int64, len(args))
 	for i, a := range args {
@@ -341,6 +336,24 @@ func selectIDs(ctx context.Context, db *pgxpool.Pool, args []string, all bool) (
 		ids[i] = id
 	}
 	return ids, nil
+}
+
+// eachID calls fn with each of ids or, with all, with every dead letter open
+// when it starts, oldest first, read a page of ids at a time so that any
+// number of them is handled in bounded memory.
+func eachID(ctx context.Context, db *pgxpool.Pool, ids []int64, all bool, fn func(int64)) error {
+	if !all {
+		for _, id := range ids {
+			fn(id)
+		}
+		return nil
+	}
+	return store.EachOpenDeadLetterID(ctx, db, 1000, func(page []int64) error {
+		for _, id := range page {
+			fn(id)
+		}
+		return ctx.Err()
+	})
 }
 
 func oneLine(s string, n int) string {
