@@ -86,13 +86,13 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 	case ok:
 		st.Watermark = wm
 	}
-	if cursors, err := store.ReadWindowCursors(ctx, db); err != nil {
+	if cursors, err := windows.ReadCursors(ctx, db); err != nil {
 		st.fail("windows", err)
 	} else {
 		st.ClosedUntil = map[string]time.Time{}
 		for _, c := range cursors {
 			if !c.ClosedUntil.IsZero() {
-				st.ClosedUntil[c.Basis+"/"+(time.Duration(c.SizeS)*time.Second).String()] = c.ClosedUntil
+				st.ClosedUntil[string(c.Basis)+"/"+c.Size.String()] = c.ClosedUntil
 			}
 		}
 	}

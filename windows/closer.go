@@ -89,14 +89,14 @@ type step struct {
 }
 
 // plan is what may close now, read from cursors and watermarks.
-func (c *Closer) plan(ctx context.Context, q store.Querier, cursors []store.WindowCursor, now time.Time, backlogged map[int32]bool, cfg *Config) ([]step, error) {
+func (c *Closer) plan(ctx context.Context, q store.Querier, cursors []Cursor, now time.Time, backlogged map[int32]bool, cfg *Config) ([]step, error) {
 	from := map[cursorKey]time.Time{}
 	for _, cu := range cursors {
-		from[cursorKey{Basis(cu.Basis), time.Duration(cu.SizeS) * time.Second}] = cu.ClosedUntil
+		from[cursorKey{cu.Basis, cu.Size}] = cu.ClosedUntil
 	}
 	var steps []step
 	for _, b := range Bases {
-		marks, err := store.ReadWindowMarks(ctx, q, string(b))
+		marks, err := readMarks(ctx, q, b)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func (c *Closer) plan(ctx context.Context, q store.Querier, cursors []store.Wind
 			st := step{basis: b, size: size, from: from[cursorKey{b, size}], until: ClosedUntil(wm, size, cfg), wm: wm}
 			if st.from.IsZero() {
 				// Nothing closed yet: only once there is a window to close.
-				first, ok, err := store.FirstWindowStart(ctx, q, string(b), int32(cfg.Base()/time.Second))
+				first, ok, err := firstWindowStart(ctx, q, string(b), int32(cfg.Base()/time.Second))
 				if err != nil {
 					return nil, err
 				}
@@ -126,13 +126,13 @@ func (c *Closer) plan(ctx context.Context, q store.Querier, cursors []store.Wind
 
 // Tick closes what the watermark allows now and returns the close records
 // it wrote.
-func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
+func (c *Closer) Tick(ctx context.Context) ([]CloseRecord, error) {
 	cfg := c.Config.WithDefaults()
 	if !c.initialised {
 		// Cursors exist before anything closes.
 		for _, b := range Bases {
 			for _, size := range cfg.Sizes {
-				if err := store.EnsureWindowCursor(ctx, c.DB, string(b), int32(size/time.Second)); err != nil {
+				if err := ensureCursor(ctx, c.DB, string(b), int32(size/time.Second)); err != nil {
 					return nil, err
 				}
 			}
@@ -156,7 +156,7 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 	}
 	// Look without locks first: most ticks close nothing, and the lock
 	// makes every fold wait.
-	cursors, err := store.ReadWindowCursors(ctx, c.DB)
+	cursors, err := ReadCursors(ctx, c.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -164,13 +164,13 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 	if err != nil {
 		return nil, err
 	}
-	var closes []store.WindowClose
+	var closes []CloseRecord
 	if len(steps) > 0 {
 		err = pgx.BeginFunc(ctx, c.DB, func(tx pgx.Tx) error {
 			if got, err := store.TryLock(ctx, tx, store.CloserLock); err != nil || !got {
 				return err // another processor's closer is at work
 			}
-			cursors, err := store.LockWindowCursors(ctx, tx)
+			cursors, err := lockCursors(ctx, tx)
 			if err != nil {
 				return err
 			}
@@ -207,7 +207,7 @@ func (c *Closer) Tick(ctx context.Context) ([]store.WindowClose, error) {
 func (c *Closer) prune(ctx context.Context, now time.Time, cfg *Config) error {
 	for _, b := range Bases {
 		for _, size := range cfg.Sizes {
-			n, err := store.PruneWindows(ctx, c.DB, string(b), int32(size/time.Second), now.Add(-cfg.Retention[size]))
+			n, err := pruneWindows(ctx, c.DB, string(b), int32(size/time.Second), now.Add(-cfg.Retention[size]))
 			if err != nil {
 				return err
 			}
@@ -218,13 +218,13 @@ func (c *Closer) prune(ctx context.Context, now time.Time, cfg *Config) error {
 }
 
 // closeStep closes the windows of st, stamping them closed at now.
-func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, now time.Time, cfg *Config) ([]store.WindowClose, error) {
+func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, now time.Time, cfg *Config) ([]CloseRecord, error) {
 	sizeS := int32(st.size / time.Second)
 	base := cfg.Base()
 	from := st.from
 	if from.IsZero() {
 		// First close: start at the first window with events.
-		first, ok, err := store.FirstWindowStart(ctx, tx, string(st.basis), int32(base/time.Second))
+		first, ok, err := firstWindowStart(ctx, tx, string(st.basis), int32(base/time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -242,20 +242,20 @@ func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, now time.Tim
 		}
 	}
 	withEmpty := st.until.Sub(from)/st.size <= maxEmptyCloses
-	return store.CloseWindows(ctx, tx, string(st.basis), sizeS, from, st.until, st.wm, now, withEmpty)
+	return closeWindows(ctx, tx, string(st.basis), sizeS, from, st.until, st.wm, now, withEmpty)
 }
 
 // publish announces close records on the stream, best effort: the
 // window_closes table is the record, and readers that missed one find it
 // there.
-func (c *Closer) publish(ctx context.Context, closes []store.WindowClose) {
+func (c *Closer) publish(ctx context.Context, closes []CloseRecord) {
 	if c.Redis == nil || len(closes) == 0 {
 		return
 	}
 	_, err := c.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, cl := range closes {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.Stream, MaxLen: 100_000, Approx: true, Values: []string{
-				"basis", cl.Basis, "size", (time.Duration(cl.SizeS) * time.Second).String(), "start", cl.Start.Format(time.RFC3339),
+				"basis", string(cl.Basis), "size", (time.Duration(cl.SizeS) * time.Second).String(), "start", cl.Start.Format(time.RFC3339),
 				"count", fmt.Sprint(cl.Count), "watermark", cl.Watermark.Format(time.RFC3339Nano),
 			}})
 		}
@@ -284,7 +284,7 @@ func (c *Closer) Watermark(ctx context.Context, b Basis) (time.Time, bool, error
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	marks, err := store.ReadWindowMarks(ctx, c.DB, string(b))
+	marks, err := readMarks(ctx, c.DB, b)
 	if err != nil {
 		return time.Time{}, false, err
 	}

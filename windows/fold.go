@@ -53,13 +53,13 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	cursors, err := store.ShareWindowCursors(ctx, tx)
+	cursors, err := shareCursors(ctx, tx)
 	if err != nil {
 		return err
 	}
 	closedUntil := map[cursorKey]time.Time{}
 	for _, c := range cursors {
-		closedUntil[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
+		closedUntil[cursorKey{c.Basis, c.Size}] = c.ClosedUntil
 	}
 	deltas := AggregateBase(evs, &f.cfg)
 	if err := f.addLateRollUps(deltas, closedUntil); err != nil {
@@ -72,7 +72,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if f.now != nil {
 		seen = f.now()
 	}
-	return store.AdvanceWindowMarks(ctx, tx, marksOf(evs, seen))
+	return advanceMarks(ctx, tx, marksOf(evs, seen))
 }
 
 // addLateRollUps adds to deltas, for every base window that has closed,
@@ -117,17 +117,17 @@ type cursorKey struct {
 // lockRows creates the rows of aggs' keys that are missing and locks them
 // all, in key order (so concurrent folds cannot deadlock); the rows come
 // back in the order of the returned keys.
-func lockRows(ctx context.Context, tx pgx.Tx, aggs map[Key]*Agg) ([]Key, []store.WindowRow, error) {
+func lockRows(ctx context.Context, tx pgx.Tx, aggs map[Key]*Agg) ([]Key, []aggRow, error) {
 	keys := make([]Key, 0, len(aggs))
 	for k := range aggs {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, Key.Compare)
-	rows := make([]store.WindowRow, len(keys))
+	rows := make([]aggRow, len(keys))
 	for i, k := range keys {
 		rows[i] = rowKey(k)
 	}
-	locked, err := store.LockWindowRows(ctx, tx, rows)
+	locked, err := lockAggRows(ctx, tx, rows)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,14 +146,14 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 	var closedAt *time.Time // read once, only if a window closed without a row takes an event
 	for i, k := range keys {
 		row, d := &locked[i], deltas[k]
-		agg, err := FromRow(row)
+		agg, err := fromRow(row)
 		if err != nil {
 			return fmt.Errorf("window %s: %w", k, err)
 		}
 		if err := agg.Merge(d); err != nil {
 			return fmt.Errorf("window %s: %w", k, err)
 		}
-		if err := agg.ToRow(row); err != nil {
+		if err := agg.toRow(row); err != nil {
 			return fmt.Errorf("window %s: %w", k, err)
 		}
 		if until, ok := closedUntil[cursorKey{k.Basis, k.Size}]; ok && !k.End().After(until) {
@@ -174,42 +174,11 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 			}
 		}
 	}
-	return store.WriteWindowRows(ctx, tx, locked)
-}
-
-// rowKey is the row of k with only its key columns set.
-func rowKey(k Key) store.WindowRow {
-	return store.WindowRow{Basis: string(k.Basis), SizeS: int32(k.Size / time.Second), Start: k.Start, Dim: k.Dim, Value: k.Value}
-}
-
-// KeyOf is the key of a stored row.
-func KeyOf(r *store.WindowRow) Key {
-	return Key{Basis: Basis(r.Basis), Size: time.Duration(r.SizeS) * time.Second, Start: r.Start.UTC(), Dim: r.Dim, Value: r.Value}
-}
-
-// FromRow is a stored row's aggregate.
-func FromRow(r *store.WindowRow) (*Agg, error) {
-	a := NewAgg()
-	a.Count, a.Successes, a.Failures, a.Terminal, a.LagSumMs = r.Count, r.Successes, r.Failures, r.Terminal, r.LagSumMs
-	if err := a.DecodeSketches(r.Lag, r.Customers); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// ToRow writes a's values into r.
-func (a *Agg) ToRow(r *store.WindowRow) error {
-	lag, cust, err := a.EncodeSketches()
-	if err != nil {
-		return err
-	}
-	r.Count, r.Successes, r.Failures, r.Terminal, r.LagSumMs = a.Count, a.Successes, a.Failures, a.Terminal, a.LagSumMs
-	r.Lag, r.Customers = lag, cust
-	return nil
+	return writeAggRows(ctx, tx, locked)
 }
 
 // marksOf is each partition's largest event and received time in evs.
-func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
+func marksOf(evs []store.Event, now time.Time) []Mark {
 	type pk struct {
 		b Basis
 		p int
@@ -228,11 +197,11 @@ func marksOf(evs []store.Event, now time.Time) []store.WindowMark {
 			}
 		}
 	}
-	out := make([]store.WindowMark, 0, len(best))
+	out := make([]Mark, 0, len(best))
 	for k, t := range best {
-		out = append(out, store.WindowMark{Basis: string(k.b), Partition: int32(k.p), MaxTime: t, SeenAt: now})
+		out = append(out, Mark{Basis: k.b, Partition: int32(k.p), MaxTime: t, SeenAt: now})
 	}
-	slices.SortFunc(out, func(a, b store.WindowMark) int {
+	slices.SortFunc(out, func(a, b Mark) int {
 		if a.Basis != b.Basis {
 			if a.Basis < b.Basis {
 				return -1

@@ -87,12 +87,14 @@ var allTime = [2]time.Time{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Dat
 
 // run starts a processor folding windows; stop cancels it. With a tiny
 // shutdown wait a stop is as good as a crash: the batch in flight is rolled
-// back and left pending.
+// back and left pending (and resumed by the next run, under the same
+// consumer name). Transactions may take seconds: under -race on a busy
+// machine a batch's fold is slow, and a timeout only makes it retry.
 func (e *env) run(t *testing.T, folder *windows.Folder, shutdownWait time.Duration) (*process.Processor, func()) {
 	t.Helper()
 	p, err := process.New(e.rdb, e.db, e.keys, process.Options{
-		Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
-		TxTimeout: 200 * time.Millisecond, BatchSize: 40, ShutdownWait: shutdownWait, ControlEvery: 50 * time.Millisecond,
+		Block: 50 * time.Millisecond, ClaimIdle: 5 * time.Second, ClaimEvery: time.Second,
+		TxTimeout: 3 * time.Second, BatchSize: 40, ShutdownWait: shutdownWait, ControlEvery: 50 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, ConsumerIdle: time.Hour,
 		Folders: []process.Folder{folder},
 	})
@@ -141,11 +143,11 @@ func (e *env) bruteForce(t *testing.T, cfg *windows.Config) map[windows.Key]*win
 }
 
 // folded reads every stored aggregate.
-func (e *env) folded(t *testing.T) (map[windows.Key]*windows.Agg, map[windows.Key]store.WindowRow) {
+func (e *env) folded(t *testing.T) (map[windows.Key]*windows.Agg, map[windows.Key]windows.Row) {
 	t.Helper()
-	aggs, rows := map[windows.Key]*windows.Agg{}, map[windows.Key]store.WindowRow{}
+	aggs, rows := map[windows.Key]*windows.Agg{}, map[windows.Key]windows.Row{}
 	for _, b := range windows.Bases {
-		rs, err := store.WindowRowsIn(context.Background(), e.db, string(b), 0, allTime[0], allTime[1], false)
+		rs, err := windows.RowsIn(context.Background(), e.db, string(b), 0, allTime[0], allTime[1], false)
 		if err != nil {
 			t.Fatal(err)
 		}

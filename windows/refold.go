@@ -25,13 +25,13 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 	// Exclusively: folds in flight commit first (so the events read below
 	// include them) and new ones wait (so none is overwritten), and the
 	// closer waits too.
-	cursors, err := store.LockWindowCursors(ctx, tx)
+	cursors, err := lockCursors(ctx, tx)
 	if err != nil {
 		return err
 	}
 	closed := map[cursorKey]time.Time{}
 	for _, c := range cursors {
-		closed[cursorKey{Basis(c.Basis), time.Duration(c.SizeS) * time.Second}] = c.ClosedUntil
+		closed[cursorKey{c.Basis, c.Size}] = c.ClosedUntil
 	}
 	// Windows this creates in a closed range close now, on the fold's clock.
 	now, err := timeOn(ctx, f.now, tx)
@@ -123,17 +123,17 @@ func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.
 // rollUp (re)writes the windows of size starting in [from, until) from the
 // base windows they hold (see replaceRows for closedUntil, bump and now).
 func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, from, until time.Time, dims []string, closedUntil time.Time, bump bool, now time.Time) error {
-	rows, err := store.WindowRowsIn(ctx, tx, string(b), int32(base/time.Second), from, until, false)
+	rows, err := aggRowsIn(ctx, tx, string(b), int32(base/time.Second), from, until, false)
 	if err != nil {
 		return err
 	}
 	small := make(map[Key]*Agg, len(rows))
 	for i := range rows {
-		a, err := FromRow(&rows[i])
+		a, err := fromRow(&rows[i])
 		if err != nil {
 			return err
 		}
-		small[KeyOf(&rows[i])] = a
+		small[keyOf(&rows[i])] = a
 	}
 	big, err := RollUp(small, size)
 	if err != nil {
@@ -149,23 +149,23 @@ func rollUp(ctx context.Context, tx pgx.Tx, b Basis, base, size time.Duration, f
 // before closedUntil) is closed at now. With bump, a closed row whose values
 // changed has its revision raised.
 func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo, hi time.Time, fresh map[Key]*Agg, dims []string, closedUntil time.Time, bump bool, now time.Time) error {
-	old, err := store.WindowRowsIn(ctx, tx, string(b), int32(size/time.Second), lo, hi, true)
+	old, err := aggRowsIn(ctx, tx, string(b), int32(size/time.Second), lo, hi, true)
 	if err != nil {
 		return err
 	}
-	oldRows := map[Key]store.WindowRow{}
-	var gone []store.WindowRow
+	oldRows := map[Key]aggRow{}
+	var gone []aggRow
 	for i := range old {
 		if !slices.Contains(dims, old[i].Dim) {
 			continue
 		}
-		k := KeyOf(&old[i])
+		k := keyOf(&old[i])
 		oldRows[k] = old[i]
 		if _, ok := fresh[k]; !ok {
 			gone = append(gone, old[i])
 		}
 	}
-	if err := store.DeleteWindowRows(ctx, tx, gone); err != nil {
+	if err := deleteAggRows(ctx, tx, gone); err != nil {
 		return err
 	}
 	keys, locked, err := lockRows(ctx, tx, fresh)
@@ -174,7 +174,7 @@ func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo
 	}
 	for i, k := range keys {
 		row := &locked[i]
-		if err := fresh[k].ToRow(row); err != nil {
+		if err := fresh[k].toRow(row); err != nil {
 			return err
 		}
 		prev, existed := oldRows[k]
@@ -191,11 +191,11 @@ func replaceRows(ctx context.Context, tx pgx.Tx, b Basis, size time.Duration, lo
 			}
 		}
 	}
-	return store.WriteWindowRows(ctx, tx, locked)
+	return writeAggRows(ctx, tx, locked)
 }
 
 // sameValues reports whether two rows hold the same aggregate.
-func sameValues(a, b *store.WindowRow) bool {
+func sameValues(a, b *aggRow) bool {
 	return a.Count == b.Count && a.Successes == b.Successes && a.Failures == b.Failures && a.Terminal == b.Terminal &&
 		math.Abs(a.LagSumMs-b.LagSumMs) <= 1e-6*max(1, math.Abs(a.LagSumMs)) && // summation order
 		bytes.Equal(a.Lag, b.Lag) && bytes.Equal(a.Customers, b.Customers)

@@ -1,10 +1,6 @@
 package windows
 
-import (
-	"time"
-
-	"github.com/hookstream/hookstream/store"
-)
+import "time"
 
 // Watermark is how far a clock has certainly progressed over all
 // partitions: the smallest partition watermark. A partition's watermark is
@@ -22,8 +18,8 @@ import (
 // now and the marks' SeenAt must be on one clock (the database's in
 // production): a SeenAt after now reads as "just seen", so a closer running
 // on an earlier clock than the folds never sees a partition idle.
-func Watermark(marks []store.WindowMark, partitions int, now time.Time, cfg *Config, backlogged map[int32]bool) (wm time.Time, ok bool) {
-	byPart := make(map[int32]store.WindowMark, len(marks))
+func Watermark(marks []Mark, partitions int, now time.Time, cfg *Config, backlogged map[int32]bool) (wm time.Time, ok bool) {
+	byPart := make(map[int32]Mark, len(marks))
 	for _, m := range marks {
 		byPart[m.Partition] = m
 	}

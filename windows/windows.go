@@ -1,14 +1,25 @@
 // Package windows turns stored events into live metrics over tumbling,
 // UTC-aligned windows (1m, 5m, 15m, 1h by default), on event time (Dwolla's
-// `created`) and on received time. It holds the pure logic, window
-// assignment, the mergeable aggregate, watermarks and the close rule, and the
-// folding step and closer that keep the aggregates in PostgreSQL.
+// `created`) and on received time, and answers metric queries over them.
+//
+// It holds the pure logic (window assignment, the mergeable aggregate,
+// watermarks and the close rule); the fold that keeps the aggregates in
+// PostgreSQL as the processor stores events; the refold that recomputes a
+// range of them from the events table ("hookstream refold"); the closer that
+// closes windows as the watermark passes them; and QueryMetrics, the one
+// metric read that the CLI, the JSON API and the Grafana plugin share. It
+// owns the window tables and all their SQL (pg.go).
 //
 // Every aggregate is a merge that gives the same result in any order (sums, a
 // DDSketch of delivery lag, a HyperLogLog of customers), and the processor
 // folds each event exactly once (only newly inserted events), so duplicates,
-// redeliveries, crashes and arrival order do not change a number. It is not
-// a query layer: reads go through package query.
+// redeliveries, crashes and arrival order do not change a number. Folds and
+// the closer judge time on one clock, the database's.
+//
+// It is not the processor (package process decides when a fold runs and owns
+// its transaction), it does not store or read events beyond the shared
+// range reader (package store), and it formats nothing: callers print or
+// serialise a MetricResult.
 package windows
 
 import (

@@ -97,7 +97,7 @@ func TestAggregatesAreTheSameInAnyOrderAndAnySplit(t *testing.T) {
 		for len(shuffled) > 0 {
 			n := min(len(shuffled), 1+rng.IntN(300))
 			for k, a := range windows.Aggregate(shuffled[:n], &cfg) {
-				var row store.WindowRow
+				var row windows.Row
 				if err := a.ToRow(&row); err != nil {
 					t.Fatal(err)
 				}
@@ -151,10 +151,10 @@ func TestSketchesAreWithinTheirStatedError(t *testing.T) {
 func TestWatermarkFollowsTheSlowestPartitionAndIdleOnesFollowTheClock(t *testing.T) {
 	cfg := windows.Config{Delay: 30 * time.Second, Idle: time.Minute}.WithDefaults()
 	now := mustTime("2026-11-28T12:00:00Z")
-	mark := func(p int32, max string, seenAgo time.Duration) store.WindowMark {
-		return store.WindowMark{Basis: "event", Partition: p, MaxTime: mustTime(max), SeenAt: now.Add(-seenAgo)}
+	mark := func(p int32, max string, seenAgo time.Duration) windows.Mark {
+		return windows.Mark{Basis: "event", Partition: p, MaxTime: mustTime(max), SeenAt: now.Add(-seenAgo)}
 	}
-	f := func(marks []store.WindowMark, partitions int, backlogged map[int32]bool, want string) {
+	f := func(marks []windows.Mark, partitions int, backlogged map[int32]bool, want string) {
 		t.Helper()
 		got, ok := windows.Watermark(marks, partitions, now, &cfg, backlogged)
 		if want == "" {
@@ -168,21 +168,21 @@ func TestWatermarkFollowsTheSlowestPartitionAndIdleOnesFollowTheClock(t *testing
 		}
 	}
 	// Two busy partitions: the slower one minus the delay.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", time.Second)}, 2, nil, "2026-11-28T11:49:30Z")
+	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", time.Second)}, 2, nil, "2026-11-28T11:49:30Z")
 	// Partition 1 went quiet 5 minutes ago with its stream drained: it
 	// follows the clock, so it no longer holds the watermark back.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, nil, "2026-11-28T11:58:30Z")
+	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, nil, "2026-11-28T11:58:30Z")
 	// The same, but entries wait in its stream (paused, restarted, behind):
 	// it keeps its own time, so its windows do not close over them.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, map[int32]bool{1: true}, "2026-11-28T11:49:30Z")
+	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second), mark(1, "2026-11-28T11:50:00Z", 5*time.Minute)}, 2, map[int32]bool{1: true}, "2026-11-28T11:49:30Z")
 	// A partition that never saw anything counts as idle...
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, nil, "2026-11-28T11:58:30Z")
+	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, nil, "2026-11-28T11:58:30Z")
 	// ...unless entries wait in it: then nothing may close.
-	f([]store.WindowMark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, map[int32]bool{1: true}, "")
+	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, map[int32]bool{1: true}, "")
 	// Replaying old events: busy partitions far behind the clock hold it there.
-	f([]store.WindowMark{mark(0, "2025-06-02T14:00:00Z", time.Second)}, 4, nil, "2025-06-02T13:59:30Z")
+	f([]windows.Mark{mark(0, "2025-06-02T14:00:00Z", time.Second)}, 4, nil, "2025-06-02T13:59:30Z")
 	// A bogus future created time counts as now.
-	f([]store.WindowMark{mark(0, "2031-01-01T00:00:00Z", time.Second)}, 1, nil, "2026-11-28T11:59:30Z")
+	f([]windows.Mark{mark(0, "2031-01-01T00:00:00Z", time.Second)}, 1, nil, "2026-11-28T11:59:30Z")
 	// Nothing at all: the wall clock.
 	f(nil, 3, nil, "2026-11-28T11:59:30Z")
 }

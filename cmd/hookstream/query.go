@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/windows"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -61,7 +60,7 @@ A filter combines with grouping by the same dimension, or with no grouping
 			if err != nil {
 				return err
 			}
-			req := query.MetricsRequest{Window: *window, Basis: windows.Basis(*basis), Metric: query.Metric(*metric), GroupBy: *groupBy}
+			req := windows.MetricQuery{Window: *window, Basis: windows.Basis(*basis), Metric: windows.Metric(*metric), GroupBy: *groupBy}
 			req.To = time.Now().UTC()
 			if *to != "" {
 				if req.To, err = time.Parse(time.RFC3339, *to); err != nil {
@@ -86,14 +85,14 @@ A filter combines with grouping by the same dimension, or with no grouping
 				return err
 			}
 			defer db.Close()
-			res, err := query.QueryMetrics(ctx, db, cfg, req)
+			res, err := windows.QueryMetrics(ctx, db, cfg, req)
 			if err != nil {
 				return err
 			}
 			if *out == "json" {
 				return writeJSON(os.Stdout, struct {
 					Window string `json:"window"`
-					query.MetricsResult
+					windows.MetricResult
 				}{res.Window.String(), res})
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -18,7 +18,6 @@ import (
 	"github.com/hookstream/hookstream/ingest"
 	"github.com/hookstream/hookstream/internal/scratch"
 	"github.com/hookstream/hookstream/process"
-	"github.com/hookstream/hookstream/query"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
@@ -173,9 +172,9 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 			}
 			acked := time.Now()
 			w := windows.Start(now, time.Minute)
-			req2 := query.MetricsRequest{Window: time.Minute, Metric: query.Count, Filter: map[string][]string{"topic": {topic}}, From: w, To: w.Add(time.Minute)}
+			req2 := windows.MetricQuery{Window: time.Minute, Metric: windows.MetricCount, Filter: map[string][]string{"topic": {topic}}, From: w, To: w.Add(time.Minute)}
 			for {
-				res, err := query.QueryMetrics(ctx, db, folder.Config(), req2)
+				res, err := windows.QueryMetrics(ctx, db, folder.Config(), req2)
 				if err != nil {
 					return lat, err
 				}

@@ -1,7 +1,4 @@
-// Package query is hookstream's one read layer: what the CLI, the JSON API
-// and the Grafana plugin ask of the stored aggregates goes through here, so
-// they all answer the same. It reads; it never writes.
-package query
+package windows
 
 import (
 	"context"
@@ -13,33 +10,35 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/store"
-	"github.com/hookstream/hookstream/windows"
 )
 
 // Metric names what a series shows per window.
 type Metric string
 
 const (
-	Count        Metric = "count"              // events
-	Successes    Metric = "successes"          // events with a success outcome
-	Failures     Metric = "failures"           // events with a failure outcome
-	Terminal     Metric = "terminal"           // events that end a lifecycle
-	FailureRatio Metric = "failure_ratio"      // failures / terminal
-	LagMean      Metric = "lag_mean"           // mean delivery lag, ms
-	LagP50       Metric = "lag_p50"            // delivery lag quantiles, ms, within 1%
-	LagP90       Metric = "lag_p90"            //
-	LagP99       Metric = "lag_p99"            //
-	Distinct     Metric = "distinct_customers" // HyperLogLog estimate, ~0.8% standard error
-	Late         Metric = "late"               // events that arrived after the window closed
+	MetricCount        Metric = "count"              // events
+	MetricSuccesses    Metric = "successes"          // events with a success outcome
+	MetricFailures     Metric = "failures"           // events with a failure outcome
+	MetricTerminal     Metric = "terminal"           // events that end a lifecycle
+	MetricFailureRatio Metric = "failure_ratio"      // failures / terminal
+	MetricLagMean      Metric = "lag_mean"           // mean delivery lag, ms
+	MetricLagP50       Metric = "lag_p50"            // delivery lag quantiles, ms, within 1%
+	MetricLagP90       Metric = "lag_p90"            //
+	MetricLagP99       Metric = "lag_p99"            //
+	MetricDistinct     Metric = "distinct_customers" // HyperLogLog estimate, ~0.8% standard error
+	MetricLate         Metric = "late"               // events that arrived after the window closed
 )
 
 // Metrics lists every metric.
-var Metrics = []Metric{Count, Successes, Failures, Terminal, FailureRatio, LagMean, LagP50, LagP90, LagP99, Distinct, Late}
+var Metrics = []Metric{MetricCount, MetricSuccesses, MetricFailures, MetricTerminal, MetricFailureRatio,
+	MetricLagMean, MetricLagP50, MetricLagP90, MetricLagP99, MetricDistinct, MetricLate}
 
-// MetricsRequest asks for one metric over a time range.
-type MetricsRequest struct {
+// MetricQuery asks for one metric over a time range: what "hookstream
+// query metrics", the JSON API and the Grafana plugin ask, answered the same
+// way by QueryMetrics.
+type MetricQuery struct {
 	Window  time.Duration // window size: one of the configured sizes
-	Basis   windows.Basis // event (default) or received time
+	Basis   Basis         // event (default) or received time
 	Metric  Metric
 	GroupBy string              // "" (one series) or a dimension: topic, family, resource_type
 	Filter  map[string][]string // dimension -> values to keep (one dimension)
@@ -57,25 +56,28 @@ type Point struct {
 	Revision int32     `json:"revision"` // raised by every change after the close
 }
 
-// MetricsResult is every window in the range for every group, empty ones as
+// MetricResult is every window in the range for every group, empty ones as
 // zero, ordered by group then start.
-type MetricsResult struct {
+type MetricResult struct {
 	Window time.Duration `json:"-"`
-	Basis  windows.Basis `json:"basis"`
+	Basis  Basis         `json:"basis"`
 	Metric Metric        `json:"metric"`
 	Groups []string      `json:"groups"`
 	Points []Point       `json:"points"`
 }
 
-// Validate says what is wrong with a request.
-func (r *MetricsRequest) Validate(cfg *windows.Config) error {
+// Validate says what is wrong with q under cfg (defaults filled in), and
+// normalises it (default basis, "none" grouping, filter values trimmed and
+// deduplicated). It reads nothing: callers validate before connecting.
+func (r *MetricQuery) Validate(cfg Config) error {
+	cfg = cfg.WithDefaults()
 	if !slices.Contains(cfg.Sizes, r.Window) {
 		return fmt.Errorf("window %s is not kept; kept sizes: %s", r.Window, sizes(cfg.Sizes))
 	}
 	if r.Basis == "" {
-		r.Basis = windows.EventTime
+		r.Basis = EventTime
 	}
-	if r.Basis != windows.EventTime && r.Basis != windows.ReceivedTime {
+	if r.Basis != EventTime && r.Basis != ReceivedTime {
 		return fmt.Errorf("basis %q: use event or received", r.Basis)
 	}
 	if !slices.Contains(Metrics, r.Metric) {
@@ -85,7 +87,7 @@ func (r *MetricsRequest) Validate(cfg *windows.Config) error {
 		}
 		return fmt.Errorf("unknown metric %q; one of: %s", r.Metric, strings.Join(names, ", "))
 	}
-	if r.GroupBy == "none" || r.GroupBy == windows.DimAll {
+	if r.GroupBy == "none" || r.GroupBy == DimAll {
 		r.GroupBy = ""
 	}
 	if r.GroupBy != "" && !slices.Contains(cfg.Dims, r.GroupBy) {
@@ -123,33 +125,33 @@ func (r *MetricsRequest) Validate(cfg *windows.Config) error {
 	return nil
 }
 
-// QueryMetrics answers r from the window aggregates. Open windows are read
-// like closed ones: the processor commits them before it acknowledges the
-// entries, so they are current to the last committed batch.
-func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r MetricsRequest) (MetricsResult, error) {
+// QueryMetrics answers r from the window aggregates kept under cfg. Open
+// windows are read like closed ones: the processor commits them before it
+// acknowledges the entries, so they are current to the last committed batch.
+func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQuery) (MetricResult, error) {
 	cfg = cfg.WithDefaults()
-	if err := r.Validate(&cfg); err != nil {
-		return MetricsResult{}, err
+	if err := r.Validate(cfg); err != nil {
+		return MetricResult{}, err
 	}
-	res := MetricsResult{Window: r.Window, Basis: r.Basis, Metric: r.Metric}
-	dim, values := windows.DimAll, []string(nil)
+	res := MetricResult{Window: r.Window, Basis: r.Basis, Metric: r.Metric}
+	dim, values := DimAll, []string(nil)
 	if r.GroupBy != "" {
 		dim = r.GroupBy
 	}
 	for d, v := range r.Filter {
 		dim, values = d, v
 	}
-	first := windows.Start(r.From, r.Window)
+	first := Start(r.From, r.Window)
 	sizeS := int32(r.Window / time.Second)
-	closedUntil, err := store.ClosedUntil(ctx, db, string(r.Basis), sizeS)
+	closedUntil, err := closedUntilOf(ctx, db, string(r.Basis), sizeS)
 	if err != nil {
 		return res, err
 	}
 	// Closed windows of a larger size were rolled up when they closed; open
 	// ones are rolled up here from the base windows they hold.
-	var rows []store.WindowRow
+	var rows []aggRow
 	if r.Window == cfg.Base() {
-		rows, err = store.WindowRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To)
+		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To)
 	} else {
 		split := first
 		if closedUntil.After(split) {
@@ -158,14 +160,14 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		if split.After(r.To) {
 			split = r.To
 		}
-		rows, err = store.WindowRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split)
+		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split)
 		if err == nil && split.Before(r.To) {
 			// Whole windows: up to the end of the last one starting before To.
-			end := windows.Start(r.To.Add(-time.Nanosecond), r.Window).Add(r.Window)
-			var open []store.WindowRow
-			open, err = store.WindowRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end)
+			end := Start(r.To.Add(-time.Nanosecond), r.Window).Add(r.Window)
+			var open []aggRow
+			open, err = aggRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end)
 			for i := range open {
-				open[i].Start = windows.Start(open[i].Start, r.Window)
+				open[i].Start = Start(open[i].Start, r.Window)
 				open[i].SizeS = sizeS
 				open[i].Late, open[i].Revision = 0, 0 // the larger window is not closed, so nothing in it is late
 			}
@@ -176,7 +178,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		return res, err
 	}
 	type cell struct {
-		agg      *windows.Agg
+		agg      *Agg
 		revision int32
 		late     int64
 	}
@@ -187,7 +189,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 		if r.GroupBy != "" {
 			group = row.Value
 		}
-		agg, err := windows.FromRow(row)
+		agg, err := fromRow(row)
 		if err != nil {
 			return res, fmt.Errorf("window %s %s=%s: %w", row.Start.Format(time.RFC3339), row.Dim, row.Value, err)
 		}
@@ -237,7 +239,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg windows.Config, r M
 	return res, nil
 }
 
-func value(m Metric, a *windows.Agg, late int64) float64 {
+func value(m Metric, a *Agg, late int64) float64 {
 	q := func(x float64) float64 {
 		v, ok := a.LagQuantile(x)
 		if !ok {
@@ -246,30 +248,30 @@ func value(m Metric, a *windows.Agg, late int64) float64 {
 		return math.Round(v*1000) / 1000
 	}
 	switch m {
-	case Count:
+	case MetricCount:
 		return float64(a.Count)
-	case Successes:
+	case MetricSuccesses:
 		return float64(a.Successes)
-	case Failures:
+	case MetricFailures:
 		return float64(a.Failures)
-	case Terminal:
+	case MetricTerminal:
 		return float64(a.Terminal)
-	case FailureRatio:
+	case MetricFailureRatio:
 		return a.FailureRatio()
-	case LagMean:
+	case MetricLagMean:
 		if a.Count == 0 {
 			return 0
 		}
 		return a.LagSumMs / float64(a.Count)
-	case LagP50:
+	case MetricLagP50:
 		return q(0.5)
-	case LagP90:
+	case MetricLagP90:
 		return q(0.9)
-	case LagP99:
+	case MetricLagP99:
 		return q(0.99)
-	case Distinct:
+	case MetricDistinct:
 		return float64(a.Distinct())
-	case Late:
+	case MetricLate:
 		return float64(late)
 	}
 	return 0
