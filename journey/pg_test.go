@@ -41,13 +41,13 @@ func (e *env) add(t *testing.T, evs []sim.Event) { e.Append(t, evs) }
 
 // drain runs a processor with the folding steps until every entry is
 // acknowledged; with crash, a first processor is stopped abruptly mid-way.
-func (e *env) drain(t *testing.T, folds []process.Folder, crash bool) {
+func (e *env) drain(t *testing.T, folds []process.Fold, crash bool) {
 	t.Helper()
 	run := func(wait time.Duration) (*process.Processor, context.CancelFunc, chan struct{}) {
 		p, err := process.New(e.rdb, e.db, e.keys, process.Options{
 			Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
 			TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: wait, ControlEvery: 50 * time.Millisecond,
-			RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Folders: folds,
+			RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, Folds: folds,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +81,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
 	e.add(t, evs)
 	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
-	e.drain(t, []process.Folder{folder}, false)
+	e.drain(t, []process.Fold{folder}, false)
 
 	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
 		"bank_transfer": "bank_transfer", "transfer": "transfer", "mass_payment": "mass_payment"}
@@ -181,7 +181,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.add(t, evs)
 	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
-	e.drain(t, []process.Folder{folder}, true)
+	e.drain(t, []process.Fold{folder}, true)
 	equalsARebuild(t, e, folder, 500)
 }
 
@@ -561,7 +561,7 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 		Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
 		TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: time.Second, ControlEvery: 50 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, BreakerOpen: 200 * time.Millisecond,
-		Folders: []process.Folder{folder},
+		Folds: []process.Fold{folder},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -853,7 +853,7 @@ func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
 	e.add(t, evs)
 	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
 	flaky := &flakyFold{every: 4}
-	e.drain(t, []process.Folder{fold, flaky}, false)
+	e.drain(t, []process.Fold{fold, flaky}, false)
 	recorded := recordedKinds(t, e.db)
 	st := fold.Stats()
 	if flaky.fails.Load() == 0 || recorded[journey.RecordConflict] == 0 {

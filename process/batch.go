@@ -46,11 +46,11 @@ const (
 
 // foldError marks an error a folding step returned.
 type foldError struct {
-	folder string
-	err    error
+	fold string
+	err  error
 }
 
-func (e *foldError) Error() string { return "fold " + e.folder + ": " + e.err.Error() }
+func (e *foldError) Error() string { return "fold " + e.fold + ": " + e.err.Error() }
 func (e *foldError) Unwrap() error { return e.err }
 
 func classify(err error) failure {
@@ -388,9 +388,9 @@ func (p *Processor) canary(ctx context.Context) error {
 		if _, err := store.InsertEvents(tctx, tx, []store.Event{ev}); err != nil {
 			return err
 		}
-		for _, f := range p.opts.Folders {
+		for _, f := range p.opts.Folds {
 			if err := f.Fold(tctx, tx, []store.Event{ev}); err != nil {
-				return &foldError{folder: f.Name(), err: err}
+				return &foldError{fold: f.Name(), err: err}
 			}
 		}
 		return errRollback
@@ -406,7 +406,7 @@ func (p *Processor) canary(ctx context.Context) error {
 // ended (nil: it could not even begin, which they hear of too: PostgreSQL
 // may have restarted).
 func (p *Processor) txEnded(tx pgx.Tx, committed bool) {
-	for _, f := range p.opts.Folders {
+	for _, f := range p.opts.Folds {
 		if w, ok := f.(TxWatcher); ok {
 			w.TxEnded(tx, committed)
 		}
@@ -485,9 +485,9 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 				}
 			}
 			if len(newEvs) > 0 {
-				for _, f := range p.opts.Folders {
+				for _, f := range p.opts.Folds {
 					if err := f.Fold(ctx, tx, newEvs); err != nil {
-						return &foldError{folder: f.Name(), err: err}
+						return &foldError{fold: f.Name(), err: err}
 					}
 				}
 			}

@@ -15,7 +15,7 @@ import (
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	fold := func(err error) error { return &foldError{folder: "f", err: err} }
+	fold := func(err error) error { return &foldError{fold: "f", err: err} }
 	pg := func(code string) error { return &pgconn.PgError{Code: code, Message: "m"} }
 	f := func(name string, err error, want failure) {
 		t.Helper()

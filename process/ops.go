@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The operations behind "hookstream pause|resume|status|dlq|replay".
+// The operations behind "hookstream pause|resume|status|dlq|refold".
 
 // SetPaused flips the switch every running processor of the group follows
 // (within Options.ControlEvery). Receivers are not affected: they keep
@@ -84,13 +84,14 @@ func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys
 	return out, errors.Join(bad...)
 }
 
-// ReplayDeadLetter puts dead letter id back on its partition stream so the
-// processors store it through the normal path, and marks it replayed. body,
+// RequeueDeadLetter puts dead letter id back on its partition stream so the
+// processors store it through the normal path ("hookstream dlq requeue"),
+// and marks it replayed (the state a requeued letter keeps). body,
 // when not nil, replaces the stored body: the repaired event. The body must
 // parse as a Dwolla event (otherwise it would only be dead-lettered again).
-// The event keeps its original receipt time and source. Replaying twice is
+// The event keeps its original receipt time and source. Requeueing twice is
 // harmless: the events table stores an event once.
-func ReplayDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, id int64, body []byte) (string, error) {
+func RequeueDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, id int64, body []byte) (string, error) {
 	d, err := store.GetDeadLetter(ctx, db, id)
 	if err != nil {
 		return "", err
@@ -103,7 +104,7 @@ func ReplayDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpoo
 	}
 	ev, err := dwolla.ParseEvent(body)
 	if err != nil {
-		return "", fmt.Errorf("dead letter %d cannot be replayed as it is: %w; repair the body and pass it with --body", id, err)
+		return "", fmt.Errorf("dead letter %d cannot be requeued as it is: %w; repair the body and pass it with --body", id, err)
 	}
 	received, ok := stream.Received(d.EntryID, anyMap(d.Fields))
 	if !ok {
@@ -112,7 +113,7 @@ func ReplayDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpoo
 	en := stream.NewEntry(keys.Partition(ev.PartitionKey()), ev.ID, body, d.Fields[stream.FieldSource]).WithReceived(received)
 	entryID, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(en.Partition), Values: en.Fields}).Result()
 	if err != nil {
-		return "", fmt.Errorf("replay dead letter %d: %w", id, err)
+		return "", fmt.Errorf("requeue dead letter %d: %w", id, err)
 	}
 	if _, err := store.MarkDeadLetter(ctx, db, id, "replayed"); err != nil {
 		return entryID, err
@@ -137,10 +138,10 @@ type RefoldReport struct {
 
 // Refold re-runs the stored events created in [from, to) (of topics, if
 // given) through every folding step that can recompute a range, all in one
-// transaction: the fix-and-replay step after a folding bug. It is
+// transaction: the fix-and-refold step after a folding bug. It is
 // idempotent: each step discards what it derived for the range and derives
 // it again from the events table.
-func Refold(ctx context.Context, db *pgxpool.Pool, folders []Folder, from, to time.Time, topics []string) (RefoldReport, error) {
+func Refold(ctx context.Context, db *pgxpool.Pool, folds []Fold, from, to time.Time, topics []string) (RefoldReport, error) {
 	var rep RefoldReport
 	if !from.Before(to) {
 		return rep, fmt.Errorf("empty range: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -150,7 +151,7 @@ func Refold(ctx context.Context, db *pgxpool.Pool, folders []Folder, from, to ti
 		if rep.Events, err = (store.EventRange{From: from, To: to, Topics: topics}).Count(ctx, tx); err != nil {
 			return err
 		}
-		for _, f := range folders {
+		for _, f := range folds {
 			rf, ok := f.(Refolder)
 			if !ok {
 				rep.Skipped = append(rep.Skipped, f.Name())

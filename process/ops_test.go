@@ -14,7 +14,7 @@ import (
 )
 
 // topicCounter is a folding step with state in PostgreSQL: events per topic
-// and UTC day. It can recompute a range, so replay can repair it.
+// and UTC day. It can recompute a range, so a refold can repair it.
 type topicCounter struct{}
 
 func (topicCounter) Name() string { return "topic-counter" }
@@ -42,7 +42,7 @@ func (topicCounter) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, t
 	return err
 }
 
-func TestReplayRefoldsARangeIdempotently(t *testing.T) {
+func TestRefoldRecomputesARangeIdempotently(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
@@ -53,7 +53,7 @@ func TestReplayRefoldsARangeIdempotently(t *testing.T) {
 	sc := sim.Generate(sim.Config{Customers: 50, Seed: 4, Start: start, Span: 72 * time.Hour})
 	e.add(t, sc.Events)
 	opts := fastOptions()
-	opts.Folders = []process.Folder{topicCounter{}, &countingFolder{seen: map[string]int{}}}
+	opts.Folds = []process.Fold{topicCounter{}, &countingFold{seen: map[string]int{}}}
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "every event stored", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
 	stop()
@@ -65,8 +65,8 @@ func TestReplayRefoldsARangeIdempotently(t *testing.T) {
 	if n := truth(); n != 0 {
 		t.Fatalf("folded counts differ from the events table in %d rows", n)
 	}
-	// A folding bug corrupts a day; replay of that day repairs it, and a
-	// second replay changes nothing.
+	// A folding bug corrupts a day; a refold of that day repairs it, and a
+	// second refold changes nothing.
 	if _, err := e.db.Exec(ctx, `UPDATE topic_counts SET n = n * 3 WHERE day = '2026-11-02'`); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestReplayRefoldsARangeIdempotently(t *testing.T) {
 		t.Fatal("the corruption did not show")
 	}
 	for range 2 {
-		rep, err := process.Refold(ctx, e.db, opts.Folders, start.Add(24*time.Hour), start.Add(48*time.Hour), nil)
+		rep, err := process.Refold(ctx, e.db, opts.Folds, start.Add(24*time.Hour), start.Add(48*time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,10 +82,10 @@ func TestReplayRefoldsARangeIdempotently(t *testing.T) {
 			t.Fatalf("report %+v", rep)
 		}
 		if n := truth(); n != 0 {
-			t.Fatalf("after replay the counts differ from the events table in %d rows", n)
+			t.Fatalf("after the refold the counts differ from the events table in %d rows", n)
 		}
 	}
-	if _, err := process.Refold(ctx, e.db, opts.Folders, start, start, nil); err == nil {
+	if _, err := process.Refold(ctx, e.db, opts.Folds, start, start, nil); err == nil {
 		t.Fatal("an empty range was accepted")
 	}
 }

@@ -12,33 +12,39 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Folder is a step that derives state from newly stored events (window
-// aggregates, journey state). Fold runs inside the batch's transaction and
-// sees only the events this transaction inserted, so a redelivered batch
+// Fold is a folding step: it derives state from newly stored events (window
+// aggregates, journey instances). Fold runs inside the batch's transaction
+// and sees only the events this transaction inserted, so a redelivered batch
 // folds nothing twice. An error rolls the whole batch back. Workers fold
 // concurrently, each in its own transaction, so Fold must be safe for
 // concurrent use.
-type Folder interface {
+type Fold interface {
 	Name() string
 	Fold(ctx context.Context, tx pgx.Tx, events []store.Event) error
 }
 
-// TxWatcher is a Folder that is told how each transaction it folded into
-// ended: committed, or rolled back (or ended with the outcome unknown, which
-// it must treat as rolled back). A folder that caches what it wrote learns
-// here when that became the committed state. It is also told (tx nil, not
-// committed) when a transaction could not begin.
+// Folder is the old name of Fold.
+//
+// Deprecated: use Fold. It stays only until every caller is renamed.
+type Folder = Fold
+
+// TxWatcher is an optional interface of a Fold that is told how each
+// transaction it folded into ended: committed, or rolled back (or ended with
+// the outcome unknown, which it must treat as rolled back). A fold that
+// caches what it wrote learns here when that became the committed state. It
+// is also told (tx nil, not committed) when a transaction could not begin.
 type TxWatcher interface {
-	Folder
+	Fold
 	TxEnded(tx pgx.Tx, committed bool)
 }
 
-// Refolder is a Folder that can recompute its state for a range of event
-// time from the stored events ("hookstream replay"): it discards what it
-// derived from events created in [from, to) (of topics, if any are given)
-// and folds them again, in tx, so running it twice changes nothing.
+// Refolder is an optional interface of a Fold that can refold: recompute
+// its state for a range of event time from the stored events ("hookstream
+// refold"). It discards what it derived from events created in [from, to)
+// (of topics, if any are given) and folds them again, in tx, so running it
+// twice changes nothing.
 type Refolder interface {
-	Folder
+	Fold
 	Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error
 }
 
@@ -68,7 +74,13 @@ type Options struct {
 	ControlEvery time.Duration // how often pause/resume is checked and the heartbeat written (default 1s)
 	ShutdownWait time.Duration // how long shutdown waits for the batch in flight (default 30s)
 
-	Folders []Folder
+	// Folds run, in order, in every batch's transaction on the events it
+	// inserted.
+	Folds []Fold
+	// Folders is the old name of Folds; its steps run after those of Folds.
+	//
+	// Deprecated: use Folds. It stays only until every caller is renamed.
+	Folders []Fold
 	Logger  *slog.Logger
 }
 
@@ -95,6 +107,10 @@ func (o Options) withDefaults() Options {
 	o.ControlEvery = cmp.Or(o.ControlEvery, time.Second)
 	o.ShutdownWait = cmp.Or(o.ShutdownWait, 30*time.Second)
 	o.Logger = cmp.Or(o.Logger, slog.Default())
+	if len(o.Folders) > 0 {
+		o.Folds = append(o.Folds[:len(o.Folds):len(o.Folds)], o.Folders...)
+		o.Folders = nil
+	}
 	return o
 }
 

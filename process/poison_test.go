@@ -103,7 +103,7 @@ func TestAFoldingStepThatGoesDownOrRecoversAtAnyMomentNeverDeadLettersAGoodEvent
 			f := &scriptedFold{broken: func(int) bool { return false }}
 			opts := fastOptions()
 			opts.RetryBase, opts.RetryMax = time.Millisecond, 2*time.Millisecond
-			opts.Folders = []process.Folder{f}
+			opts.Folds = []process.Fold{f}
 			p, err := process.New(e.rdb, e.db, e.keys, opts)
 			if err != nil {
 				t.Fatal(err)

@@ -20,15 +20,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// countingFolder records what folding is handed, to check that only newly
+// countingFold records what folding is handed, to check that only newly
 // inserted events are folded, each once.
-type countingFolder struct {
+type countingFold struct {
 	mu   sync.Mutex
 	seen map[string]int
 }
 
-func (f *countingFolder) Name() string { return "counting" }
-func (f *countingFolder) Fold(_ context.Context, _ pgx.Tx, evs []store.Event) error {
+func (f *countingFold) Name() string { return "counting" }
+func (f *countingFold) Fold(_ context.Context, _ pgx.Tx, evs []store.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, e := range evs {
@@ -50,8 +50,8 @@ func TestStoresEveryEventOnceWhateverTheOrderAndDuplicates(t *testing.T) {
 
 	opts := fastOptions()
 	opts.BatchSize = 64
-	folder := &countingFolder{seen: map[string]int{}}
-	opts.Folders = []process.Folder{folder}
+	fold := &countingFold{seen: map[string]int{}}
+	opts.Folds = []process.Fold{fold}
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "every entry acknowledged", func() bool { return p.Stats().Acked == int64(len(evs)) })
 	stop()
@@ -65,8 +65,8 @@ func TestStoresEveryEventOnceWhateverTheOrderAndDuplicates(t *testing.T) {
 		t.Fatalf("stats %+v; want %d stored, %d duplicates, 0 dead", st, len(sc.Events), len(sc.Events))
 	}
 	for _, ev := range sc.Events {
-		if folder.seen[ev.ID] != 1 {
-			t.Fatalf("event %s folded %d times, want once", ev.ID, folder.seen[ev.ID])
+		if fold.seen[ev.ID] != 1 {
+			t.Fatalf("event %s folded %d times, want once", ev.ID, fold.seen[ev.ID])
 		}
 	}
 	if n := e.pending(t); n != 0 {
@@ -210,14 +210,14 @@ func TestADeadConsumersEntriesAreTakenOverAndOverDeliveredOnesDeadLettered(t *te
 	}
 }
 
-// failingFolder fails for the events it is told to, or for all while broken.
-type failingFolder struct {
+// failingFold fails for the events it is told to, or for all while broken.
+type failingFold struct {
 	badID  string
 	broken atomic.Bool
 }
 
-func (f *failingFolder) Name() string { return "failing" }
-func (f *failingFolder) Fold(_ context.Context, _ pgx.Tx, evs []store.Event) error {
+func (f *failingFold) Name() string { return "failing" }
+func (f *failingFold) Fold(_ context.Context, _ pgx.Tx, evs []store.Event) error {
 	if f.broken.Load() {
 		return errors.New("folding step is broken")
 	}
@@ -237,7 +237,7 @@ func TestAnEventAFoldingStepCannotTakeIsDeadLetteredAlone(t *testing.T) {
 	opts := fastOptions()
 	opts.BatchSize = 1000
 	bad := sc.Events[len(sc.Events)/3].ID
-	opts.Folders = []process.Folder{&failingFolder{badID: bad}}
+	opts.Folds = []process.Fold{&failingFold{badID: bad}}
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "every entry acknowledged", func() bool { return p.Stats().Acked == int64(len(sc.Events)) })
 	stop()
@@ -257,10 +257,10 @@ func TestABrokenFoldingStepHoldsProcessingInsteadOfDeadLetteringEverything(t *te
 	e := newEnv(t)
 	sc := sim.Generate(sim.Config{Customers: 20, Seed: 19})
 	e.add(t, sc.Events)
-	f := &failingFolder{}
+	f := &failingFold{}
 	f.broken.Store(true)
 	opts := fastOptions()
-	opts.Folders = []process.Folder{f}
+	opts.Folds = []process.Fold{f}
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "the processor to hold the failing batches", func() bool { return p.Stats().Holding })
 	time.Sleep(time.Second) // several retries

@@ -292,7 +292,7 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 						}
 						return
 					}
-					entry, err := process.ReplayDeadLetter(ctx, env.rdb, env.db, env.keys, id, body)
+					entry, err := process.RequeueDeadLetter(ctx, env.rdb, env.db, env.keys, id, body)
 					if err != nil {
 						failed++
 						fmt.Fprintf(os.Stderr, "%v\n", err)
