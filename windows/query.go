@@ -35,15 +35,159 @@ var Metrics = []Metric{MetricCount, MetricSuccesses, MetricFailures, MetricTermi
 
 // MetricQuery asks for one metric over a time range: what "hookstream
 // query metrics", the JSON API and the Grafana plugin ask, answered the same
-// way by QueryMetrics.
+// way by QueryMetrics. Validate checks it without reading anything.
 type MetricQuery struct {
 	Window  time.Duration // window size: one of the configured sizes
 	Basis   Basis         // event (default) or received time
 	Metric  Metric
-	GroupBy string              // "" (one series) or a dimension: topic, family, resource_type
-	Filter  map[string][]string // dimension -> values to keep (one dimension)
+	GroupBy string              // "" or "none" (one series) or a dimension: topic, family, resource_type
+	Filter  map[string][]string // dimension -> values to keep (one dimension; see ParseFilter)
 	From    time.Time           // first window is the one holding From
 	To      time.Time           // exclusive: windows starting before To
+	// SkipEmpty leaves out windows without events, and groups with none in
+	// the range; by default every window of every group is listed, empty
+	// ones as zero.
+	SkipEmpty bool
+}
+
+// ParamError is a metric query parameter that cannot be answered. Param is
+// its name as the CLI flag and the API parameter spell it (window, basis,
+// metric, group-by, filter, from, to); Value is what was given. The message
+// reads as a command-line correction: "--window 7m: not a window size; use
+// 1m, 5m, 15m or 1h".
+type ParamError struct {
+	Param  string
+	Value  string
+	Reason string
+}
+
+func (e *ParamError) Error() string {
+	if e.Value == "" {
+		return "--" + e.Param + ": " + e.Reason
+	}
+	return "--" + e.Param + " " + e.Value + ": " + e.Reason
+}
+
+func paramError(param, value, format string, args ...any) error {
+	return &ParamError{Param: param, Value: value, Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxWindows bounds the windows one query may span.
+const maxWindows = 100_000
+
+// ParseFilter parses a filter parameter, "dimension=value[,value...]" (for
+// example topic=customer_created,customer_verified), into a
+// MetricQuery.Filter. "" is no filter. Validate checks the dimension and the
+// values.
+func ParseFilter(s string) (map[string][]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	dim, vals, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(dim) == "" {
+		return nil, paramError("filter", s, "want dimension=value[,value...], for example topic=customer_created")
+	}
+	return map[string][]string{strings.TrimSpace(dim): strings.Split(vals, ",")}, nil
+}
+
+// Validate says what is wrong with q under cfg (defaults filled in), as a
+// *ParamError naming the parameter, and normalises q: the default basis,
+// "none" grouping as "", filter values trimmed and deduplicated (into a new
+// map). It reads nothing, so callers validate before they connect.
+func (q *MetricQuery) Validate(cfg Config) error {
+	cfg = cfg.WithDefaults()
+	if !slices.Contains(cfg.Sizes, q.Window) {
+		return paramError("window", fmtSize(q.Window), "not a window size; use %s", oneOf(fmtSizes(cfg.Sizes)))
+	}
+	if q.Basis == "" {
+		q.Basis = EventTime
+	}
+	if q.Basis != EventTime && q.Basis != ReceivedTime {
+		return paramError("basis", string(q.Basis), "not a clock; use %s", oneOf([]string{string(EventTime), string(ReceivedTime)}))
+	}
+	if !slices.Contains(Metrics, q.Metric) {
+		names := make([]string, len(Metrics))
+		for i, m := range Metrics {
+			names[i] = string(m)
+		}
+		return paramError("metric", string(q.Metric), "not a metric; use %s", oneOf(names))
+	}
+	if q.GroupBy == "none" || q.GroupBy == DimAll {
+		q.GroupBy = ""
+	}
+	if q.GroupBy != "" && !slices.Contains(cfg.Dims, q.GroupBy) {
+		return paramError("group-by", q.GroupBy, "not a dimension; use %s", oneOf(append(slices.Clone(cfg.Dims), "none")))
+	}
+	if len(q.Filter) > 1 {
+		dims := make([]string, 0, len(q.Filter))
+		for d := range q.Filter {
+			dims = append(dims, d)
+		}
+		sort.Strings(dims)
+		return paramError("filter", "", "filters on %s: filter on one dimension at a time (aggregates are kept per dimension, not per combination)", strings.Join(dims, " and "))
+	}
+	var clean map[string][]string
+	for dim, vals := range q.Filter {
+		given := dim + "=" + strings.Join(vals, ",")
+		if !slices.Contains(cfg.Dims, dim) {
+			return paramError("filter", given, "%q is not a dimension; use %s", dim, oneOf(cfg.Dims))
+		}
+		if q.GroupBy != "" && q.GroupBy != dim {
+			return paramError("filter", given, "can only be combined with --group-by %s or no grouping (aggregates are kept per dimension)", dim)
+		}
+		var vs []string
+		for _, v := range vals {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(vs, v) {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return paramError("filter", given, "names no value")
+		}
+		clean = map[string][]string{dim: vs}
+	}
+	q.Filter = clean
+	switch {
+	case q.From.IsZero():
+		return paramError("from", "", "missing")
+	case q.To.IsZero():
+		return paramError("to", "", "missing")
+	case !q.From.Before(q.To):
+		return paramError("from", q.From.Format(time.RFC3339), "not before --to %s: an empty range", q.To.Format(time.RFC3339))
+	}
+	if n := q.To.Sub(q.From) / q.Window; n > maxWindows {
+		return paramError("from", q.From.Format(time.RFC3339), "the range to %s holds %d windows of %s; ask for at most %d (a larger --window, or a shorter range)",
+			q.To.Format(time.RFC3339), n, fmtSize(q.Window), maxWindows)
+	}
+	return nil
+}
+
+// fmtSize writes a window size as people do: 1m, 15m, 1h, 90s, 1h30m.
+func fmtSize(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func fmtSizes(sizes []time.Duration) []string {
+	out := make([]string, len(sizes))
+	for i, d := range sizes {
+		out[i] = fmtSize(d)
+	}
+	return out
+}
+
+// oneOf lists choices as "a, b or c".
+func oneOf(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 // Point is one window of one series.
@@ -57,7 +201,8 @@ type Point struct {
 }
 
 // MetricResult is every window in the range for every group, empty ones as
-// zero, ordered by group then start.
+// zero (or, with SkipEmpty, only the windows and groups with events),
+// ordered by group then start.
 type MetricResult struct {
 	Window time.Duration `json:"-"`
 	Basis  Basis         `json:"basis"`
@@ -66,66 +211,8 @@ type MetricResult struct {
 	Points []Point       `json:"points"`
 }
 
-// Validate says what is wrong with q under cfg (defaults filled in), and
-// normalises it (default basis, "none" grouping, filter values trimmed and
-// deduplicated). It reads nothing: callers validate before connecting.
-func (r *MetricQuery) Validate(cfg Config) error {
-	cfg = cfg.WithDefaults()
-	if !slices.Contains(cfg.Sizes, r.Window) {
-		return fmt.Errorf("window %s is not kept; kept sizes: %s", r.Window, sizes(cfg.Sizes))
-	}
-	if r.Basis == "" {
-		r.Basis = EventTime
-	}
-	if r.Basis != EventTime && r.Basis != ReceivedTime {
-		return fmt.Errorf("basis %q: use event or received", r.Basis)
-	}
-	if !slices.Contains(Metrics, r.Metric) {
-		names := make([]string, len(Metrics))
-		for i, m := range Metrics {
-			names[i] = string(m)
-		}
-		return fmt.Errorf("unknown metric %q; one of: %s", r.Metric, strings.Join(names, ", "))
-	}
-	if r.GroupBy == "none" || r.GroupBy == DimAll {
-		r.GroupBy = ""
-	}
-	if r.GroupBy != "" && !slices.Contains(cfg.Dims, r.GroupBy) {
-		return fmt.Errorf("cannot group by %q; kept dimensions: %s", r.GroupBy, strings.Join(cfg.Dims, ", "))
-	}
-	if len(r.Filter) > 1 {
-		return fmt.Errorf("filter on one dimension at a time (aggregates are kept per dimension, not per combination)")
-	}
-	for dim := range r.Filter {
-		if !slices.Contains(cfg.Dims, dim) {
-			return fmt.Errorf("cannot filter on %q; kept dimensions: %s", dim, strings.Join(cfg.Dims, ", "))
-		}
-		if r.GroupBy != "" && r.GroupBy != dim {
-			return fmt.Errorf("a filter on %s can only be combined with --group-by %s or no grouping (aggregates are kept per dimension)", dim, dim)
-		}
-	}
-	if !r.From.Before(r.To) {
-		return fmt.Errorf("empty range: from %s is not before to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
-	}
-	for dim, vals := range r.Filter {
-		var clean []string
-		for _, v := range vals {
-			if v = strings.TrimSpace(v); v != "" && !slices.Contains(clean, v) {
-				clean = append(clean, v)
-			}
-		}
-		if len(clean) == 0 {
-			return fmt.Errorf("filter on %s names no value", dim)
-		}
-		r.Filter[dim] = clean
-	}
-	if n := r.To.Sub(r.From) / r.Window; n > 100_000 {
-		return fmt.Errorf("the range holds %d windows of %s; ask for at most 100000 (a larger window, or a shorter range)", n, r.Window)
-	}
-	return nil
-}
-
-// QueryMetrics answers r from the window aggregates kept under cfg. Open
+// QueryMetrics answers r from the window aggregates kept under cfg,
+// validating it first (see MetricQuery.Validate). Open
 // windows are read like closed ones: the processor commits them before it
 // acknowledges the entries, so they are current to the last committed batch.
 func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQuery) (MetricResult, error) {
@@ -222,18 +309,42 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 		groups = values // every asked-for value, even one without events
 	}
 	sort.Strings(groups)
+	point := func(g string, s time.Time) Point {
+		p := Point{Start: s, Group: g, Closed: !s.Add(r.Window).After(closedUntil) && !closedUntil.IsZero()}
+		if c := cells[g][s]; c != nil {
+			p.Count, p.Revision = c.agg.Count, c.revision
+			p.Value = value(r.Metric, c.agg, c.late)
+		}
+		return p
+	}
+	res.Groups, res.Points = []string{}, []Point{}
+	if r.SkipEmpty {
+		// Only the cells with events: no more points than rows read.
+		for _, g := range groups {
+			starts := make([]time.Time, 0, len(cells[g]))
+			for s, c := range cells[g] {
+				if c.agg.Count > 0 {
+					starts = append(starts, s)
+				}
+			}
+			if len(starts) == 0 {
+				continue
+			}
+			slices.SortFunc(starts, time.Time.Compare)
+			res.Groups = append(res.Groups, g)
+			for _, s := range starts {
+				res.Points = append(res.Points, point(g, s))
+			}
+		}
+		return res, nil
+	}
 	if n := len(groups) * int(r.To.Sub(first)/r.Window+1); n > 1_000_000 {
-		return res, fmt.Errorf("the answer would hold %d points (%d groups); narrow the range or filter the groups", n, len(groups))
+		return res, fmt.Errorf("the answer would hold %d points (%d groups); narrow the range, filter the groups or skip empty windows", n, len(groups))
 	}
 	res.Groups = groups
 	for _, g := range groups {
 		for s := first; s.Before(r.To); s = s.Add(r.Window) {
-			p := Point{Start: s, Group: g, Closed: !s.Add(r.Window).After(closedUntil) && !closedUntil.IsZero()}
-			if c := cells[g][s]; c != nil {
-				p.Count, p.Revision = c.agg.Count, c.revision
-				p.Value = value(r.Metric, c.agg, c.late)
-			}
-			res.Points = append(res.Points, p)
+			res.Points = append(res.Points, point(g, s))
 		}
 	}
 	return res, nil
@@ -275,12 +386,4 @@ func value(m Metric, a *Agg, late int64) float64 {
 		return float64(late)
 	}
 	return 0
-}
-
-func sizes(s []time.Duration) string {
-	out := make([]string, len(s))
-	for i, d := range s {
-		out[i] = d.String()
-	}
-	return strings.Join(out, ", ")
 }
