@@ -108,7 +108,10 @@ func (f *Fold) Set() *Set { return f.set }
 // TxEnded learns how tx ended. If it committed, what it recorded is counted
 // and the rows it wrote go into the cache (unless a rebuild has been seen
 // since it read the epoch); if not, both are forgotten and the cache is
-// emptied (see Fold).
+// emptied (see Fold). A transaction whose commit outcome is unknown (the
+// connection or the deadline went during COMMIT) is reported as not
+// committed: if it did commit, its facts are recorded but not counted, so
+// the counters may miss a fact, never count one twice.
 func (f *Fold) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
