@@ -2,6 +2,7 @@ package process_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -97,6 +98,26 @@ func (e *env) count(t *testing.T, query string, args ...any) int64 {
 func (e *env) pending(t *testing.T) int64 {
 	n, _ := e.Backlog(t)
 	return n
+}
+
+// waitControlRounds waits until the processors of e have published n more
+// heartbeats. Each is a round of their control loop (ControlEvery), and an
+// idle worker looks at the switch and its streams at least as often, so it
+// is how a test lets "nothing happens" happen without sleeping blindly.
+func (e *env) waitControlRounds(t *testing.T, n int) {
+	t.Helper()
+	var last time.Time
+	seen := -1 // the first heartbeat read is the baseline
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d more processor heartbeats", n), func() bool {
+		hbs, err := process.Heartbeats(context.Background(), e.rdb, e.keys)
+		if err != nil {
+			t.Fatalf("read heartbeats: %v", err)
+		}
+		if len(hbs) > 0 && hbs[0].Updated.After(last) {
+			last, seen = hbs[0].Updated, seen+1
+		}
+		return seen >= n
+	})
 }
 
 // waitFor polls cond until it holds or timeout passes.

@@ -263,7 +263,8 @@ func TestABrokenFoldingStepHoldsProcessingInsteadOfDeadLetteringEverything(t *te
 	opts.Folds = []process.Fold{f}
 	p, stop := e.run(t, e.db, opts)
 	waitFor(t, 30*time.Second, "the processor to hold the failing batches", func() bool { return p.Stats().Holding })
-	time.Sleep(time.Second) // several retries
+	r0 := p.Stats().Retries
+	waitFor(t, 30*time.Second, "several retries of the held batches", func() bool { return p.Stats().Retries >= r0+10 })
 	if st := p.Stats(); st.Stored != 0 || st.Dead != 0 || st.Breaker != "closed" {
 		t.Fatalf("with every event failing: %+v; want nothing stored and nothing dead-lettered", st)
 	}
@@ -295,7 +296,11 @@ func TestAnOutageOpensTheBreakerDeadLettersNothingAndRecovers(t *testing.T) {
 	proxy.Cut()
 	e.add(t, rest)
 	waitFor(t, 30*time.Second, "the breaker to open", func() bool { return p.Stats().Breaker == "open" })
-	time.Sleep(2 * time.Second) // an outage that outlasts several open/half-open cycles
+	// An outage that outlasts several open/half-open cycles: each failed
+	// half-open probe counts a retry (attempts the open breaker refuses do
+	// not).
+	r0 := p.Stats().Retries
+	waitFor(t, 30*time.Second, "three failed half-open probes", func() bool { return p.Stats().Retries >= r0+3 })
 	if st := p.Stats(); st.Dead != 0 || st.Stored != int64(len(first)) {
 		t.Fatalf("during the outage: %+v; want nothing dead-lettered and nothing more stored", st)
 	}
@@ -328,13 +333,15 @@ func TestPauseStopsStoringAndResumeDrainsTheBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the processor to see the pause", func() bool { return p.Stats().Paused })
-	// A read already waiting when the switch flipped may still return
-	// entries (they are finished, not abandoned); after it, nothing is read.
-	time.Sleep(3 * fastOptions().Block)
 	e.add(t, sc.Events[half:])
-	time.Sleep(time.Second)
+	// Nothing to wait for when nothing happens: give the paused workers a
+	// few rounds of their loop (the processor's heartbeats count them).
+	e.waitControlRounds(t, 3)
 	if n := e.count(t, `SELECT count(*) FROM events`); n != int64(half) {
 		t.Fatalf("stored %d events while paused, want %d", n, half)
+	}
+	if pending, lag := e.Backlog(t); pending+lag != int64(len(sc.Events)-half) {
+		t.Fatalf("while paused: %d pending and %d undelivered, want the %d appended", pending, lag, len(sc.Events)-half)
 	}
 	if err := e.rdb.Del(ctx, e.keys.Control("process")).Err(); err != nil {
 		t.Fatal(err)

@@ -81,8 +81,12 @@ func TestStatusAndIdleConsumerRemoval(t *testing.T) {
 	if err := g.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(1), Values: []string{"id", "x"}})
+	// Entries a minute old, so their pending age is certain to be positive.
+	old := time.Now().Add(-time.Minute).UnixMilli()
+	for i := range 5 {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(1), ID: fmt.Sprintf("%d-%d", old, i+1), Values: []string{"id", "x"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	msgs, err := g.Read(ctx, "busy", []int{0, 1}, 2, -1)
 	if err != nil || len(msgs) != 2 || msgs[0].Partition != 1 || msgs[0].Deliveries != 1 {
@@ -91,16 +95,16 @@ func TestStatusAndIdleConsumerRemoval(t *testing.T) {
 	if _, err := g.Read(ctx, "idle", []int{0, 1}, 0, -1); err != nil { // registers, reads nothing pending
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
 	st, err := g.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := st[1]; p.Length != 5 || p.Pending != 5 || p.Lag != 0 || p.OldestAge <= 0 || p.Consumers != 2 {
+	if p := st[1]; p.Length != 5 || p.Pending != 5 || p.Lag != 0 || p.OldestAge < time.Minute || p.Consumers != 2 {
 		t.Fatalf("partition 1 status %+v", p) // "idle" read the other 3 (count 0 = all)
 	}
-	// Only the consumer without pending entries is removed.
-	removed, err := g.RemoveIdleConsumers(ctx, 1, 10*time.Millisecond, "")
+	// Only a consumer without pending entries, idle for long enough, is
+	// removed.
+	removed, err := g.RemoveIdleConsumers(ctx, 1, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +114,10 @@ func TestStatusAndIdleConsumerRemoval(t *testing.T) {
 	if err := g.Ack(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
-	removed, err = g.RemoveIdleConsumers(ctx, 1, 10*time.Millisecond, "")
+	if removed, err = g.RemoveIdleConsumers(ctx, 1, time.Hour, ""); err != nil || len(removed) != 0 {
+		t.Fatalf("removed %v (%v); no consumer has been idle for an hour", removed, err)
+	}
+	removed, err = g.RemoveIdleConsumers(ctx, 1, 0, "")
 	if err != nil || len(removed) != 1 || removed[0] != "busy" {
 		t.Fatalf("removed %v (%v), want [busy]", removed, err)
 	}
