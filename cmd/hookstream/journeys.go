@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/journey"
-	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -19,7 +19,7 @@ type journeyQueryFlags struct {
 	cm       common
 	jf       journeyFlags
 	name     *string
-	from, to *string
+	from, to *time.Time
 	out      *string
 }
 
@@ -27,9 +27,9 @@ func (q *journeyQueryFlags) register(fs *flag.FlagSet) {
 	q.cm.register(fs)
 	q.jf.register(fs)
 	q.name = fs.String("journey", "", "journey name (required)")
-	q.from = fs.String("from", "", "cohort start: instances that entered at or after, RFC 3339 (default: 30 days before --to)")
-	q.to = fs.String("to", "", "cohort end, exclusive, RFC 3339 (default now)")
-	q.out = fs.String("o", "table", "output: table or json")
+	q.from = cli.Time(fs, "from", "cohort start: instances that entered at or after, RFC 3339 or a date (default: 30 days before --to)")
+	q.to = cli.Time(fs, "to", "cohort end, exclusive, RFC 3339 or a date (default now)")
+	q.out = cli.Output(fs, "table", "json")
 }
 
 func (q *journeyQueryFlags) resolve(ctx context.Context) (*journey.Definition, time.Time, time.Time, func(), *pgxpool.Pool, error) {
@@ -37,23 +37,28 @@ func (q *journeyQueryFlags) resolve(ctx context.Context) (*journey.Definition, t
 	if err != nil {
 		return nil, time.Time{}, time.Time{}, nil, nil, err
 	}
+	if set == nil {
+		return nil, time.Time{}, time.Time{}, nil, nil, cli.Usagef("--no-journeys: there is no journey to query")
+	}
+	if *q.name == "" {
+		return nil, time.Time{}, time.Time{}, nil, nil, cli.Usagef("--journey is required; known: %s", journeyNames(set))
+	}
 	d, ok := set.Get(*q.name)
 	if !ok {
-		return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("no journey %q (--journey); known: %s", *q.name, journeyNames(set))
+		return nil, time.Time{}, time.Time{}, nil, nil, cli.Usagef("no journey %q (--journey); known: %s", *q.name, journeyNames(set))
 	}
-	to := time.Now().UTC()
-	if *q.to != "" {
-		if to, err = time.Parse(time.RFC3339, *q.to); err != nil {
-			return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("--to: %w", err)
-		}
+	to := *q.to
+	if to.IsZero() {
+		to = time.Now().UTC()
 	}
-	from := to.Add(-30 * 24 * time.Hour)
-	if *q.from != "" {
-		if from, err = time.Parse(time.RFC3339, *q.from); err != nil {
-			return nil, time.Time{}, time.Time{}, nil, nil, fmt.Errorf("--from: %w", err)
-		}
+	from := *q.from
+	if from.IsZero() {
+		from = to.Add(-30 * 24 * time.Hour)
 	}
-	db, err := store.Open(ctx, q.cm.dbURL)
+	if !from.Before(to) {
+		return nil, time.Time{}, time.Time{}, nil, nil, cli.Usagef("--from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	db, err := q.cm.openDB(ctx)
 	if err != nil {
 		return nil, time.Time{}, time.Time{}, nil, nil, err
 	}
@@ -75,7 +80,7 @@ func queryFunnelCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream query funnel", flag.ContinueOnError)
 	var q journeyQueryFlags
 	q.register(fs)
-	by := fs.String("by", "", "break the funnel down: entry_topic (the topic instances entered with)")
+	by := cli.Choice(fs, "by", "break the funnel down: entry_topic (the topic instances entered with)", "", "entry_topic")
 	return &ffcli.Command{
 		Name:       "funnel",
 		ShortUsage: "hookstream query funnel --journey NAME [--from T] [--to T] [--by entry_topic] [-o json|table]",
@@ -144,6 +149,9 @@ func queryJourneyCommand() *ffcli.Command {
 		ShortHelp:  "one instance: its state, the events that built it, and what happened to it",
 		FlagSet:    fs, Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
+			if *subject == "" {
+				return cli.Usagef("--subject is required: the customer, resource or correlation id the instance follows")
+			}
 			d, _, _, done, db, err := q.resolve(ctx)
 			if err != nil {
 				return err
@@ -162,7 +170,7 @@ func queryJourneysCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream query journeys", flag.ContinueOnError)
 	var q journeyQueryFlags
 	q.register(fs)
-	status := fs.String("status", "", "only instances in this status: in_progress, completed, failed or abandoned")
+	status := cli.Choice(fs, "status", "only instances in this status: in_progress, completed, failed or abandoned (default: any)", "", "in_progress", "completed", "failed", "abandoned")
 	limit := fs.Int("limit", 100, "most instances listed, newest entry first")
 	return &ffcli.Command{
 		Name:       "journeys",
@@ -175,11 +183,6 @@ func queryJourneysCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			switch *status {
-			case "", journey.InProgress, journey.Completed, journey.Failed, journey.Abandoned:
-			default:
-				return fmt.Errorf("--status %q: use in_progress, completed, failed or abandoned", *status)
-			}
 			rows, err := journey.Instances(ctx, db, d, journey.InstanceFilter{Status: *status, From: from, To: to, Limit: *limit})
 			if err != nil {
 				return err

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/windows"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -21,7 +20,6 @@ func queryCommand() *ffcli.Command {
 		ShortUsage:  "hookstream query metrics|funnel|journey|journeys [flags]",
 		ShortHelp:   "read metrics, funnels and journeys through the query layer the API and Grafana use",
 		Subcommands: []*ffcli.Command{queryMetricsCommand(), queryFunnelCommand(), queryJourneyCommand(), queryJourneysCommand()},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }
 
@@ -36,13 +34,14 @@ func queryMetricsCommand() *ffcli.Command {
 	metric := fs.String("metric", "count", "count, successes, failures, terminal, failure_ratio, lag_mean, lag_p50, lag_p90, lag_p99, distinct_customers or late")
 	groupBy := fs.String("group-by", "", "break down by topic, family or resource_type (default: one series)")
 	filter := fs.String("filter", "", "keep only dimension=value[,value...], for example topic=customer_created")
-	from := fs.String("from", "", "start, RFC 3339 (default: one hour before --to)")
-	to := fs.String("to", "", "end, RFC 3339, exclusive (default now)")
-	out := fs.String("o", "table", "output: table or json")
+	from := cli.Time(fs, "from", "start, RFC 3339 or a date (default: one hour before --to)")
+	to := cli.Time(fs, "to", "end, exclusive, RFC 3339 or a date (default now)")
+	nonEmpty := fs.Bool("non-empty", false, "list only the windows and groups that had events (default: every window, empty ones as zero)")
+	out := cli.Output(fs, "table", "json")
 	return &ffcli.Command{
 		Name:       "metrics",
-		ShortUsage: "hookstream query metrics --window 1m --metric count [--group-by topic] [--from T] [--to T] [--filter topic=x] [-o json|table]",
-		ShortHelp:  "one metric per window over a time range, every window listed (empty ones as zero)",
+		ShortUsage: "hookstream query metrics --window 1m --metric count [--group-by topic] [--from T] [--to T] [--filter topic=x] [--non-empty] [-o json|table]",
+		ShortHelp:  "one metric per window over a time range, every window listed (empty ones as zero unless --non-empty)",
 		LongHelp: `Reads the window aggregates the processor keeps (open windows included: they
 are committed before the entries are acknowledged) and prints every window in
 [--from, --to) with its group and value; windows without events show 0 with
@@ -52,7 +51,12 @@ revision). lag_* are in milliseconds, within 1% (DDSketch);
 distinct_customers is a HyperLogLog estimate (0.8% standard error).
 
 A filter combines with grouping by the same dimension, or with no grouping
-(the selected values are merged into one series).`,
+(the selected values are merged into one series). --non-empty lists only
+the windows and groups that had events.
+
+The parameters are checked before connecting: a window size that is not
+one of --window-sizes, an unknown metric, clock, dimension or filter is
+refused at once, naming the flag.`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
@@ -60,27 +64,21 @@ A filter combines with grouping by the same dimension, or with no grouping
 			if err != nil {
 				return err
 			}
-			req := windows.MetricQuery{Window: *window, Basis: windows.Basis(*basis), Metric: windows.Metric(*metric), GroupBy: *groupBy}
-			req.To = time.Now().UTC()
-			if *to != "" {
-				if req.To, err = time.Parse(time.RFC3339, *to); err != nil {
-					return fmt.Errorf("--to: %w", err)
-				}
+			req := windows.MetricQuery{Window: *window, Basis: windows.Basis(*basis), Metric: windows.Metric(*metric), GroupBy: *groupBy,
+				To: *to, SkipEmpty: *nonEmpty}
+			if req.To.IsZero() {
+				req.To = time.Now().UTC()
 			}
-			req.From = req.To.Add(-time.Hour)
-			if *from != "" {
-				if req.From, err = time.Parse(time.RFC3339, *from); err != nil {
-					return fmt.Errorf("--from: %w", err)
-				}
+			if req.From = *from; req.From.IsZero() {
+				req.From = req.To.Add(-time.Hour)
 			}
-			if *filter != "" {
-				dim, vals, ok := strings.Cut(*filter, "=")
-				if !ok || vals == "" {
-					return fmt.Errorf("--filter %q: want dimension=value[,value...]", *filter)
-				}
-				req.Filter = map[string][]string{strings.TrimSpace(dim): strings.Split(vals, ",")}
+			if req.Filter, err = windows.ParseFilter(*filter); err != nil {
+				return cli.Usagef("%v", err)
 			}
-			db, err := store.Open(ctx, cm.dbURL)
+			if err := req.Validate(cfg); err != nil {
+				return cli.Usagef("%v", err)
+			}
+			db, err := cm.openDB(ctx)
 			if err != nil {
 				return err
 			}
