@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"time"
 
 	"github.com/hookstream/hookstream/internal/bench"
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
@@ -17,7 +17,6 @@ func benchCommand() *ffcli.Command {
 		ShortUsage:  "hookstream bench ingest|process|windows|memory [flags]",
 		ShortHelp:   "measure hookstream: ingest against reference receivers in one run, Redis memory per event",
 		Subcommands: []*ffcli.Command{benchIngestCommand(), benchProcessCommand(), benchWindowsCommand(), benchMemoryCommand(), benchReceiversCommand()},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }
 
@@ -89,7 +88,7 @@ their URLs as one JSON object on stdout, and runs until stdin is closed.`,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
 			if c.Prefix == "" {
-				return fmt.Errorf("--prefix is required: %w", flag.ErrHelp)
+				return cli.Usagef("--prefix is required")
 			}
 			c.RedisURL, c.Partitions, c.Secret = cm.redisURL, cm.partitions, []byte(*secret)
 			return bench.ServeReceivers(ctx, c, os.Stdout, os.Stdin)

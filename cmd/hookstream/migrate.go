@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/store"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -28,7 +29,7 @@ in the connection's search_path.`,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 || (args[0] != "up" && args[0] != "status") {
-				return fmt.Errorf("migrate takes one argument, up or status: %w", flag.ErrHelp)
+				return cli.Usagef("migrate takes one argument, up or status")
 			}
 			pool, err := store.Open(ctx, c.dbURL)
 			if err != nil {
