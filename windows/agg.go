@@ -107,7 +107,10 @@ func (a *Agg) add(p *point) {
 	case -1:
 		a.Lag.GetNegativeValueStore().Add(p.lagIndex)
 	default:
-		a.Lag.AddWithCount(0, 1) // |lag| below the sketch's smallest trackable value
+		// |lag| below the sketch's smallest trackable value. AddWithCount
+		// fails only for a negative count or a value beyond the sketch's
+		// range, never for (0, 1).
+		_ = a.Lag.AddWithCount(0, 1)
 	}
 	if p.hasCust {
 		a.Customers.InsertHash(p.custHash)

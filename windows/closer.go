@@ -2,13 +2,15 @@ package windows
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/internal/periodic"
 	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -50,24 +52,18 @@ type Closer struct {
 	lastPrune   time.Time
 }
 
-// Run closes windows every Every until ctx ends.
+// Run closes windows every Every until ctx ends, logging a failed tick and
+// trying again at the next. It returns once ctx has ended, never in the
+// middle of a tick.
 func (c *Closer) Run(ctx context.Context) {
 	every := c.Every
 	if every <= 0 {
 		every = time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := c.Tick(ctx); err != nil && ctx.Err() == nil {
-			c.log().Warn("closing windows failed; retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	periodic.Run(ctx, every, c.log(), "closing windows", func(ctx context.Context) error {
+		_, err := c.Tick(ctx)
+		return err
+	})
 }
 
 func (c *Closer) log() *slog.Logger {
@@ -249,20 +245,15 @@ func (c *Closer) closeStep(ctx context.Context, tx pgx.Tx, st step, now time.Tim
 // window_closes table is the record, and readers that missed one find it
 // there.
 func (c *Closer) publish(ctx context.Context, closes []CloseRecord) {
-	if c.Redis == nil || len(closes) == 0 {
-		return
-	}
-	_, err := c.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, cl := range closes {
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.Stream, MaxLen: 100_000, Approx: true, Values: []string{
-				"basis", string(cl.Basis), "size", (time.Duration(cl.SizeS) * time.Second).String(), "start", cl.Start.Format(time.RFC3339),
-				"count", fmt.Sprint(cl.Count), "watermark", cl.Watermark.Format(time.RFC3339Nano),
-			}})
+	records := make([][]string, len(closes))
+	for i, cl := range closes {
+		records[i] = []string{
+			"basis", string(cl.Basis), "size", (time.Duration(cl.SizeS) * time.Second).String(), "start", cl.Start.Format(time.RFC3339),
+			"count", strconv.FormatInt(cl.Count, 10), "watermark", cl.Watermark.Format(time.RFC3339Nano),
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		c.log().Warn("publish window close records", "err", err, "records", len(closes))
+	}
+	if err := stream.Announce(ctx, c.Redis, c.Stream, records); err != nil && ctx.Err() == nil {
+		c.log().Warn("windows are closed but not announced; the window_closes table has them", "err", err, "records", len(closes))
 	}
 }
 
@@ -276,8 +267,11 @@ func (c *Closer) Watermark(ctx context.Context, b Basis) (time.Time, bool, error
 	if c.Hold != nil {
 		var paused bool
 		var err error
-		if backlogged, paused, err = c.Hold(ctx); err != nil || paused {
-			return time.Time{}, false, err
+		if backlogged, paused, err = c.Hold(ctx); err != nil {
+			return time.Time{}, false, fmt.Errorf("read the streams' backlog: %w", err)
+		}
+		if paused {
+			return time.Time{}, false, nil
 		}
 	}
 	now, err := c.now(ctx)

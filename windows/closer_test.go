@@ -11,10 +11,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// fold folds evs in one transaction, as the processor does.
+// fold folds evs in one transaction and reports how it ended, as the
+// processor does.
 func fold(t *testing.T, e *env, f *windows.Folder, evs ...store.Event) {
 	t.Helper()
-	if err := pgx.BeginFunc(context.Background(), e.db, func(tx pgx.Tx) error { return f.Fold(context.Background(), tx, evs) }); err != nil {
+	var used pgx.Tx
+	err := pgx.BeginFunc(context.Background(), e.db, func(tx pgx.Tx) error {
+		used = tx
+		return f.Fold(context.Background(), tx, evs)
+	})
+	f.TxEnded(used, err == nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 }

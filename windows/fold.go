@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -12,19 +13,28 @@ import (
 )
 
 // lateEvents counts events folded into windows already closed, per clock and
-// size: never silently dropped, but counted and visible.
+// size: never silently dropped, but counted and visible. An event is counted
+// once the transaction that folded it commits (TxEnded): a batch that is
+// rolled back and retried folds it again and must not count it twice.
 func lateEvents(b Basis, size time.Duration) *metrics.Counter {
 	return metrics.GetOrCreateCounter(fmt.Sprintf(`hookstream_windows_late_events_total{basis=%q,size=%q}`, b, size))
 }
 
 // Folder keeps the window aggregates in PostgreSQL: the processor calls Fold
-// inside each batch's transaction with the newly inserted events only.
+// inside each batch's transaction with the newly inserted events only, and
+// TxEnded once that transaction has ended (process.TxWatcher). Whoever runs
+// Fold must report every transaction's end that way: late events are
+// counted only once the transaction that folded them is known to have
+// committed.
 type Folder struct {
 	cfg Config
 	// now is the clock partition activity and close times are stamped
 	// with; nil: the database's, the closer's default too. A fold and the
 	// closer judging its watermarks must share one clock.
 	now func() time.Time
+
+	mu   sync.Mutex
+	late map[pgx.Tx]map[cursorKey]int // late events folded by transactions in flight, counted once they commit
 }
 
 // NewFolder returns the windows folding step for cfg (defaults filled in).
@@ -34,6 +44,22 @@ func NewFolder(cfg Config) (*Folder, error) {
 		return nil, err
 	}
 	return &Folder{cfg: cfg}, nil
+}
+
+// TxEnded learns how tx ended: if it committed, the late events it folded
+// are counted; if not (or if the outcome is unknown), they are forgotten,
+// so the counter may miss a late event but never counts one twice.
+func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
+	f.mu.Lock()
+	late := f.late[tx]
+	delete(f.late, tx)
+	f.mu.Unlock()
+	if !committed {
+		return
+	}
+	for k, n := range late {
+		lateEvents(k.basis, k.size).Add(n)
+	}
 }
 
 // Config is the folder's configuration, defaults filled in.
@@ -65,14 +91,32 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if err := f.addLateRollUps(deltas, closedUntil); err != nil {
 		return err
 	}
-	if err := f.merge(ctx, tx, deltas, closedUntil); err != nil {
+	late, err := f.merge(ctx, tx, deltas, closedUntil)
+	if err != nil {
 		return err
 	}
 	var seen time.Time // zero: the database's now()
 	if f.now != nil {
 		seen = f.now()
 	}
-	return advanceMarks(ctx, tx, marksOf(evs, seen))
+	if err := advanceMarks(ctx, tx, marksOf(evs, seen)); err != nil {
+		return err
+	}
+	if len(late) > 0 {
+		f.mu.Lock()
+		if f.late == nil {
+			f.late = map[pgx.Tx]map[cursorKey]int{}
+		}
+		if pending := f.late[tx]; pending != nil {
+			for k, n := range late {
+				pending[k] += n
+			}
+		} else {
+			f.late[tx] = late
+		}
+		f.mu.Unlock()
+	}
+	return nil
 }
 
 // addLateRollUps adds to deltas, for every base window that has closed,
@@ -137,24 +181,26 @@ func lockRows(ctx context.Context, tx pgx.Tx, aggs map[Key]*Agg) ([]Key, []aggRo
 	return keys, locked, nil
 }
 
-// merge adds deltas into their rows.
-func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
+// merge adds deltas into their rows and returns the late events among
+// them, per clock and size.
+func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) (map[cursorKey]int, error) {
 	keys, locked, err := lockRows(ctx, tx, deltas)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var late map[cursorKey]int
 	var closedAt *time.Time // read once, only if a window closed without a row takes an event
 	for i, k := range keys {
 		row, d := &locked[i], deltas[k]
 		agg, err := fromRow(row)
 		if err != nil {
-			return fmt.Errorf("window %s: %w", k, err)
+			return nil, fmt.Errorf("window %s: %w", k, err)
 		}
 		if err := agg.Merge(d); err != nil {
-			return fmt.Errorf("window %s: %w", k, err)
+			return nil, fmt.Errorf("window %s: %w", k, err)
 		}
 		if err := agg.toRow(row); err != nil {
-			return fmt.Errorf("window %s: %w", k, err)
+			return nil, fmt.Errorf("window %s: %w", k, err)
 		}
 		if until, ok := closedUntil[cursorKey{k.Basis, k.Size}]; ok && !k.End().After(until) {
 			row.Late += d.Count
@@ -163,18 +209,24 @@ func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, clos
 				if closedAt == nil {
 					t, err := timeOn(ctx, f.now, tx)
 					if err != nil {
-						return err
+						return nil, err
 					}
 					closedAt = &t
 				}
 				row.ClosedAt = closedAt
 			}
 			if k.Dim == DimAll {
-				lateEvents(k.Basis, k.Size).Add(int(d.Count))
+				if late == nil {
+					late = map[cursorKey]int{}
+				}
+				late[cursorKey{k.Basis, k.Size}] += int(d.Count)
 			}
 		}
 	}
-	return writeAggRows(ctx, tx, locked)
+	if err := writeAggRows(ctx, tx, locked); err != nil {
+		return nil, err
+	}
+	return late, nil
 }
 
 // marksOf is each partition's largest event and received time in evs.

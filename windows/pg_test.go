@@ -2,6 +2,7 @@ package windows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -103,12 +104,16 @@ func (e *env) run(t *testing.T, folder *windows.Folder, shutdownWait time.Durati
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
+	var runErr error
+	go func() { defer close(done); runErr = p.Run(ctx) }()
 	var once atomic.Bool
 	stop := func() {
 		if once.CompareAndSwap(false, true) {
 			cancel()
 			<-done
+			if runErr != nil && !errors.Is(runErr, context.Canceled) {
+				t.Errorf("processor: %v", runErr)
+			}
 		}
 	}
 	t.Cleanup(stop)
