@@ -56,7 +56,7 @@ type Role struct {
 // in order: window aggregates, then journey instances when set is not nil.
 // "hookstream replay" refolds through the same steps.
 func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Folder, error) {
-	wf, err := windows.NewFolder(wcfg)
+	wf, err := windows.NewFold(wcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ type Closer struct {
 	// Now is the closer's one clock: idleness (against the times folds
 	// stamped partition activity with), close times and retention are all
 	// judged on it. Default: the database's, as the folds' default. A test
-	// that sets it gives its folds the same clock (Folder.WithClock).
+	// that sets it gives its folds the same clock (Fold.WithClock).
 	Now func() time.Time
 	Log *slog.Logger
 

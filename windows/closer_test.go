@@ -13,7 +13,7 @@ import (
 
 // fold folds evs in one transaction and reports how it ended, as the
 // processor does.
-func fold(t *testing.T, e *env, f *windows.Folder, evs ...store.Event) {
+func fold(t *testing.T, e *env, f *windows.Fold, evs ...store.Event) {
 	t.Helper()
 	var used pgx.Tx
 	err := pgx.BeginFunc(context.Background(), e.db, func(tx pgx.Tx) error {
@@ -32,12 +32,12 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	ctx := context.Background()
 	clock := mustTime("2026-11-28T10:06:00Z")
 	now := func() time.Time { return clock }
-	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: 30 * time.Second})
+	wf, err := windows.NewFold(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(now)
-	cfg := folder.Config()
+	wf.WithClock(now)
+	cfg := wf.Config()
 	closer := &windows.Closer{DB: e.db, Partitions: 4, Config: cfg, Now: now}
 	if _, err := closer.Tick(ctx); err != nil { // creates the cursors
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	}
 	// Partition 0 is slow (10:00), partition 1 is ahead (10:05); 2 and 3
 	// never saw anything.
-	fold(t, e, folder, ev("a", 0, "2026-11-28T10:00:10Z"), ev("b", 1, "2026-11-28T10:05:00Z"))
+	fold(t, e, wf, ev("a", 0, "2026-11-28T10:00:10Z"), ev("b", 1, "2026-11-28T10:05:00Z"))
 	closes, err := closer.Tick(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	// 10:06:00 - 30s = 10:05:30, and every 1m window ending by 10:04:30
 	// (lateness 1m) closes, the empty ones included.
 	clock = clock.Add(40 * time.Second)
-	fold(t, e, folder, ev("c", 1, "2026-11-28T10:06:00Z"))
+	fold(t, e, wf, ev("c", 1, "2026-11-28T10:06:00Z"))
 	closes, err = closer.Tick(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 
 	// A late event for the closed 10:00 window updates it, raises its
 	// revision and late count, and does not close it again.
-	fold(t, e, folder, ev("d", 2, "2026-11-28T10:00:30Z"))
+	fold(t, e, wf, ev("d", 2, "2026-11-28T10:00:30Z"))
 	var count, late int64
 	var revision int32
 	var closedAt *time.Time
@@ -111,7 +111,7 @@ func TestWindowsCloseOnTheWatermarkOnceEachAndIdlePartitionsDoNotHoldThem(t *tes
 	// A late event into a window that was empty when it closed: its row
 	// is created closed, on the fold's clock (the closer's).
 	clock = clock.Add(5 * time.Second)
-	fold(t, e, folder, ev("e", 2, "2026-11-28T10:02:30Z"))
+	fold(t, e, wf, ev("e", 2, "2026-11-28T10:02:30Z"))
 	if err := e.db.QueryRow(ctx, `SELECT count, late, revision, closed_at FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'all' AND start = '2026-11-28T10:02:00Z'`).
 		Scan(&count, &late, &revision, &closedAt); err != nil {
 		t.Fatal(err)
@@ -133,19 +133,19 @@ func TestNothingClosesOverEventsStillWaitingInTheStreams(t *testing.T) {
 	ctx := context.Background()
 	clock := mustTime("2026-11-28T10:10:00Z")
 	now := func() time.Time { return clock }
-	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: 30 * time.Second})
+	wf, err := windows.NewFold(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(now)
+	wf.WithClock(now)
 	var backlog map[int32]bool
 	var paused bool
-	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config(), Now: now,
+	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: wf.Config(), Now: now,
 		Hold: func(context.Context) (map[int32]bool, bool, error) { return backlog, paused, nil }}
 	if _, err := closer.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fold(t, e, folder,
+	fold(t, e, wf,
 		store.Event{ID: "a", Topic: "t", Created: mustTime("2026-11-28T10:00:00Z"), Received: clock, Partition: 0},
 		store.Event{ID: "b", Topic: "t", Created: mustTime("2026-11-28T10:09:00Z"), Received: clock, Partition: 1})
 	clock = clock.Add(10 * time.Minute) // both partitions quiet for 10 minutes
@@ -193,14 +193,14 @@ func TestTheClosersOneClockDecidesIdlenessCloseTimesAndRetention(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
 			clock := newTestClock(base.Add(10 * time.Minute))
-			folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: time.Minute})
+			wf, err := windows.NewFold(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Delay: 30 * time.Second, Idle: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
-			folder.WithClock(clock.Now)
-			closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config(), Now: clock.Now}
+			wf.WithClock(clock.Now)
+			closer := &windows.Closer{DB: e.db, Partitions: 2, Config: wf.Config(), Now: clock.Now}
 			at := func(d time.Duration) time.Time { return base.Add(d) }
-			fold(t, e, folder,
+			fold(t, e, wf,
 				store.Event{ID: "a", Topic: "t", Created: at(0), Received: at(time.Second), Partition: 0},
 				store.Event{ID: "b", Topic: "t", Created: at(9 * time.Minute), Received: at(9*time.Minute + time.Second), Partition: 1})
 			var seen time.Time
@@ -213,7 +213,7 @@ func TestTheClosersOneClockDecidesIdlenessCloseTimesAndRetention(t *testing.T) {
 			// Partition 1 goes on; partition 0 (at base) holds the event-time
 			// watermark until it has been quiet for Idle on the shared clock.
 			clock.Add(30 * time.Second)
-			fold(t, e, folder, store.Event{ID: "c", Topic: "t", Created: at(9*time.Minute + 30*time.Second), Received: at(10 * time.Minute), Partition: 1})
+			fold(t, e, wf, store.Event{ID: "c", Topic: "t", Created: at(9*time.Minute + 30*time.Second), Received: at(10 * time.Minute), Partition: 1})
 			clock.Add(29 * time.Second)
 			closes, err := closer.Tick(ctx)
 			if err != nil {
@@ -282,14 +282,14 @@ func TestWithoutATestClockFoldsAndTheCloserUseTheDatabaseClock(t *testing.T) {
 	}
 	// Idle 1ns: a partition is idle as soon as the database's clock has
 	// moved on from its last fold, so no test waits for time to pass.
-	folder, err := windows.NewFolder(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Idle: time.Nanosecond})
+	wf, err := windows.NewFold(windows.Config{Sizes: []time.Duration{time.Minute}, Dims: []string{}, Idle: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: folder.Config()}
+	closer := &windows.Closer{DB: e.db, Partitions: 2, Config: wf.Config()}
 	before := dbNow()
 	then := before.Add(-10 * time.Minute)
-	fold(t, e, folder, store.Event{ID: "a", Topic: "t", Created: then, Received: then, Partition: 0})
+	fold(t, e, wf, store.Event{ID: "a", Topic: "t", Created: then, Received: then, Partition: 0})
 	afterFold := dbNow()
 	var seen time.Time
 	if err := e.db.QueryRow(ctx, `SELECT max(seen_at) FROM window_marks`).Scan(&seen); err != nil {

@@ -20,13 +20,13 @@ func lateEvents(b Basis, size time.Duration) *metrics.Counter {
 	return metrics.GetOrCreateCounter(fmt.Sprintf(`hookstream_windows_late_events_total{basis=%q,size=%q}`, b, size))
 }
 
-// Folder keeps the window aggregates in PostgreSQL: the processor calls Fold
+// Fold keeps the window aggregates in PostgreSQL: the processor calls Fold
 // inside each batch's transaction with the newly inserted events only, and
 // TxEnded once that transaction has ended (process.TxWatcher). Whoever runs
 // Fold must report every transaction's end that way: late events are
 // counted only once the transaction that folded them is known to have
 // committed.
-type Folder struct {
+type Fold struct {
 	cfg Config
 	// now is the clock partition activity and close times are stamped
 	// with; nil: the database's, the closer's default too. A fold and the
@@ -37,19 +37,19 @@ type Folder struct {
 	late map[pgx.Tx]map[cursorKey]int // late events folded by transactions in flight, counted once they commit
 }
 
-// NewFolder returns the windows folding step for cfg (defaults filled in).
-func NewFolder(cfg Config) (*Folder, error) {
+// NewFold returns the windows folding step for cfg (defaults filled in).
+func NewFold(cfg Config) (*Fold, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Folder{cfg: cfg}, nil
+	return &Fold{cfg: cfg}, nil
 }
 
 // TxEnded learns how tx ended: if it committed, the late events it folded
 // are counted; if not (or if the outcome is unknown), they are forgotten,
 // so the counter may miss a late event but never counts one twice.
-func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
+func (f *Fold) TxEnded(tx pgx.Tx, committed bool) {
 	f.mu.Lock()
 	late := f.late[tx]
 	delete(f.late, tx)
@@ -62,11 +62,11 @@ func (f *Folder) TxEnded(tx pgx.Tx, committed bool) {
 	}
 }
 
-// Config is the folder's configuration, defaults filled in.
-func (f *Folder) Config() Config { return f.cfg }
+// Config is the fold's configuration, defaults filled in.
+func (f *Fold) Config() Config { return f.cfg }
 
 // Name names the step in logs and errors.
-func (f *Folder) Name() string { return "windows" }
+func (f *Fold) Name() string { return "windows" }
 
 // Fold merges evs into their windows. Rows are created if missing and
 // locked in key order (so concurrent folds cannot deadlock), merged in Go
@@ -75,7 +75,7 @@ func (f *Folder) Name() string { return "windows" }
 // The windows lock is held shared meanwhile (the closer takes it
 // exclusively), so no window closes under a fold: an event is either in the
 // window when it closes, or late.
-func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
+func (f *Fold) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -123,7 +123,7 @@ func (f *Folder) Fold(ctx context.Context, tx pgx.Tx, evs []store.Event) error {
 // the larger windows holding it that have closed too: those were rolled up
 // already, so a late event must reach them directly. (Larger windows still
 // open are read from the base windows and rolled up when they close.)
-func (f *Folder) addLateRollUps(deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
+func (f *Fold) addLateRollUps(deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) error {
 	base := f.cfg.Base()
 	late := map[Key]*Agg{}
 	for k, d := range deltas {
@@ -183,7 +183,7 @@ func lockRows(ctx context.Context, tx pgx.Tx, aggs map[Key]*Agg) ([]Key, []aggRo
 
 // merge adds deltas into their rows and returns the late events among
 // them, per clock and size.
-func (f *Folder) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) (map[cursorKey]int, error) {
+func (f *Fold) merge(ctx context.Context, tx pgx.Tx, deltas map[Key]*Agg, closedUntil map[cursorKey]time.Time) (map[cursorKey]int, error) {
 	keys, locked, err := lockRows(ctx, tx, deltas)
 	if err != nil {
 		return nil, err
@@ -265,10 +265,10 @@ func marksOf(evs []store.Event, now time.Time) []Mark {
 	return out
 }
 
-// WithClock makes the folder stamp partition activity and close times on
+// WithClock makes the fold stamp partition activity and close times on
 // now instead of the database's clock (tests drive watermarks with it). Give
 // the closer the same clock (Closer.Now): idleness compares the two.
-func (f *Folder) WithClock(now func() time.Time) *Folder {
+func (f *Fold) WithClock(now func() time.Time) *Fold {
 	f.now = now
 	return f
 }

@@ -31,11 +31,11 @@ func lateConfig(size time.Duration) windows.Config {
 
 // closeAll folds one event at start on a shared clock, moves the clock an
 // hour past until and closes every window up to then.
-func closeAll(t *testing.T, e *env, folder *windows.Folder, clock *testClock, start, until time.Time) {
+func closeAll(t *testing.T, e *env, wf *windows.Fold, clock *testClock, start, until time.Time) {
 	t.Helper()
-	fold(t, e, folder, store.Event{ID: "first", Topic: "t", Created: start, Received: start})
+	fold(t, e, wf, store.Event{ID: "first", Topic: "t", Created: start, Received: start})
 	clock.Set(until.Add(time.Hour))
-	closer := &windows.Closer{DB: e.db, Partitions: e.keys.Partitions, Config: folder.Config(), Now: clock.Now}
+	closer := &windows.Closer{DB: e.db, Partitions: e.keys.Partitions, Config: wf.Config(), Now: clock.Now}
 	closes, err := closer.Tick(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +54,12 @@ func TestLateEventsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	ctx := context.Background()
 	size := 45 * time.Second
 	clock := newTestClock(farPast)
-	folder, err := windows.NewFolder(lateConfig(size))
+	wf, err := windows.NewFold(lateConfig(size))
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(clock.Now)
-	closeAll(t, e, folder, clock, farPast, farPast.Add(time.Hour))
+	wf.WithClock(clock.Now)
+	closeAll(t, e, wf, clock, farPast, farPast.Add(time.Hour))
 
 	late := []store.Event{
 		{ID: "late-1", Topic: "t", Created: farPast.Add(time.Minute), Received: farPast.Add(time.Minute)},
@@ -71,7 +71,7 @@ func TestLateEventsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	var used pgx.Tx
 	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		used = tx
-		if err := folder.Fold(ctx, tx, late); err != nil {
+		if err := wf.Fold(ctx, tx, late); err != nil {
 			return err
 		}
 		return errLater
@@ -79,12 +79,12 @@ func TestLateEventsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	if !errors.Is(err, errLater) {
 		t.Fatal(err)
 	}
-	folder.TxEnded(used, false)
+	wf.TxEnded(used, false)
 	if de, dr := lateCounter(windows.EventTime, size)-event, lateCounter(windows.ReceivedTime, size)-received; de != 0 || dr != 0 {
 		t.Fatalf("a rolled-back fold counted %d and %d late events", de, dr)
 	}
 	// Folded again, committed.
-	fold(t, e, folder, late...)
+	fold(t, e, wf, late...)
 	if de, dr := lateCounter(windows.EventTime, size)-event, lateCounter(windows.ReceivedTime, size)-received; de != 2 || dr != 2 {
 		t.Fatalf("counted %d event-time and %d received-time late events, want 2 and 2", de, dr)
 	}
@@ -117,11 +117,11 @@ func TestBatchesTheProcessorRetriesCountEachLateEventOnce(t *testing.T) {
 	size := 50 * time.Second
 	start := farFuture
 	clock := newTestClock(start)
-	folder, err := windows.NewFolder(lateConfig(size))
+	wf, err := windows.NewFold(lateConfig(size))
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(clock.Now)
+	wf.WithClock(clock.Now)
 	sc := sim.Generate(sim.Config{Customers: 40, Seed: 9, Start: start, Span: 30 * time.Minute})
 	last := start
 	for _, ev := range sc.Events {
@@ -129,7 +129,7 @@ func TestBatchesTheProcessorRetriesCountEachLateEventOnce(t *testing.T) {
 			last = ev.Created
 		}
 	}
-	closeAll(t, e, folder, clock, start.Add(-time.Hour), last.Add(time.Second))
+	closeAll(t, e, wf, clock, start.Add(-time.Hour), last.Add(time.Second))
 	event, received := lateCounter(windows.EventTime, size), lateCounter(windows.ReceivedTime, size)
 
 	e.addReceivedAt(t, sc.Events, last.Add(time.Second)) // every window they fall in has closed
@@ -140,7 +140,7 @@ func TestBatchesTheProcessorRetriesCountEachLateEventOnce(t *testing.T) {
 	p, err := process.New(e.rdb, e.db, e.keys, process.Options{
 		Block: 50 * time.Millisecond, TxTimeout: 10 * time.Second, BatchSize: 30, ShutdownWait: 5 * time.Second,
 		ControlEvery: 50 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		Folds: []process.Fold{folder, flaky},
+		Folds: []process.Fold{wf, flaky},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -91,13 +91,13 @@ var allTime = [2]time.Time{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Dat
 // back and left pending (and resumed by the next run, under the same
 // consumer name). Transactions may take seconds: under -race on a busy
 // machine a batch's fold is slow, and a timeout only makes it retry.
-func (e *env) run(t *testing.T, folder *windows.Folder, shutdownWait time.Duration) (*process.Processor, func()) {
+func (e *env) run(t *testing.T, wf *windows.Fold, shutdownWait time.Duration) (*process.Processor, func()) {
 	t.Helper()
 	p, err := process.New(e.rdb, e.db, e.keys, process.Options{
 		Block: 50 * time.Millisecond, ClaimIdle: 5 * time.Second, ClaimEvery: time.Second,
 		TxTimeout: 3 * time.Second, BatchSize: 40, ShutdownWait: shutdownWait, ControlEvery: 50 * time.Millisecond,
 		RetryBase: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, ConsumerIdle: time.Hour,
-		Folders: []process.Folder{folder},
+		Folds: []process.Fold{wf},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -230,18 +230,18 @@ func foldedEqualsBruteForce(t *testing.T, seed uint64, start time.Time) {
 	// and are folded then.
 	received := last.Add(time.Second)
 	clock := newTestClock(received.Add(time.Second))
-	folder, err := windows.NewFolder(windows.Config{})
+	wf, err := windows.NewFold(windows.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(clock.Now)
-	cfg := folder.Config()
+	wf.WithClock(clock.Now)
+	cfg := wf.Config()
 	e.addReceivedAt(t, early[:len(early)/2], received)
-	_, crash := e.run(t, folder, time.Millisecond)
+	_, crash := e.run(t, wf, time.Millisecond)
 	waitFor(t, 30*time.Second, "some events stored", func() bool { return e.stored(t) > 100 })
 	crash() // mid-way: whatever batch is in flight is rolled back and left pending
 	e.addReceivedAt(t, early[len(early)/2:], received)
-	p, stop := e.run(t, folder, 5*time.Second)
+	p, stop := e.run(t, wf, 5*time.Second)
 	waitFor(t, 60*time.Second, "the early events stored", func() bool { return p.Stats().Acked >= int64(len(early))/2 && pending(t, e) == 0 && lag0(t, e) == 0 })
 
 	// Close everything so far: the clock moves a day on, every partition

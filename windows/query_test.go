@@ -103,16 +103,16 @@ func TestSkipEmptyListsOnlyWindowsAndGroupsWithEvents(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	base := farFuture
-	folder, err := windows.NewFolder(windows.Config{})
+	wf, err := windows.NewFold(windows.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	folder.WithClock(func() time.Time { return base })
-	cfg := folder.Config()
+	wf.WithClock(func() time.Time { return base })
+	cfg := wf.Config()
 	ev := func(id, topic string, at time.Duration) store.Event {
 		return store.Event{ID: id, Topic: topic, Created: base.Add(at), Received: base.Add(at), Partition: 0}
 	}
-	fold(t, e, folder, ev("a", "customer_created", 2*time.Minute), ev("b", "customer_created", 2*time.Minute+time.Second),
+	fold(t, e, wf, ev("a", "customer_created", 2*time.Minute), ev("b", "customer_created", 2*time.Minute+time.Second),
 		ev("c", "customer_verified", 17*time.Minute))
 	query := func(q windows.MetricQuery) windows.MetricResult {
 		t.Helper()

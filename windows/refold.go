@@ -12,7 +12,7 @@ import (
 )
 
 // Refold recomputes, from the events table, every window that holds an
-// event created in [from, to) ("hookstream replay"): on event time the
+// event created in [from, to) ("hookstream refold"): on event time the
 // windows covering the range, on received time those covering when the
 // range's events were received. Each base window is recomputed whole, from
 // all of its events, and the larger windows that have closed are rolled up
@@ -21,7 +21,7 @@ import (
 // windows, but every window is recomputed for all its events (a window's
 // "all" and family rows depend on every topic). Closed windows stay closed,
 // keep their late counts and have their revision raised.
-func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
+func (f *Fold) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
 	// Exclusively: folds in flight commit first (so the events read below
 	// include them) and new ones wait (so none is overwritten), and the
 	// closer waits too.
@@ -65,7 +65,7 @@ func (f *Folder) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topi
 
 // alignment is a span every window size divides: the largest size when
 // all the others divide it, else a day.
-func (f *Folder) alignment() time.Duration {
+func (f *Fold) alignment() time.Duration {
 	largest := slices.Max(f.cfg.Sizes)
 	for _, s := range f.cfg.Sizes {
 		if largest%s != 0 {
@@ -75,11 +75,11 @@ func (f *Folder) alignment() time.Duration {
 	return largest
 }
 
-// recompute rebuilds the base windows of basis b starting in [lo, hi) (a
+// recompute refolds the base windows of basis b starting in [lo, hi) (a
 // range aligned to every size) from the events, then rolls up again the
 // larger windows of the range that have closed. Rows it creates in a closed
 // range are stamped closed at now.
-func (f *Folder) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time, closed map[cursorKey]time.Time, now time.Time) error {
+func (f *Fold) recompute(ctx context.Context, tx pgx.Tx, b Basis, lo, hi time.Time, closed map[cursorKey]time.Time, now time.Time) error {
 	fresh := map[Key]*Agg{}
 	col := "created"
 	if b == ReceivedTime {

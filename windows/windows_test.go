@@ -179,7 +179,7 @@ func TestWatermarkFollowsTheSlowestPartitionAndIdleOnesFollowTheClock(t *testing
 	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, nil, "2026-11-28T11:58:30Z")
 	// ...unless entries wait in it: then nothing may close.
 	f([]windows.Mark{mark(0, "2026-11-28T11:59:00Z", time.Second)}, 2, map[int32]bool{1: true}, "")
-	// Replaying old events: busy partitions far behind the clock hold it there.
+	// Refolding or catching up on old events: busy partitions far behind the clock hold it there.
 	f([]windows.Mark{mark(0, "2025-06-02T14:00:00Z", time.Second)}, 4, nil, "2025-06-02T13:59:30Z")
 	// A bogus future created time counts as now.
 	f([]windows.Mark{mark(0, "2031-01-01T00:00:00Z", time.Second)}, 1, nil, "2026-11-28T11:59:30Z")

@@ -267,7 +267,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 
 	// hookstream with window folding
 	if !c.SkipWindows {
-		folder, err := windows.NewFolder(windows.Config{})
+		folder, err := windows.NewFold(windows.Config{})
 		if err != nil {
 			return rep, err
 		}

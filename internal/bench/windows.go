@@ -131,7 +131,7 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/webhooks/dwolla"
 
-	folder, err := windows.NewFolder(windows.Config{})
+	folder, err := windows.NewFold(windows.Config{})
 	if err != nil {
 		return rep, err
 	}
