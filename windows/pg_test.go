@@ -120,11 +120,6 @@ func (e *env) run(t *testing.T, wf *windows.Fold, shutdownWait time.Duration) (*
 	return p, stop
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, what, cond)
-}
-
 func (e *env) stored(t *testing.T) int64 {
 	var n int64
 	if err := e.db.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
@@ -238,11 +233,11 @@ func foldedEqualsBruteForce(t *testing.T, seed uint64, start time.Time) {
 	cfg := wf.Config()
 	e.addReceivedAt(t, early[:len(early)/2], received)
 	_, crash := e.run(t, wf, time.Millisecond)
-	waitFor(t, 30*time.Second, "some events stored", func() bool { return e.stored(t) > 100 })
+	testenv.WaitFor(t, 30*time.Second, "some events stored", func() bool { return e.stored(t) > 100 })
 	crash() // mid-way: whatever batch is in flight is rolled back and left pending
 	e.addReceivedAt(t, early[len(early)/2:], received)
 	p, stop := e.run(t, wf, 5*time.Second)
-	waitFor(t, 60*time.Second, "the early events stored", func() bool { return p.Stats().Acked >= int64(len(early))/2 && pending(t, e) == 0 && lag0(t, e) == 0 })
+	testenv.WaitFor(t, 60*time.Second, "the early events stored", func() bool { return p.Stats().Acked >= int64(len(early))/2 && e.Drained(t) })
 
 	// Close everything so far: the clock moves a day on, every partition
 	// is idle, so the watermark passes every window.
@@ -256,7 +251,7 @@ func foldedEqualsBruteForce(t *testing.T, seed uint64, start time.Time) {
 	// Received with the burst but reaching the stream only now: late on
 	// both clocks.
 	e.addReceivedAt(t, late, received)
-	waitFor(t, 60*time.Second, "the late events stored", func() bool { return pending(t, e) == 0 && lag0(t, e) == 0 })
+	testenv.WaitFor(t, 60*time.Second, "the late events stored", func() bool { return e.Drained(t) })
 	stop()
 
 	want := e.bruteForce(t, &cfg)
@@ -283,15 +278,4 @@ func foldedEqualsBruteForce(t *testing.T, seed uint64, start time.Time) {
 	if n := e.stored(t); n != int64(len(sc.Events)) {
 		t.Fatalf("stored %d events, want %d", n, len(sc.Events))
 	}
-}
-
-func pending(t *testing.T, e *env) int64 {
-	n, _ := e.Backlog(t)
-	return n
-}
-
-// lag0 is the entries not yet delivered to the group.
-func lag0(t *testing.T, e *env) int64 {
-	_, n := e.Backlog(t)
-	return n
 }
