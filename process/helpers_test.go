@@ -45,10 +45,14 @@ func (e *env) addRaw(t *testing.T, p int, fields ...string) string {
 	return id
 }
 
-// fastOptions make the timings short enough for tests.
+// fastOptions make the timings short enough for tests. ClaimIdle (and with
+// it TxTimeout, 2/3 of it) leaves a loaded machine (make test runs every
+// package at once, under the race detector) time to commit a batch: an
+// attempt past TxTimeout is retried whole, and a batch that never fits in it
+// never commits.
 func fastOptions() process.Options {
 	return process.Options{
-		Block: 100 * time.Millisecond, ClaimIdle: 500 * time.Millisecond, ClaimEvery: 200 * time.Millisecond,
+		Block: 100 * time.Millisecond, ClaimIdle: 3 * time.Second, ClaimEvery: 200 * time.Millisecond,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		BreakerFailures: 3, BreakerOpen: 500 * time.Millisecond, ControlEvery: 100 * time.Millisecond,
 		ShutdownWait: 5 * time.Second,
