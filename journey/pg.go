@@ -591,78 +591,13 @@ func countByStatus(ctx context.Context, q store.Querier) (map[string]int64, erro
 // subjectColumns are the events columns each kind of subject is read from.
 var subjectColumns = map[Subject]string{SubjectCustomer: "customer_id", SubjectResource: "resource_id", SubjectCorrelation: "correlation_id"}
 
-// eventsBySubject calls fn with every stored event of topics that has a
-// subject in column (only subject's, when given), grouped by subject: all
-// of one subject's events come one after another. It reads through a
-// cursor, page events at a time, and calls fn between reads, so fn may use
-// tx (to write a batch) and memory stays bounded however many events there
-// are. fn's Event carries the routing fields and the event time only, and
-// is reused between calls.
-//
-// This is a journey-shaped read of the events table (ordered by a subject
-// column, through a cursor) that store's readers do not offer.
-func eventsBySubject(ctx context.Context, tx pgx.Tx, topics []string, column, subject string, page int, fn func(*store.Event) error) error {
-	switch column {
-	case "customer_id", "resource_id", "correlation_id":
-	default:
-		return fmt.Errorf("events by subject: unknown column %q", column)
-	}
-	where, args := `topic = ANY($1) AND `+column+` IS NOT NULL`, []any{topics}
-	if subject != "" {
-		where += ` AND ` + column + ` = $2`
-		args = append(args, subject)
-	}
-	const cursor = `journey_rebuild_events`
-	if _, err := tx.Exec(ctx, `DECLARE `+cursor+` NO SCROLL CURSOR FOR
-SELECT id, topic, coalesce(customer_id, ''), coalesce(resource_id, ''), coalesce(correlation_id, ''), created
-FROM events WHERE `+where+` ORDER BY `+column, args...); err != nil {
-		return fmt.Errorf("read events by subject: %w", err)
-	}
-	fetch := `FETCH FORWARD ` + strconv.Itoa(page) + ` FROM ` + cursor
-	buf := make([]store.Event, page)
-	for {
-		rows, err := tx.Query(ctx, fetch)
-		if err != nil {
-			return fmt.Errorf("read events by subject: %w", err)
-		}
-		n := 0
-		for rows.Next() {
-			e := &buf[n]
-			if err := rows.Scan(&e.ID, &e.Topic, &e.CustomerID, &e.ResourceID, &e.CorrelationID, &e.Created); err != nil {
-				rows.Close()
-				return fmt.Errorf("read events by subject: %w", err)
-			}
-			n++
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read events by subject: %w", err)
-		}
-		for i := range n {
-			if err := fn(&buf[i]); err != nil {
-				return err
-			}
-		}
-		if n < page {
-			break
-		}
-	}
-	if _, err := tx.Exec(ctx, `CLOSE `+cursor); err != nil {
-		return fmt.Errorf("read events by subject: %w", err)
-	}
-	return nil
-}
-
 // eventsByID returns the stored events ids name (without bodies), oldest
 // first: what an instance report shows of the events that built it.
 func eventsByID(ctx context.Context, q store.Querier, ids []string) ([]InstanceEvent, error) {
-	rows, err := q.Query(ctx, `SELECT id, topic, created, received_at FROM events WHERE id = ANY($1) ORDER BY created, id`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read the instance's events: %w", err)
-	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InstanceEvent, error) {
-		var e InstanceEvent
-		err := r.Scan(&e.ID, &e.Topic, &e.Created, &e.Received)
-		return e, err
+	var evs []InstanceEvent
+	err := store.EventsByID(ctx, q, ids, func(e *store.Event) error {
+		evs = append(evs, InstanceEvent{ID: e.ID, Topic: e.Topic, Created: e.Created, Received: e.Received})
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the instance's events: %w", err)

@@ -101,7 +101,7 @@ func (f *Fold) rebuild(ctx context.Context, tx pgx.Tx, journey string, opts Rebu
 	for _, s := range d.Steps {
 		topics = append(topics, s.Topics...)
 	}
-	err := eventsBySubject(ctx, tx, topics, subjectColumns[d.Subject], opts.Subject, rebuildEventPage, func(e *store.Event) error {
+	err := store.EventsBySubject(ctx, tx, topics, subjectColumns[d.Subject], opts.Subject, rebuildEventPage, func(e *store.Event) error {
 		subject := d.subjectOf(e)
 		if subject == "" {
 			return nil

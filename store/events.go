@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,23 +164,70 @@ func EachEvent(ctx context.Context, q Querier, column string, from, to time.Time
 	return eachEvent(ctx, q, column+` >= $1 AND `+column+` < $2`, []any{from, to}, fn)
 }
 
-// EventsWithTopics calls fn with every stored event of topics (only those
-// of subject, matched on customer_id or resource_id or correlation_id as
-// column says, when subject is given), streaming them.
-func EventsWithTopics(ctx context.Context, q Querier, topics []string, column, subject string, fn func(*Event) error) error {
-	where := ""
+// EventsBySubject calls fn with every stored event of topics that has a
+// subject in column (only subject's, when given), grouped by subject: all
+// of one subject's events come one after another. It reads through a
+// cursor, page events at a time, and calls fn between reads, so fn may use
+// tx (to write a batch) and memory stays bounded however many events there
+// are. fn's Event carries the routing fields and the event time only, and
+// is reused between calls.
+// Journey refolds read this way: a subject's instance is derived from all of
+// its events at once.
+func EventsBySubject(ctx context.Context, tx pgx.Tx, topics []string, column, subject string, page int, fn func(*Event) error) error {
 	switch column {
-	case "":
 	case "customer_id", "resource_id", "correlation_id":
-		where = " AND " + column + " = $2"
 	default:
-		return fmt.Errorf("EventsWithTopics: unknown column %q", column)
+		return fmt.Errorf("events by subject: unknown column %q", column)
 	}
-	args := []any{topics}
-	if where != "" {
+	where, args := `topic = ANY($1) AND `+column+` IS NOT NULL`, []any{topics}
+	if subject != "" {
+		where += ` AND ` + column + ` = $2`
 		args = append(args, subject)
 	}
-	return eachEvent(ctx, q, `topic = ANY($1)`+where, args, fn)
+	const cursor = `events_by_subject`
+	if _, err := tx.Exec(ctx, `DECLARE `+cursor+` NO SCROLL CURSOR FOR
+SELECT id, topic, coalesce(customer_id, ''), coalesce(resource_id, ''), coalesce(correlation_id, ''), created
+FROM events WHERE `+where+` ORDER BY `+column, args...); err != nil {
+		return fmt.Errorf("read events by subject: %w", err)
+	}
+	fetch := `FETCH FORWARD ` + strconv.Itoa(page) + ` FROM ` + cursor
+	buf := make([]Event, page)
+	for {
+		rows, err := tx.Query(ctx, fetch)
+		if err != nil {
+			return fmt.Errorf("read events by subject: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			e := &buf[n]
+			if err := rows.Scan(&e.ID, &e.Topic, &e.CustomerID, &e.ResourceID, &e.CorrelationID, &e.Created); err != nil {
+				rows.Close()
+				return fmt.Errorf("read events by subject: %w", err)
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read events by subject: %w", err)
+		}
+		for i := range n {
+			if err := fn(&buf[i]); err != nil {
+				return err
+			}
+		}
+		if n < page {
+			break
+		}
+	}
+	if _, err := tx.Exec(ctx, `CLOSE `+cursor); err != nil {
+		return fmt.Errorf("read events by subject: %w", err)
+	}
+	return nil
+}
+
+// EventsByID calls fn with the stored events ids name, oldest first, without
+// their bodies.
+func EventsByID(ctx context.Context, q Querier, ids []string, fn func(*Event) error) error {
+	return eachEvent(ctx, q, `id = ANY($1) ORDER BY created, id`, []any{ids}, fn)
 }
 
 // EventRange selects stored events by event time and topic: the one filter

@@ -166,7 +166,7 @@ func expandUsage(line, file string) [][]string {
 		rest := strings.Join(fields, " ")
 		for _, alt := range splitOutside(rest, '|') {
 			args := append([]string{}, path...)
-			for _, tok := range strings.Fields(alt) {
+			for i, tok := range strings.Fields(alt) {
 				tok = strings.Trim(tok, "[]")
 				if tok == "" {
 					continue
@@ -175,8 +175,11 @@ func expandUsage(line, file string) [][]string {
 					tok = tok[:i]
 				}
 				if v, ok := placeholders[tok]; ok {
-					if tok == "FILE" {
+					switch {
+					case tok == "FILE":
 						v = file
+					case tok == "T" && i > 0 && strings.Trim(strings.Fields(alt)[i-1], "[]") == "--to":
+						v = "2026-11-02T00:00:00Z" // after --from's T
 					}
 					if v == "" {
 						continue
