@@ -55,12 +55,12 @@ type Role struct {
 // NewFolds builds the folding steps a processor runs on newly stored events,
 // in order: window aggregates, then journey instances when set is not nil.
 // "hookstream replay" refolds through the same steps.
-func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Folder, error) {
+func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Fold, error) {
 	wf, err := windows.NewFold(wcfg)
 	if err != nil {
 		return nil, err
 	}
-	folds := []Folder{wf}
+	folds := []Fold{wf}
 	if set != nil {
 		folds = append(folds, journey.NewFold(set, journeyCacheMB))
 	}
@@ -71,8 +71,8 @@ func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Fold
 // keys, storing into db. The caller owns rdb and db and closes them after Run
 // has returned.
 func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg RoleConfig) (*Role, error) {
-	if len(cfg.Processor.Folders) > 0 {
-		return nil, errors.New("process role: RoleConfig.Processor.Folders is filled by NewRole; configure Windows and Journeys instead")
+	if len(cfg.Processor.Folds) > 0 {
+		return nil, errors.New("process role: RoleConfig.Processor.Folds is filled by NewRole; configure Windows and Journeys instead")
 	}
 	if cfg.StatusEvery <= 0 {
 		cfg.StatusEvery = 5 * time.Second
@@ -88,7 +88,7 @@ func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg 
 		if err != nil {
 			return nil, fmt.Errorf("process role: %w", err)
 		}
-		cfg.Processor.Folders = folds
+		cfg.Processor.Folds = folds
 		r.closer = NewCloser(rdb, db, keys, cfg.Processor.Group, cfg.Windows, r.log)
 		if cfg.Journeys != nil {
 			r.abandoner = &journey.Abandoner{DB: db, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: r.log, Set: cfg.Journeys,

@@ -90,6 +90,6 @@ func TestNewRoleRejectsABadConfigurationBeforeStarting(t *testing.T) {
 		}
 	}
 	bad("window size that does not divide a day", process.RoleConfig{Windows: windows.Config{Sizes: []time.Duration{7 * time.Hour}}}, "windows")
-	bad("folds given by hand", process.RoleConfig{Processor: process.Options{Folders: []process.Folder{nil}}}, "filled by NewRole")
+	bad("folds given by hand", process.RoleConfig{Processor: process.Options{Folds: []process.Fold{nil}}}, "filled by NewRole")
 	bad("read block below Redis's resolution", process.RoleConfig{EventsOnly: true, Processor: process.Options{Block: time.Microsecond}}, "read block")
 }
