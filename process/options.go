@@ -23,11 +23,6 @@ type Fold interface {
 	Fold(ctx context.Context, tx pgx.Tx, events []store.Event) error
 }
 
-// Folder is the old name of Fold.
-//
-// Deprecated: use Fold. It stays only until every caller is renamed.
-type Folder = Fold
-
 // TxWatcher is an optional interface of a Fold that is told how each
 // transaction it folded into ended: committed, or rolled back (or ended with
 // the outcome unknown, which it must treat as rolled back). A fold that
@@ -76,12 +71,8 @@ type Options struct {
 
 	// Folds run, in order, in every batch's transaction on the events it
 	// inserted.
-	Folds []Fold
-	// Folders is the old name of Folds; its steps run after those of Folds.
-	//
-	// Deprecated: use Folds. It stays only until every caller is renamed.
-	Folders []Fold
-	Logger  *slog.Logger
+	Folds  []Fold
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -107,10 +98,6 @@ func (o Options) withDefaults() Options {
 	o.ControlEvery = cmp.Or(o.ControlEvery, time.Second)
 	o.ShutdownWait = cmp.Or(o.ShutdownWait, 30*time.Second)
 	o.Logger = cmp.Or(o.Logger, slog.Default())
-	if len(o.Folders) > 0 {
-		o.Folds = append(o.Folds[:len(o.Folds):len(o.Folds)], o.Folders...)
-		o.Folders = nil
-	}
 	return o
 }
 

@@ -198,7 +198,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 		return nil
 	}
 
-	drain := func(name, group string, folders []process.Folder, prepare ...func(*pgxpool.Pool) error) error {
+	drain := func(name, group string, folds []process.Fold, prepare ...func(*pgxpool.Pool) error) error {
 		pool, err := schema(name)
 		if err != nil {
 			return err
@@ -212,7 +212,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 		return measure(name, func() (int64, error) {
 			proc, err := process.New(rdb, pool, keys, process.Options{
 				Group: group, Workers: c.Workers, BatchSize: c.BatchSize, Block: 100 * time.Millisecond,
-				ConsumerIdle: 24 * time.Hour, Retention: 365 * 24 * time.Hour, Folders: folders,
+				ConsumerIdle: 24 * time.Hour, Retention: 365 * 24 * time.Hour, Folds: folds,
 			})
 			if err != nil {
 				return 0, err
@@ -243,7 +243,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 	// SeedInstances instances; then the funnel query over them.
 	if !c.SkipJourneys {
 		set := journey.Default()
-		err := drain("journeys", "bench-journeys", []process.Folder{journey.NewFold(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
+		err := drain("journeys", "bench-journeys", []process.Fold{journey.NewFold(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
 			t0 := time.Now()
 			n, err := seedJourneys(ctx, pool, c.SeedInstances)
 			if err != nil {
@@ -271,7 +271,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		if err := drain("windows", "bench-windows", []process.Folder{folder}); err != nil {
+		if err := drain("windows", "bench-windows", []process.Fold{folder}); err != nil {
 			return rep, err
 		}
 	}

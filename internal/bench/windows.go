@@ -135,7 +135,7 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	proc, err := process.New(rdb, db, keys, process.Options{Folders: []process.Folder{folder}, Logger: log})
+	proc, err := process.New(rdb, db, keys, process.Options{Folds: []process.Fold{folder}, Logger: log})
 	if err != nil {
 		return rep, err
 	}
