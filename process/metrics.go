@@ -49,8 +49,7 @@ func mustJSON(v any) string {
 // lag, oldest pending age) and the open dead letters as metrics, at once and
 // then every interval until ctx ends. A part that cannot be read keeps its
 // last value and is logged.
-func ExportStatus(ctx context.Context, g *stream.Group, db *pgxpool.Pool, interval time.Duration) {
-	log := slog.Default().With("role", "process")
+func ExportStatus(ctx context.Context, g *stream.Group, db *pgxpool.Pool, interval time.Duration, log *slog.Logger) {
 	periodic.Run(ctx, interval, log, "export the stream and dead-letter metrics", func(ctx context.Context) error {
 		return exportStatus(ctx, g, db)
 	})

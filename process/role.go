@@ -172,7 +172,7 @@ func (r *Role) Run(ctx context.Context) error {
 		goRun(r.abandoner.Run)
 	}
 	goRun(func(ctx context.Context) {
-		ExportStatus(ctx, stream.NewGroup(r.rdb, r.keys, r.proc.opts.Group), r.db, r.cfg.StatusEvery)
+		ExportStatus(ctx, stream.NewGroup(r.rdb, r.keys, r.proc.opts.Group), r.db, r.cfg.StatusEvery, r.proc.log)
 	})
 	err := r.proc.Run(ctx)
 	cancel() // a processor that failed takes the rest of the role down with it

@@ -154,9 +154,9 @@ func printStatus(w io.Writer, r process.Status) {
 		fmt.Fprintln(w, "processors: none running")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nprocessor\tbreaker\tpaused\tholding\tstored\tduplicates\tdead\tretries\tclaimed\tup")
+		fmt.Fprintln(tw, "\nprocessor\tbreaker\tpaused\theld while paused\tholding\tstored\tduplicates\tdead\tretries\tclaimed\tup")
 		for _, h := range r.Processors {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%d\t%d\t%d\t%d\t%d\t%s\n", h.Consumer, h.Breaker, h.Paused, h.Holding, h.Stored, h.Duplicates, h.Dead,
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%v\t%d\t%d\t%d\t%d\t%d\t%s\n", h.Consumer, h.Breaker, h.Paused, h.HeldPaused, h.Holding, h.Stored, h.Duplicates, h.Dead,
 				h.Retries, h.Claimed, h.Updated.Sub(h.Started).Round(time.Second))
 		}
 		tw.Flush()
