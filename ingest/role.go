@@ -56,8 +56,9 @@ func (r *Role) Addr() string { return r.ln.Addr().String() }
 
 // Run starts the receiver and serves webhooks until ctx ends, then stops in
 // order: stop accepting requests, let those in flight finish (each waits for
-// its commit), stop the committers and the drainer, close the spool; all
-// within ShutdownWait. It returns once everything it started has stopped.
+// its commit; past ShutdownWait their connections are closed), stop the
+// committers and the drainer, close the spool. It returns once everything it
+// started has stopped.
 func (r *Role) Run(ctx context.Context) error {
 	if err := r.recv.Start(ctx); err != nil {
 		r.ln.Close()
@@ -73,14 +74,25 @@ func (r *Role) Run(ctx context.Context) error {
 	case serveErr = <-errc:
 		serveErr = fmt.Errorf("http server on %s: %w", r.Addr(), serveErr)
 	}
+	// Shutdown order: stop accepting and let the requests in flight finish
+	// (each waits for its commit); past ShutdownWait, close their
+	// connections. Then stop the committers and the drainer and close the
+	// spool, waiting for that to end whatever it takes: the caller closes
+	// the Redis client once Run returns.
+	var errs []error
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownWait)
 	defer cancel()
-	var errs []error
 	if err := r.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("stop the HTTP server: %w", err))
+		errs = append(errs, fmt.Errorf("requests still in flight after %s were cut off: %w", ShutdownWait, err))
+		r.srv.Close()
 	}
-	if err := r.recv.Stop(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop the receiver: %w", err))
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownWait)
+	defer rcancel()
+	if err := r.recv.Stop(rctx); err != nil {
+		r.log.Warn("the receiver is slow to stop; waiting for it", "err", err)
+		if err := r.recv.Stop(context.WithoutCancel(ctx)); err != nil {
+			errs = append(errs, fmt.Errorf("stop the receiver: %w", err))
+		}
 	}
 	if serveErr == nil && len(errs) == 0 {
 		r.log.Info("ingest stopped")

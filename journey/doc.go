@@ -17,8 +17,8 @@
 //     events that transaction newly stored, and tells it (TxEnded) whether
 //     the transaction committed.
 //   - Fold.Rebuild and Fold.Refold refold: they recompute instances and
-//     funnels from the stored events ("hookstream journeys rebuild",
-//     "hookstream replay").
+//     funnels from the stored events ("hookstream refold --journey",
+//     "hookstream refold --from").
 //   - Abandoner marks instances abandoned as the event-time watermark
 //     passes their deadlines.
 //   - Funnel, Funnels, Instance, Instances and CountByStatus are the reads

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // DefaultRebuildBatch is how many instances a rebuild derives and writes at
@@ -33,7 +34,7 @@ type RebuildOptions struct {
 // opts.Subject's, when given) and their funnel aggregates from the events
 // table, in tx, discarding what folding derived. It is the repair after a
 // definition change, a bug, or events recovered by reconciliation, and
-// what "hookstream journeys rebuild" runs; it returns the number of
+// what "hookstream refold --journey" runs; it returns the number of
 // instances written. Instances are derived from their events alone, so a
 // rebuild of what was folded changes nothing. Abandonment is not judged
 // again: an instance stays abandoned when its deadline did not move, and
@@ -45,6 +46,33 @@ type RebuildOptions struct {
 func (f *Fold) Rebuild(ctx context.Context, tx pgx.Tx, journey string, opts RebuildOptions) (int, error) {
 	r, err := f.rebuild(ctx, tx, journey, opts)
 	return r.instances, err
+}
+
+// RebuildEach rebuilds journey name (every journey of the fold's set when
+// name is "") from the stored events, in one transaction per journey, and
+// calls done after each one commits with the instances written and the time
+// it took: "hookstream refold --journey".
+func (f *Fold) RebuildEach(ctx context.Context, db *pgxpool.Pool, name string, opts RebuildOptions, done func(journey string, instances int, took time.Duration)) error {
+	if _, ok := f.set.Get(name); name != "" && !ok {
+		return fmt.Errorf("no journey %q", name)
+	}
+	for _, d := range f.set.Journeys {
+		if name != "" && d.Name != name {
+			continue
+		}
+		var n int
+		start := time.Now()
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			var err error
+			n, err = f.Rebuild(ctx, tx, d.Name, opts)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("refold journey %s: %w", d.Name, err)
+		}
+		done(d.Name, n, time.Since(start))
+	}
+	return nil
 }
 
 // rebuildRun is one rebuild in progress.
@@ -174,7 +202,7 @@ func (r *rebuildRun) flush(ctx context.Context, final bool) error {
 }
 
 // Refold rebuilds every journey that the topics of events created in
-// [from, to) advance ("hookstream replay"); idempotent.
+// [from, to) advance ("hookstream refold --from"); idempotent.
 func (f *Fold) Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error {
 	seen, err := (store.EventRange{From: from, To: to, Topics: topics}).DistinctTopics(ctx, tx)
 	if err != nil {

@@ -43,9 +43,12 @@ type Refolder interface {
 	Refold(ctx context.Context, tx pgx.Tx, from, to time.Time, topics []string) error
 }
 
+// DefaultGroup is the consumer group the processors of a namespace share.
+const DefaultGroup = "process"
+
 // Options configure a Processor. Zero values take the defaults below.
 type Options struct {
-	Group    string // consumer group name (default "process")
+	Group    string // consumer group name (default DefaultGroup)
 	Consumer string // this process's consumer name (default host-pid); workers add "-<n>"
 	Workers  int    // concurrent batches, each over its share of the partitions (default 2)
 
@@ -76,7 +79,7 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	o.Group = cmp.Or(o.Group, "process")
+	o.Group = cmp.Or(o.Group, DefaultGroup)
 	if o.Consumer == "" {
 		host, _ := os.Hostname()
 		o.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())

@@ -195,11 +195,10 @@ func (p *Processor) control(ctx context.Context) {
 // readControl reads the pause switch and records it. An error leaves the last
 // known state.
 func (p *Processor) readControl(ctx context.Context) (paused bool, err error) {
-	v, err := p.rdb.Get(ctx, p.keys.Control(p.opts.Group)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return p.paused.Load(), fmt.Errorf("read the pause switch %s: %w", p.keys.Control(p.opts.Group), err)
+	now, err := IsPaused(ctx, p.rdb, p.keys, p.opts.Group)
+	if err != nil {
+		return p.paused.Load(), err
 	}
-	now := v == PausedValue
 	if was := p.paused.Swap(now); was != now {
 		p.log.Warn("processing switch", "paused", now)
 	}

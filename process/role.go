@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +55,7 @@ type Role struct {
 
 // NewFolds builds the folding steps a processor runs on newly stored events,
 // in order: window aggregates, then journey instances when set is not nil.
-// "hookstream replay" refolds through the same steps.
+// "hookstream refold" refolds through the same steps.
 func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Fold, error) {
 	wf, err := windows.NewFold(wcfg)
 	if err != nil {
@@ -74,10 +75,11 @@ func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg 
 	if len(cfg.Processor.Folds) > 0 {
 		return nil, errors.New("process role: RoleConfig.Processor.Folds is filled by NewRole; configure Windows and Journeys instead")
 	}
-	if cfg.StatusEvery <= 0 {
-		cfg.StatusEvery = 5 * time.Second
+	if cfg.StatusEvery < 0 {
+		return nil, fmt.Errorf("process role: status interval %s is negative", cfg.StatusEvery)
 	}
-	cfg.Processor.Logger = cmpLogger(cfg.Processor.Logger)
+	cfg.StatusEvery = cmp.Or(cfg.StatusEvery, 5*time.Second)
+	cfg.Processor.Logger = cmp.Or(cfg.Processor.Logger, slog.Default())
 	r := &Role{cfg: cfg, rdb: rdb, db: db, keys: keys, log: cfg.Processor.Logger}
 	if !cfg.EventsOnly {
 		cfg.Windows = cfg.Windows.WithDefaults()
@@ -103,28 +105,14 @@ func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg 
 	return r, nil
 }
 
-func cmpLogger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.Default()
-	}
-	return l
-}
-
 // NewCloser returns the windows closer of the namespace of keys, holding
 // windows open while group has entries waiting or is paused. The role runs
 // one; "hookstream status" builds the same one to tell the watermark, so both
 // judge it with the same configuration.
 func NewCloser(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, group string, cfg windows.Config, log *slog.Logger) *windows.Closer {
-	g := stream.NewGroup(rdb, keys, cmpGroup(group))
+	g := stream.NewGroup(rdb, keys, cmp.Or(group, DefaultGroup))
 	return &windows.Closer{DB: db, Redis: rdb, Stream: keys.WindowsClosed(), Partitions: keys.Partitions, Config: cfg, Log: log,
 		Hold: func(ctx context.Context) (map[int32]bool, bool, error) { return backlog(ctx, rdb, g) }}
-}
-
-func cmpGroup(g string) string {
-	if g == "" {
-		return "process"
-	}
-	return g
 }
 
 // backlog reports the partitions whose streams hold entries the group has not
@@ -152,11 +140,13 @@ func backlog(ctx context.Context, rdb redis.UniversalClient, g *stream.Group) (m
 func (r *Role) Processor() *Processor { return r.proc }
 
 // Run runs every part of the role until ctx ends or the processor fails, and
-// returns once all of them have stopped. Stop order: the processor stops
-// reading and finishes the batch in flight (commit, acknowledge; at most
-// ShutdownWait); the closer, the abandoner and the status exporter stop at
-// their next step, never in the middle of a transaction; Run then returns.
-// The caller closes the clients afterwards.
+// returns once all of them have stopped. Stop order: every part is told at
+// once; the processor stops reading and finishes the batch in flight
+// (commit, acknowledge; at most ShutdownWait); the closer, the abandoner and
+// the status exporter abandon a step in flight, whose transaction rolls back
+// whole (what it would have closed or abandoned is done by the next
+// process's first step); Run returns when the last part has returned. The
+// caller closes the clients afterwards.
 func (r *Role) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -231,7 +231,7 @@ func EventsByID(ctx context.Context, q Querier, ids []string, fn func(*Event) er
 }
 
 // EventRange selects stored events by event time and topic: the one filter
-// that "hookstream replay" and every refolding step share.
+// that "hookstream refold" and every refolding step share.
 type EventRange struct {
 	From, To time.Time // created in [From, To)
 	Topics   []string  // empty: every topic

@@ -63,7 +63,7 @@ type opsEnv struct {
 // connect opens Redis (required) and, when needDB, PostgreSQL with a
 // hookstream schema.
 func (c *common) connect(ctx context.Context, needDB bool) (*opsEnv, func(), error) {
-	rdb, err := redisClient(c.redisURL, 5*time.Second, 4)
+	rdb, err := stream.NewClient(c.redisURL, 5*time.Second, 4)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,21 +104,6 @@ func (c *common) openDB(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	return db, nil
-}
-
-// redisClient opens a Redis client tuned for a role that handles failures
-// itself: short dial timeout, no hidden retries.
-func redisClient(url string, timeout time.Duration, poolSize int) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse Redis URL %q: %w; expected redis://host:port/db", url, err)
-	}
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = timeout
-	opt.WriteTimeout = timeout
-	opt.MaxRetries = -1 // the spool is the retry
-	opt.PoolSize = max(opt.PoolSize, poolSize)
-	return redis.NewClient(opt), nil
 }
 
 func writeJSON(w io.Writer, v any) error {

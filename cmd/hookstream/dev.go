@@ -82,7 +82,7 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	}
 	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
-	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), "process")
+	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), process.DefaultGroup)
 	base := "http://" + addr
 	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n  redis     %s (namespace %q)\n  postgres  %s\n"+
 		"  try       bin/hookstream status | bin/hookstream query metrics --window 1m --group-by family | bin/hookstream dlq list\n"+

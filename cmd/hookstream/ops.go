@@ -57,7 +57,7 @@ drain the backlog the receivers queued meanwhile.`,
 				return err
 			}
 			defer done()
-			if err := process.SetPaused(ctx, env.rdb, env.keys, "process", pause); err != nil {
+			if err := process.SetPaused(ctx, env.rdb, env.keys, process.DefaultGroup, pause); err != nil {
 				return err
 			}
 			if pause {
@@ -101,13 +101,17 @@ reported as such; the rest is still shown. The same figures are on /metrics
 				return err
 			}
 			defer done()
+			// PostgreSQL gets its own bound, so a server that accepts but
+			// never answers cannot use up the time the Redis reads need.
 			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			defer cancel()
 			db, dbErr := cm.openDB(dctx)
+			cancel()
+			dctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
 			if db != nil {
 				defer db.Close()
 			}
-			st, err := process.ReadStatus(dctx, env.rdb, db, env.keys, "process", wcfg)
+			st, err := process.ReadStatus(dctx, env.rdb, db, env.keys, process.DefaultGroup, wcfg)
 			if err != nil {
 				return err
 			}
@@ -212,7 +216,35 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 			if verb == "replay" {
 				verb = "requeue" // the old name
 			}
-			if !slices.Contains([]string{"list", "show", "requeue", "discard"}, verb) {
+			// Everything about the invocation is checked before connecting.
+			var ids []int64
+			var body []byte
+			var err error
+			switch verb {
+			case "list":
+				if len(rest) > 0 {
+					return cli.Usagef("list takes no arguments (got %q); use --state and --limit", rest[0])
+				}
+			case "show":
+				if len(rest) != 1 {
+					return cli.Usagef("show takes one dead letter id: hookstream dlq show ID")
+				}
+				if ids, err = selectIDs(rest, false); err != nil {
+					return err
+				}
+			case "requeue", "discard":
+				if ids, err = selectIDs(rest, *all); err != nil {
+					return err
+				}
+				if *bodyFile != "" {
+					if verb != "requeue" || *all || len(ids) != 1 {
+						return cli.Usagef("--body requeues exactly one dead letter: hookstream dlq requeue ID --body FILE")
+					}
+					if body, err = os.ReadFile(*bodyFile); err != nil {
+						return fmt.Errorf("read --body: %w", err)
+					}
+				}
+			default:
 				return cli.Usagef("unknown dlq verb %q; use list, show, requeue or discard", verb)
 			}
 			env, done, err := cm.connect(ctx, true)
@@ -240,14 +272,7 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 				}
 				return tw.Flush()
 			case "show":
-				if len(rest) != 1 {
-					return cli.Usagef("show takes one dead letter id: hookstream dlq show ID")
-				}
-				id, err := parseID(rest[0])
-				if err != nil {
-					return err
-				}
-				d, err := store.GetDeadLetter(ctx, env.db, id)
+				d, err := store.GetDeadLetter(ctx, env.db, ids[0])
 				if err != nil {
 					return err
 				}
@@ -262,19 +287,6 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 					d.ID, d.State(), d.Stream, d.EntryID, d.EventID, d.Deliveries, d.DeadAt.UTC().Format(time.RFC3339), d.Reason, d.Fields, d.Body)
 				return nil
 			case "requeue", "discard":
-				ids, err := selectIDs(rest, *all)
-				if err != nil {
-					return err
-				}
-				var body []byte
-				if *bodyFile != "" {
-					if verb != "requeue" || *all || len(ids) != 1 {
-						return cli.Usagef("--body requeues exactly one dead letter: hookstream dlq requeue ID --body FILE")
-					}
-					if body, err = os.ReadFile(*bodyFile); err != nil {
-						return fmt.Errorf("read --body: %w", err)
-					}
-				}
 				failed, total := 0, 0
 				err = eachID(ctx, env.db, ids, *all, func(id int64) {
 					total++
@@ -316,7 +328,7 @@ Flags go anywhere: hookstream dlq requeue 42 --body fixed.json`,
 func parseID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("dead letter id %q is not a positive number (see hookstream dlq list)", s)
+		return 0, cli.Usagef("dead letter id %q is not a positive number (see hookstream dlq list)", s)
 	}
 	return id, nil
 }

@@ -38,7 +38,7 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 2, "batches processed at once, each worker over its share of the partitions")
 	fs.IntVar(&c.batchSize, "batch-size", 500, "most entries read per partition per batch; one PostgreSQL transaction per batch")
 	fs.DurationVar(&c.block, "read-block", time.Second, "how long a read waits for new entries")
-	fs.IntVar(&c.maxDeliveries, "max-deliveries", 5, "an entry delivered more often than this goes to the dead-letter queue")
+	fs.IntVar(&c.maxDeliveries, "max-deliveries", 5, "an entry delivered more often than this is judged alone: dead-lettered only if it fails again while a canary event stores fine (more than twice this: dead-lettered untried)")
 	fs.DurationVar(&c.claimIdle, "claim-idle", 30*time.Second, "entries another consumer has held unacknowledged this long are taken over")
 	fs.DurationVar(&c.retention, "retention", 24*time.Hour, "stream entries older than this are trimmed once the group has acknowledged them (kept for replay)")
 	fs.DurationVar(&c.consumerIdle, "consumer-idle", time.Hour, "consumers idle this long with nothing pending are removed from the group")
@@ -108,7 +108,7 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 		return err
 	}
 	// Reads block for up to --read-block, so the timeout must exceed it.
-	rdb, err := redisClient(cm.redisURL, cfg.block+5*time.Second, cfg.workers+4)
+	rdb, err := stream.NewClient(cm.redisURL, cfg.block+5*time.Second, cfg.workers+4)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/hookstream/hookstream/internal/cli"
 	"github.com/hookstream/hookstream/journey"
 	"github.com/hookstream/hookstream/process"
-	"github.com/jackc/pgx/v5"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
@@ -117,22 +116,9 @@ func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subj
 		return err
 	}
 	defer db.Close()
-	f := journey.NewFold(set, 0)
-	for _, d := range set.Journeys {
-		if name != "" && d.Name != name {
-			continue
-		}
-		var n int
-		start := time.Now()
-		if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			n, err = f.Rebuild(ctx, tx, d.Name, journey.RebuildOptions{Subject: subject})
-			return err
-		}); err != nil {
-			return fmt.Errorf("refold journey %s: %w", d.Name, err)
-		}
-		fmt.Printf("%s: %d instances refolded in %s\n", d.Name, n, time.Since(start).Round(time.Millisecond))
-	}
-	return nil
+	return journey.NewFold(set, 0).RebuildEach(ctx, db, name, journey.RebuildOptions{Subject: subject}, func(j string, n int, took time.Duration) {
+		fmt.Printf("%s: %d instances refolded in %s\n", j, n, took.Round(time.Millisecond))
+	})
 }
 
 // journeysCommand is "hookstream journeys rebuild", the old name of

@@ -193,7 +193,7 @@ func serveMetrics(ctx context.Context, addr string, ready chan<- string) error {
 // receives the listening address once the server accepts connections.
 func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) error {
 	log := slog.Default()
-	rdb, err := redisClient(cfg.redisURL, cfg.redisTimeout, cfg.committers+4)
+	rdb, err := stream.NewClient(cfg.redisURL, cfg.redisTimeout, cfg.committers+4)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func Ingest(ctx context.Context, c IngestConfig) (IngestReport, error) {
 	if c.Target != "" {
 		targets = []ingestTarget{{name: "target", url: c.Target}}
 	} else {
-		rdb, err := dialRedis(c.RedisURL, 2*time.Second, 4)
+		rdb, err := stream.NewClient(c.RedisURL, 2*time.Second, 4)
 		if err != nil {
 			return rep, err
 		}

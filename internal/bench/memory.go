@@ -63,7 +63,7 @@ func Memory(ctx context.Context, c MemoryConfig) (MemoryReport, error) {
 		return MemoryReport{}, err
 	}
 	rep := MemoryReport{Events: c.Events, Partitions: c.Partitions}
-	rdb, err := dialRedis(c.RedisURL, 10*time.Second, 2)
+	rdb, err := stream.NewClient(c.RedisURL, 10*time.Second, 2)
 	if err != nil {
 		return rep, err
 	}

@@ -134,7 +134,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 		return rep, err
 	}
 	out := c.Out
-	rdb, err := dialRedis(c.RedisURL, 30*time.Second, 16)
+	rdb, err := stream.NewClient(c.RedisURL, 30*time.Second, 16)
 	if err != nil {
 		return rep, err
 	}

@@ -108,7 +108,7 @@ func startReceivers(ctx context.Context, c ReceiversConfig) (map[string]string, 
 			stops[i]()
 		}
 	}
-	rdb, err := dialRedis(c.RedisURL, 2*time.Second, c.Committers+4)
+	rdb, err := stream.NewClient(c.RedisURL, 2*time.Second, c.Committers+4)
 	if err != nil {
 		return nil, nil, err
 	}

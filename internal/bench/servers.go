@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/hookstream/hookstream/internal/scratch"
 	"github.com/hookstream/hookstream/migrations"
 	"github.com/hookstream/hookstream/store"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of the connection fields every config has; the same as the
@@ -21,23 +19,6 @@ const (
 	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	defaultPartitions  = 16
 )
-
-// dialRedis returns a client configured as the receiver's own (`hookstream
-// serve`): short dial timeout, no retries, since the spool is the retry, and
-// at least poolSize connections. A benchmark must drive the receiver with the
-// client it runs with in production.
-func dialRedis(url string, timeout time.Duration, poolSize int) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse Redis URL %q: %w; expected redis://host:port/db", url, err)
-	}
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = timeout
-	opt.WriteTimeout = timeout
-	opt.MaxRetries = -1
-	opt.PoolSize = max(opt.PoolSize, poolSize)
-	return redis.NewClient(opt), nil
-}
 
 // newSchema creates schema through admin, applies the migrations in it and
 // returns a pool whose search_path is it. The caller drops it.

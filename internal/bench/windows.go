@@ -84,7 +84,7 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 	}
 	out := c.Out
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := dialRedis(c.RedisURL, 5*time.Second, 16)
+	rdb, err := stream.NewClient(c.RedisURL, 5*time.Second, 16)
 	if err != nil {
 		return rep, err
 	}

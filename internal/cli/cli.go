@@ -9,6 +9,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -70,14 +71,14 @@ func (c *cli) prepare(cmd *ffcli.Command) {
 		fs := cmd.FlagSet
 		cmd.Exec = func(ctx context.Context, args []string) error {
 			args, err := parseInterleaved(fs, args)
-			if err == nil {
-				err = exec(ctx, args)
+			if err != nil { // a bad flag after a positional argument
+				return &usageError{cmd: cmd, msg: innermost(err).Error()}
 			}
-			var ue *usageError
-			if errors.As(err, &ue) && ue.cmd == nil {
+			// Only what the command itself calls a usage error is one: a
+			// failure while running keeps its full message and exit 1.
+			err = exec(ctx, args)
+			if ue := (*usageError)(nil); errors.As(err, &ue) && ue.cmd == nil {
 				ue.cmd = cmd
-			} else if err != nil && !errors.As(err, &ue) && isFlagError(err) {
-				err = &usageError{cmd: cmd, msg: innermost(err).Error()}
 			}
 			return err
 		}
@@ -85,14 +86,6 @@ func (c *cli) prepare(cmd *ffcli.Command) {
 	for _, sc := range cmd.Subcommands {
 		c.prepare(sc)
 	}
-}
-
-// isFlagError tells errors the flag package returns for a bad flag (ff wraps
-// them in "error parsing commandline arguments").
-func isFlagError(err error) bool {
-	s := innermost(err).Error()
-	return strings.HasPrefix(s, "flag provided but not defined") || strings.HasPrefix(s, "invalid ") ||
-		strings.HasPrefix(s, "flag needs an argument") || strings.HasPrefix(s, "bad flag syntax")
 }
 
 func innermost(err error) error {
@@ -146,34 +139,38 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 func Run(ctx context.Context, root *ffcli.Command, args []string, stdout, stderr io.Writer) int {
 	c := &cli{root: root}
 	c.prepare(c.root)
-	err := c.root.Parse(args)
-	if err == nil {
-		err = c.root.Run(ctx)
+	if err := c.root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c.help(stdout)
+		}
+		// Every error of parsing is a wrong invocation: a bad flag, before
+		// any command ran.
+		cmd := cmp.Or(c.usedBy, c.root)
+		fmt.Fprintf(stderr, "%s: %v\n", CommandPath(cmd, c.root), innermost(err))
+		printUsageHint(stderr, cmd, c.root)
+		return 2
 	}
+	err := c.root.Run(ctx)
 	var ue *usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
-		cmd := c.usedBy
-		if cmd == nil {
-			cmd = c.root
-		}
-		fmt.Fprintln(stdout, ffcli.DefaultUsageFunc(cmd))
-		return 0
+		return c.help(stdout)
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "%s: %s\n", CommandPath(ue.cmd, c.root), ue.msg)
 		printUsageHint(stderr, ue.cmd, c.root)
-		return 2
-	case c.usedBy != nil && isFlagError(err):
-		// A bad flag caught while parsing, before any Exec ran.
-		fmt.Fprintf(stderr, "%s: %v\n", CommandPath(c.usedBy, c.root), innermost(err))
-		printUsageHint(stderr, c.usedBy, c.root)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", c.root.Name, err)
 		return 1
 	}
+}
+
+// help prints the usage of the command --help was asked of.
+func (c *cli) help(stdout io.Writer) int {
+	fmt.Fprintln(stdout, ffcli.DefaultUsageFunc(cmp.Or(c.usedBy, c.root)))
+	return 0
 }
 
 func printUsageHint(w io.Writer, cmd, root *ffcli.Command) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,12 @@ func toy(got *[]string, gotFlag *string) *ffcli.Command {
 		},
 	}
 	fail := &ffcli.Command{Name: "fail", Exec: func(context.Context, []string) error { return errors.New("disk on fire") }}
-	parent := &ffcli.Command{Name: "query", ShortUsage: "toy query fail", Subcommands: []*ffcli.Command{fail}}
+	// A failure whose innermost cause reads like a flag error is still a
+	// failure, reported whole.
+	badURL := &ffcli.Command{Name: "badurl", Exec: func(context.Context, []string) error {
+		return fmt.Errorf("parse Redis URL: %w; expected redis://host:port/db", errors.New(`invalid port ":xx" after host`))
+	}}
+	parent := &ffcli.Command{Name: "query", ShortUsage: "toy query fail", Subcommands: []*ffcli.Command{fail, badURL}}
 	return &ffcli.Command{
 		Name: "toy", ShortUsage: "toy <subcommand>", Subcommands: []*ffcli.Command{rebuild, parent},
 		Exec: func(_ context.Context, args []string) error {
@@ -79,12 +85,13 @@ func TestRunExitCodesAndMessages(t *testing.T) {
 	f("journeys rebuild --from 2026-13-01", 2, nil, "", `toy journeys: invalid value "2026-13-01" for flag -from: "2026-13-01" is not a time; use RFC 3339 (2026-12-01T15:04:05Z) or a date (2026-12-01, midnight UTC)`)
 	f("journeys --nope rebuild", 2, nil, "", "toy journeys: flag provided but not defined: -nope")
 	f("journeys rebuild --nope", 2, nil, "", "toy journeys: flag provided but not defined: -nope")
-	f("query", 2, nil, "", "toy query: query needs a subcommand: fail")
-	f("query frob", 2, nil, "", `toy query: unknown subcommand "frob"; query has: fail`)
+	f("query", 2, nil, "", "toy query: query needs a subcommand: fail, badurl")
+	f("query frob", 2, nil, "", `toy query: unknown subcommand "frob"; query has: fail, badurl`)
 	// Help and failures.
 	f("", 0, nil, "", "")
 	f("journeys --help", 0, nil, "", "")
 	f("query fail", 1, nil, "", "toy: disk on fire")
+	f("query badurl", 1, nil, "", `toy: parse Redis URL: invalid port ":xx" after host; expected redis://host:port/db`)
 }
 
 func TestParseTime(t *testing.T) {

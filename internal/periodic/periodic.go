@@ -1,5 +1,7 @@
 // Package periodic runs a background step on a ticker: the one loop shared by
-// the windows closer, the journey abandoner and the status exporter.
+// the windows closer, the journey abandoner, the processor's pause switch and
+// heartbeat, and the status exporter. It is not a scheduler: one step, one
+// interval, until the context ends.
 package periodic
 
 import (
