@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 )
 
@@ -350,7 +350,7 @@ func (c RunConfig) verify(ctx context.Context, truth []string) error {
 		keys := stream.NewKeys(c.Namespace, c.Partitions)
 		check = func(ctx context.Context) (Report, error) { return VerifyStreams(ctx, rdb, keys, truth) }
 	case "events":
-		pool, err := openPostgres(ctx, c.DatabaseURL)
+		pool, err := store.Open(ctx, c.DatabaseURL)
 		if err != nil {
 			return err
 		}
@@ -380,25 +380,4 @@ func (c RunConfig) verify(ctx context.Context, truth []string) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// openPostgres connects to dbURL and checks that the server answers. sim does
-// not import store, so that store's own tests may use sim (through testenv).
-func openPostgres(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse --database-url: %w; expected postgres://user@host:port/db", err)
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d: %w; check --database-url and that the server is running", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
-	}
-	return pool, nil
 }
