@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -828,24 +827,6 @@ func TestFactsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	}
 }
 
-// flakyFold is a folding step after the journeys' that fails every
-// every-th call, so the processor rolls back batches the journeys fold
-// has already written and recorded into, and retries them.
-type flakyFold struct {
-	every        int64
-	calls, fails atomic.Int64
-}
-
-func (f *flakyFold) Name() string { return "flaky" }
-
-func (f *flakyFold) Fold(context.Context, pgx.Tx, []store.Event) error {
-	if f.calls.Add(1)%f.every == 1 {
-		f.fails.Add(1)
-		return errors.New("flaky: failing this call")
-	}
-	return nil
-}
-
 // TestBatchesTheProcessorRetriesCountEachFactOnce: whatever a processor
 // rolls back and retries, the conflicts the fold counts are the conflicts
 // recorded in PostgreSQL.
@@ -857,7 +838,7 @@ func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
 	rand.New(rand.NewPCG(5, 1)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // steps skipped for a while: conflicts
 	e.add(t, evs)
 	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
-	flaky := &flakyFold{every: 4}
+	flaky := &testenv.FlakyFold{Every: 4}
 	// A transaction whose commit times out may have committed: the fold
 	// treats it as rolled back and does not count its facts (it must not
 	// risk counting them twice). drain's long TxTimeout keeps the commits
@@ -865,8 +846,8 @@ func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
 	e.drain(t, []process.Fold{fold, flaky}, false)
 	recorded := recordedKinds(t, e.db)
 	st := fold.Stats()
-	if flaky.fails.Load() == 0 || recorded[journey.RecordConflict] == 0 {
-		t.Fatalf("%d failed calls, %d conflicts recorded: the test needs both", flaky.fails.Load(), recorded[journey.RecordConflict])
+	if flaky.Fails() == 0 || recorded[journey.RecordConflict] == 0 {
+		t.Fatalf("%d failed calls, %d conflicts recorded: the test needs both", flaky.Fails(), recorded[journey.RecordConflict])
 	}
 	if st.Conflicts != recorded[journey.RecordConflict] || st.Unabandoned != recorded[journey.RecordUnabandoned] {
 		t.Fatalf("counted %d conflicts and %d un-abandonments; PostgreSQL recorded %d and %d",

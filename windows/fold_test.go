@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,24 +89,6 @@ func TestLateEventsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	}
 }
 
-// flakyFold is a folding step after the windows' that fails every every-th
-// call, so the processor rolls back batches the windows fold has already
-// folded late events in, and retries them.
-type flakyFold struct {
-	every        int64
-	calls, fails atomic.Int64
-}
-
-func (f *flakyFold) Name() string { return "flaky" }
-
-func (f *flakyFold) Fold(context.Context, pgx.Tx, []store.Event) error {
-	if f.calls.Add(1)%f.every == 1 {
-		f.fails.Add(1)
-		return errors.New("flaky: failing this call")
-	}
-	return nil
-}
-
 // TestBatchesTheProcessorRetriesCountEachLateEventOnce: whatever the
 // processor rolls back and retries (and its canaries, which always roll
 // back), the late events counted are those PostgreSQL recorded.
@@ -133,7 +114,7 @@ func TestBatchesTheProcessorRetriesCountEachLateEventOnce(t *testing.T) {
 	event, received := lateCounter(windows.EventTime, size), lateCounter(windows.ReceivedTime, size)
 
 	e.addReceivedAt(t, sc.Events, last.Add(time.Second)) // every window they fall in has closed
-	flaky := &flakyFold{every: 3}
+	flaky := &testenv.FlakyFold{Every: 3}
 	// A transaction whose commit times out may have committed: the fold
 	// treats it as rolled back and does not count it. A long TxTimeout
 	// keeps the commits this test makes known.
@@ -160,8 +141,8 @@ SELECT coalesce(sum(late) FILTER (WHERE basis = 'event'), 0), coalesce(sum(late)
 FROM window_aggs WHERE dim = 'all'`).Scan(&recordedEvent, &recordedReceived); err != nil {
 		t.Fatal(err)
 	}
-	if flaky.fails.Load() == 0 || recordedEvent == 0 {
-		t.Fatalf("%d failed calls, %d late events recorded: the test needs both", flaky.fails.Load(), recordedEvent)
+	if flaky.Fails() == 0 || recordedEvent == 0 {
+		t.Fatalf("%d failed calls, %d late events recorded: the test needs both", flaky.Fails(), recordedEvent)
 	}
 	de, dr := lateCounter(windows.EventTime, size)-event, lateCounter(windows.ReceivedTime, size)-received
 	if de != recordedEvent || dr != recordedReceived {
