@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,7 +29,7 @@ type RoleConfig struct {
 	// Windows configures the window aggregates and the closer.
 	Windows windows.Config
 	// Journeys are the journey definitions to follow; nil follows none.
-	Journeys *journey.Set
+	Journeys *journeys.Set
 	// JourneyCacheMB is the memory of the journey instance cache (0: none).
 	JourneyCacheMB int
 
@@ -48,22 +48,22 @@ type Role struct {
 	db        *pgxpool.Pool
 	keys      stream.Keys
 	proc      *Processor
-	closer    *windows.Closer    // nil with EventsOnly
-	abandoner *journey.Abandoner // nil without journeys
+	closer    *windows.Closer     // nil with EventsOnly
+	abandoner *journeys.Abandoner // nil without journeys
 	log       *slog.Logger
 }
 
 // NewFolds builds the folding steps a processor runs on newly stored events,
 // in order: window aggregates, then journey instances when set is not nil.
 // "hookstream refold" refolds through the same steps.
-func NewFolds(wcfg windows.Config, set *journey.Set, journeyCacheMB int) ([]Fold, error) {
+func NewFolds(wcfg windows.Config, set *journeys.Set, journeyCacheMB int) ([]Fold, error) {
 	wf, err := windows.NewFold(wcfg)
 	if err != nil {
 		return nil, err
 	}
 	folds := []Fold{wf}
 	if set != nil {
-		folds = append(folds, journey.NewFold(set, journeyCacheMB))
+		folds = append(folds, journeys.NewFold(set, journeyCacheMB))
 	}
 	return folds, nil
 }
@@ -93,7 +93,7 @@ func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg 
 		cfg.Processor.Folds = folds
 		r.closer = NewCloser(rdb, db, keys, cfg.Processor.Group, cfg.Windows, r.log)
 		if cfg.Journeys != nil {
-			r.abandoner = &journey.Abandoner{DB: db, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: r.log, Set: cfg.Journeys,
+			r.abandoner = &journeys.Abandoner{DB: db, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: r.log, Set: cfg.Journeys,
 				Watermark: func(ctx context.Context) (time.Time, bool, error) { return r.closer.Watermark(ctx, windows.EventTime) }}
 		}
 	}

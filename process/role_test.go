@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/windows"
@@ -25,7 +25,7 @@ func TestRoleStartsAndStopsAsOneValue(t *testing.T) {
 	// Generous bounds: under -race on a loaded machine a commit can outlast
 	// a short timeout, and its batch is then stored as duplicates.
 	opts.TxTimeout, opts.ClaimIdle = 3*time.Second, 5*time.Second
-	cfg := process.RoleConfig{Processor: opts, Journeys: journey.Default(), StatusEvery: 50 * time.Millisecond}
+	cfg := process.RoleConfig{Processor: opts, Journeys: journeys.Default(), StatusEvery: 50 * time.Millisecond}
 	cfg.Windows.Idle = time.Millisecond // every partition counts as idle at once: windows close on the wall clock
 	role, err := process.NewRole(e.rdb, e.db, e.keys, cfg)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
@@ -96,7 +96,7 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 			}
 		}
 	}
-	if st.JourneyCount, err = journey.CountByStatus(ctx, db); err != nil {
+	if st.JourneyCount, err = journeys.CountByStatus(ctx, db); err != nil {
 		st.fail("journeys", err)
 	}
 	return st, nil

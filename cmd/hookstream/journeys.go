@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/internal/cli"
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -32,7 +32,7 @@ func (q *journeyQueryFlags) register(fs *flag.FlagSet) {
 	q.out = cli.Output(fs, "table", "json")
 }
 
-func (q *journeyQueryFlags) resolve(ctx context.Context) (*journey.Definition, time.Time, time.Time, func(), *pgxpool.Pool, error) {
+func (q *journeyQueryFlags) resolve(ctx context.Context) (*journeys.Definition, time.Time, time.Time, func(), *pgxpool.Pool, error) {
 	set, err := q.jf.load()
 	if err != nil {
 		return nil, time.Time{}, time.Time{}, nil, nil, err
@@ -65,7 +65,7 @@ func (q *journeyQueryFlags) resolve(ctx context.Context) (*journey.Definition, t
 	return d, from, to, db.Close, db, nil
 }
 
-func journeyNames(s *journey.Set) string {
+func journeyNames(s *journeys.Set) string {
 	out := ""
 	for i, d := range s.Journeys {
 		if i > 0 {
@@ -92,7 +92,7 @@ func queryFunnelCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			fs, err := journey.Funnels(ctx, db, d, from, to, *by)
+			fs, err := journeys.Funnels(ctx, db, d, from, to, *by)
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ func queryFunnelCommand() *ffcli.Command {
 	}
 }
 
-func pct(c journey.Conversion) string {
+func pct(c journeys.Conversion) string {
 	return fmt.Sprintf("%.1f%% (%.1f–%.1f)", 100*c.Rate, 100*c.Low, 100*c.High)
 }
 
@@ -157,7 +157,7 @@ func queryJourneyCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			inst, err := journey.Instance(ctx, db, d, *subject)
+			inst, err := journeys.Instance(ctx, db, d, *subject)
 			if err != nil {
 				return err
 			}
@@ -183,7 +183,7 @@ func queryJourneysCommand() *ffcli.Command {
 				return err
 			}
 			defer done()
-			rows, err := journey.Instances(ctx, db, d, journey.InstanceFilter{Status: *status, From: from, To: to, Limit: *limit})
+			rows, err := journeys.Instances(ctx, db, d, journeys.InstanceFilter{Status: *status, From: from, To: to, Limit: *limit})
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -84,15 +84,15 @@ type journeyFlags struct {
 func (j *journeyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&j.path, "journeys", "", "journey definitions (YAML; see docs/journeys.md); default: the built-in set for Dwolla")
 	fs.BoolVar(&j.off, "no-journeys", false, "do not follow journeys")
-	fs.IntVar(&j.cache, "journey-cache-mb", journey.DefaultCacheMB, "megabytes of memory for journey instances the processor keeps, so progress need not read them back (at least 32; 0: none)")
+	fs.IntVar(&j.cache, "journey-cache-mb", journeys.DefaultCacheMB, "megabytes of memory for journey instances the processor keeps, so progress need not read them back (at least 32; 0: none)")
 }
 
 // load reads the journey definitions; nil with --no-journeys.
-func (j *journeyFlags) load() (*journey.Set, error) {
+func (j *journeyFlags) load() (*journeys.Set, error) {
 	if j.off {
 		return nil, nil
 	}
-	set, warnings, err := journey.Load(j.path)
+	set, warnings, err := journeys.Load(j.path)
 	for _, w := range warnings {
 		slog.Warn("journey definitions", "warning", w)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/internal/cli"
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -104,7 +104,7 @@ nothing.
 
 // refoldJourney recomputes one journey (every one when name is "") from its
 // stored events, one transaction per journey.
-func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subject string) error {
+func refoldJourney(ctx context.Context, cm *common, set *journeys.Set, name, subject string) error {
 	if set == nil {
 		return cli.Usagef("--journey with --no-journeys: nothing to refold")
 	}
@@ -116,7 +116,7 @@ func refoldJourney(ctx context.Context, cm *common, set *journey.Set, name, subj
 		return err
 	}
 	defer db.Close()
-	return journey.NewFold(set, 0).RebuildEach(ctx, db, name, journey.RebuildOptions{Subject: subject}, func(j string, n int, took time.Duration) {
+	return journeys.NewFold(set, 0).RebuildEach(ctx, db, name, journeys.RebuildOptions{Subject: subject}, func(j string, n int, took time.Duration) {
 		fmt.Printf("%s: %d instances refolded in %s\n", j, n, took.Round(time.Millisecond))
 	})
 }

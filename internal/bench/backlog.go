@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/dwolla"
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
@@ -128,8 +128,8 @@ FROM (SELECT g, now() - random() * interval '30 days' AS t, random() AS r FROM g
 	if err != nil {
 		return 0, fmt.Errorf("seed journey instances: %w", err)
 	}
-	d, _ := journey.Default().Get("bank_transfer")
-	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return journey.RebuildFunnel(ctx, tx, d) }); err != nil {
+	d, _ := journeys.Default().Get("bank_transfer")
+	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return journeys.RebuildFunnel(ctx, tx, d) }); err != nil {
 		return 0, err
 	}
 	// As a table that has been in use is: vacuumed and analyzed. Otherwise

@@ -12,7 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/internal/scratch"
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -242,8 +242,8 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 	// hookstream with journeys folding, into a table that already holds
 	// SeedInstances instances; then the funnel query over them.
 	if !c.SkipJourneys {
-		set := journey.Default()
-		err := drain("journeys", "bench-journeys", []process.Fold{journey.NewFold(set, journey.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
+		set := journeys.Default()
+		err := drain("journeys", "bench-journeys", []process.Fold{journeys.NewFold(set, journeys.DefaultCacheMB)}, func(pool *pgxpool.Pool) error {
 			t0 := time.Now()
 			n, err := seedJourneys(ctx, pool, c.SeedInstances)
 			if err != nil {
@@ -309,7 +309,7 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 
 // funnelTimes runs the bank_transfer funnel query seven times over the
 // journeys schema at dbURL and returns its times, sorted.
-func funnelTimes(ctx context.Context, out io.Writer, dbURL string, set *journey.Set) ([]time.Duration, error) {
+func funnelTimes(ctx context.Context, out io.Writer, dbURL string, set *journeys.Set) ([]time.Duration, error) {
 	pool, err := store.Open(ctx, dbURL)
 	if err != nil {
 		return nil, err
@@ -324,7 +324,7 @@ func funnelTimes(ctx context.Context, out io.Writer, dbURL string, set *journey.
 	var times []time.Duration
 	for range 7 {
 		t0 := time.Now()
-		f, err := journey.Funnel(ctx, pool, d, to.Add(-60*24*time.Hour), to)
+		f, err := journeys.Funnel(ctx, pool, d, to.Add(-60*24*time.Hour), to)
 		if err != nil {
 			return nil, err
 		}

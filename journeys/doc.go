@@ -1,4 +1,4 @@
-// Package journey follows multi-step lifecycles (a customer's verification,
+// Package journeys follows multi-step lifecycles (a customer's verification,
 // a funding source's micro-deposits, a transfer) per subject, from
 // definitions in YAML, and answers questions about them: funnels per cohort,
 // one instance's story, counts by status.
@@ -28,4 +28,4 @@
 // holds the advisory locks), it does not read Redis streams or decide
 // what is new (package process does, and calls Fold), and it knows nothing
 // of windows, HTTP or output formats.
-package journey
+package journeys

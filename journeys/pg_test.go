@@ -1,4 +1,4 @@
-package journey_test
+package journeys_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/hookstream/hookstream/dwolla"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
@@ -84,7 +84,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // any arrival order
 	e.add(t, evs)
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	e.drain(t, []process.Fold{folder}, false)
 
 	families := map[string]string{"verification": "customer_verification", "funding_source": "funding_source_verification",
@@ -112,7 +112,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 	far := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	for j, want := range entered {
 		d, _ := folder.Set().Get(j)
-		f, err := journey.Funnel(ctx, e.db, d, far, far.AddDate(100, 0, 0))
+		f, err := journeys.Funnel(ctx, e.db, d, far, far.AddDate(100, 0, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestSimulatedTrafficEndsWithTheSimulatorsFunnels(t *testing.T) {
 		if f.Completed+f.Failed+f.InProgress+f.Abandoned != f.Entered {
 			t.Errorf("%s: statuses %d+%d+%d+%d do not add up to %d", j, f.Completed, f.Failed, f.InProgress, f.Abandoned, f.Entered)
 		}
-		parts, err := journey.Funnels(ctx, e.db, d, far, far.AddDate(100, 0, 0), journey.BreakdownEntryTopic)
+		parts, err := journeys.Funnels(ctx, e.db, d, far, far.AddDate(100, 0, 0), journeys.BreakdownEntryTopic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestFoldedInstancesEqualARebuildFromEvents(t *testing.T) {
 	}
 	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.add(t, evs)
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	e.drain(t, []process.Fold{folder}, true)
 	equalsARebuild(t, e, folder, 500)
 }
@@ -194,7 +194,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	fold := func(id, topic string, at time.Time) {
 		t.Helper()
@@ -203,9 +203,9 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 		}
 	}
 	wm := t0
-	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
+	ab := &journeys.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
 	status := func() (string, *time.Time) {
-		inst, err := journey.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
+		inst, err := journeys.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
 		if err != nil {
 			t.Fatalf("instance: %v", err)
 		}
@@ -221,11 +221,11 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("abandoned %d (%v), want tr-1", n, err)
 	}
-	if st, at := status(); st != journey.Abandoned || at == nil || !at.Equal(wm) {
+	if st, at := status(); st != journeys.Abandoned || at == nil || !at.Equal(wm) {
 		t.Fatalf("after the deadline: %s at %v", st, at)
 	}
 	checkFunnel(t, e.db, folder.Set())
-	f, err := journey.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	f, err := journeys.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
 	if err != nil || f.Entered != 1 || f.Abandoned != 1 || f.Steps[0].Abandoned != 1 || f.InProgress != 0 {
 		t.Fatalf("funnel while abandoned: %+v %v", f, err)
 	}
@@ -235,17 +235,17 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	// An earlier copy of the first step is no progress: still abandoned,
 	// nothing recorded (no abandon/unabandon flapping).
 	fold("e0", "customer_bank_transfer_created", t0.Add(-time.Hour))
-	if st, at := status(); st != journey.Abandoned || at == nil {
+	if st, at := status(); st != journeys.Abandoned || at == nil {
 		t.Fatalf("after an earlier reach of a known step: %s, abandoned at %v; want still abandoned", st, at)
 	}
 	checkFunnel(t, e.db, folder.Set())
 	// The transfer completes after all: un-abandoned, completed.
 	fold("e2", "customer_bank_transfer_completed", t0.Add(170*time.Hour))
-	if st, at := status(); st != journey.Completed || at != nil {
+	if st, at := status(); st != journeys.Completed || at != nil {
 		t.Fatalf("after progress: %s, abandoned at %v; want completed, not abandoned", st, at)
 	}
 	checkFunnel(t, e.db, folder.Set())
-	f, err = journey.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
+	f, err = journeys.Funnel(ctx, e.db, mustGet(folder, "bank_transfer"), t0, t0.Add(24*time.Hour))
 	if err != nil || f.Completed != 1 || f.Abandoned != 0 || f.Steps[1].Reached != 1 || f.Steps[1].MedianSeconds == nil ||
 		*f.Steps[1].MedianSeconds < 171*3600*0.99 || *f.Steps[1].MedianSeconds > 171*3600*1.01 {
 		t.Fatalf("funnel after completion: %+v %v", f, err)
@@ -264,8 +264,8 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 	if recs2 := records(t, e, folder, "bank_transfer", "tr-1"); len(recs2) != len(recs) {
 		t.Fatalf("a duplicate added records: %d, was %d", len(recs2), len(recs))
 	}
-	inst, err := journey.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
-	if err != nil || inst.Status != journey.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e0" {
+	inst, err := journeys.Instance(ctx, e.db, mustGet(folder, "bank_transfer"), "tr-1")
+	if err != nil || inst.Status != journeys.Completed || len(inst.Records) != 2 || inst.Steps[0].EventID != "e0" {
 		t.Fatalf("query journey: %+v %v", inst, err)
 	}
 }
@@ -273,7 +273,7 @@ func TestAbandonmentFollowsTheWatermarkAndProgressUndoesIt(t *testing.T) {
 // foldTx folds evs in a transaction of their own and tells the folder how
 // it ended, as the processor does (the folder caches what committed); like
 // the processor it tries again after a deadlock or serialization failure.
-func foldTx(ctx context.Context, db *pgxpool.Pool, f *journey.Fold, evs []store.Event) error {
+func foldTx(ctx context.Context, db *pgxpool.Pool, f *journeys.Fold, evs []store.Event) error {
 	for attempt := 0; ; attempt++ {
 		var used pgx.Tx
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { used = tx; return f.Fold(ctx, tx, evs) })
@@ -297,7 +297,7 @@ func TestAbandonmentFollowsDeadlinesThatMove(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	fold := func(id, topic, customer string, at time.Time) {
 		t.Helper()
@@ -306,11 +306,11 @@ func TestAbandonmentFollowsDeadlinesThatMove(t *testing.T) {
 		}
 	}
 	var wm time.Time
-	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
+	ab := &journeys.Abandoner{DB: e.db, Set: folder.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return wm, true, nil }}
 	abandoned := func() map[string]bool {
 		t.Helper()
-		rows, err := journey.Instances(ctx, e.db, mustGet(folder, "customer_verification"),
-			journey.InstanceFilter{Status: journey.Abandoned, From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 100})
+		rows, err := journeys.Instances(ctx, e.db, mustGet(folder, "customer_verification"),
+			journeys.InstanceFilter{Status: journeys.Abandoned, From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,7 +372,7 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev := func(id, topic string, at time.Time) store.Event { return customerEvent(id, topic, "c-9", at) }
 	store1 := func(evs ...store.Event) {
@@ -388,7 +388,7 @@ func TestARebuildEmptiesTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		_, err := folder.Rebuild(ctx, tx, "customer_verification", journey.RebuildOptions{})
+		_, err := folder.Rebuild(ctx, tx, "customer_verification", journeys.RebuildOptions{})
 		return err
 	})
 	if err != nil {
@@ -412,7 +412,7 @@ func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev, insert := customerEvent, func(evs ...store.Event) { insertEvents(t, e.db, evs...) }
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
@@ -428,7 +428,7 @@ func TestAFoldWaitingForARebuildSeesItsEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rebuild.Rollback(ctx)
-	if _, err := folder.Rebuild(ctx, rebuild, "customer_verification", journey.RebuildOptions{}); err != nil {
+	if _, err := folder.Rebuild(ctx, rebuild, "customer_verification", journeys.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	a3 := ev("a3", "customer_verification_document_needed", "c-a", t0.Add(2*time.Hour))
@@ -462,7 +462,7 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev := customerEvent
 	a1, a2 := ev("a1", "customer_created", "c-a", t0), ev("a2", "customer_verification_document_needed", "c-a", t0.Add(time.Hour))
@@ -483,7 +483,7 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		_, err := folder.Rebuild(ctx, tx, "customer_verification", journey.RebuildOptions{})
+		_, err := folder.Rebuild(ctx, tx, "customer_verification", journeys.RebuildOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -501,9 +501,9 @@ func TestRowsOfATransactionFromBeforeARebuildAreNotCached(t *testing.T) {
 }
 
 // records is what happened to an instance.
-func records(t *testing.T, e *env, folder *journey.Fold, journeyName, subject string) []journey.Record {
+func records(t *testing.T, e *env, folder *journeys.Fold, journeyName, subject string) []journeys.Record {
 	t.Helper()
-	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
+	inst, err := journeys.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,9 +511,9 @@ func records(t *testing.T, e *env, folder *journey.Fold, journeyName, subject st
 }
 
 // stepEvent is the event that reached step of an instance.
-func stepEvent(t *testing.T, e *env, folder *journey.Fold, journeyName, subject, step string) string {
+func stepEvent(t *testing.T, e *env, folder *journeys.Fold, journeyName, subject, step string) string {
 	t.Helper()
-	inst, err := journey.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
+	inst, err := journeys.Instance(context.Background(), e.db, mustGet(folder, journeyName), subject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +531,7 @@ func TestAbandonerWorksInBatches(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		id := fmt.Sprintf("tr-%d", i)
@@ -539,7 +539,7 @@ func TestAbandonerWorksInBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ab := &journey.Abandoner{DB: e.db, Set: folder.Set(), Batch: 2,
+	ab := &journeys.Abandoner{DB: e.db, Set: folder.Set(), Batch: 2,
 		Watermark: func(context.Context) (time.Time, bool, error) { return t0.Add(200 * time.Hour), true, nil }}
 	n, err := ab.Tick(ctx)
 	if err != nil || n != 5 {
@@ -560,7 +560,7 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 	sc := sim.Generate(sim.Config{Customers: 80, Seed: 31})
 	first, rest := sc.Events[:len(sc.Events)/2], sc.Events[len(sc.Events)/2:]
 	e.add(t, first)
-	folder := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	folder := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	p, err := process.New(e.rdb, viaProxy, e.keys, process.Options{
 		Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ClaimEvery: 100 * time.Millisecond,
 		TxTimeout: 200 * time.Millisecond, BatchSize: 30, ShutdownWait: time.Second, ControlEvery: 50 * time.Millisecond,
@@ -592,14 +592,14 @@ func TestAPostgreSQLOutageEmptiesTheCacheAndLosesNothing(t *testing.T) {
 
 // equalsARebuild checks that the folded instances (at least min of them)
 // and their funnels equal a rebuild of every journey from the events table.
-func equalsARebuild(t *testing.T, e *env, folder *journey.Fold, min int) {
+func equalsARebuild(t *testing.T, e *env, folder *journeys.Fold, min int) {
 	t.Helper()
 	ctx := context.Background()
 	folded := snapshot(t, e.db)
 	checkFunnel(t, e.db, folder.Set())
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		for _, d := range folder.Set().Journeys {
-			if _, err := folder.Rebuild(ctx, tx, d.Name, journey.RebuildOptions{}); err != nil {
+			if _, err := folder.Rebuild(ctx, tx, d.Name, journeys.RebuildOptions{}); err != nil {
 				return err
 			}
 		}
@@ -635,34 +635,34 @@ func insertEvents(t *testing.T, db *pgxpool.Pool, evs ...store.Event) {
 	}
 }
 
-func mustGet(f *journey.Fold, name string) *journey.Definition {
+func mustGet(f *journeys.Fold, name string) *journeys.Definition {
 	d, _ := f.Set().Get(name)
 	return d
 }
 
 // checkFunnel compares the funnel aggregates the fold kept with a
 // recomputation from the instance rows.
-func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journey.Set) {
+func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journeys.Set) {
 	t.Helper()
 	ctx := context.Background()
-	want := map[journey.FunnelKey]int64{}
+	want := map[journeys.FunnelKey]int64{}
 	for _, d := range set.Journeys {
-		rows, err := journey.Instances(ctx, db, d, journey.InstanceFilter{From: time.Unix(0, 0), To: time.Now().AddDate(100, 0, 0), Limit: 10_000_000})
+		rows, err := journeys.Instances(ctx, db, d, journeys.InstanceFilter{From: time.Unix(0, 0), To: time.Now().AddDate(100, 0, 0), Limit: 10_000_000})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range rows {
-			steps := journey.ReachesOf(&rows[i])
-			journey.Contribution(d, steps, d.Derive(steps, rows[i].AbandonedAt != nil), 1, want)
+			steps := journeys.ReachesOf(&rows[i])
+			journeys.Contribution(d, steps, d.Derive(steps, rows[i].AbandonedAt != nil), 1, want)
 		}
 	}
-	got := map[journey.FunnelKey]int64{}
+	got := map[journeys.FunnelKey]int64{}
 	rows, err := db.Query(ctx, `SELECT journey, day, dim, kind, step, bucket, n FROM journey_funnel WHERE n <> 0`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var k journey.FunnelKey
+		var k journeys.FunnelKey
 		var n int64
 		var b int32
 		if err := rows.Scan(&k.Journey, &k.Day, &k.Dim, &k.Kind, &k.Step, &b, &n); err != nil {
@@ -699,7 +699,7 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	// each taking every event in its own random order; then rebuild, and
 	// fold the rest: both caches now hold instances the rebuild deleted
 	// and wrote again, which the version check must notice.
-	folders := []*journey.Fold{journey.NewFold(journey.Default(), journey.DefaultCacheMB), journey.NewFold(journey.Default(), journey.DefaultCacheMB)}
+	folders := []*journeys.Fold{journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB), journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)}
 	folder := folders[0]
 	var evs []store.Event
 	for _, ev := range sc.Events {
@@ -744,7 +744,7 @@ func TestConcurrentFoldsOfTheSameInstancesLoseNothing(t *testing.T) {
 	foldBoth(first)
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		for _, d := range folder.Set().Journeys {
-			if _, err := folder.Rebuild(ctx, tx, d.Name, journey.RebuildOptions{}); err != nil {
+			if _, err := folder.Rebuild(ctx, tx, d.Name, journeys.RebuildOptions{}); err != nil {
 				return err
 			}
 		}
@@ -775,7 +775,7 @@ func TestFactsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	fold := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	ev := func(id, topic string, at time.Time) store.Event {
 		return store.Event{ID: id, Topic: topic, ResourceID: "tr-1", CustomerID: "c-1", Created: at, Received: at}
@@ -783,7 +783,7 @@ func TestFactsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	if err := foldTx(ctx, e.db, fold, []store.Event{ev("e1", "customer_bank_transfer_created", t0)}); err != nil {
 		t.Fatal(err)
 	}
-	ab := &journey.Abandoner{DB: e.db, Set: fold.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return t0.Add(169 * time.Hour), true, nil }}
+	ab := &journeys.Abandoner{DB: e.db, Set: fold.Set(), Watermark: func(context.Context) (time.Time, bool, error) { return t0.Add(169 * time.Hour), true, nil }}
 	if n, err := ab.Tick(ctx); err != nil || n != 1 {
 		t.Fatalf("abandoned %d (%v), want 1", n, err)
 	}
@@ -813,9 +813,9 @@ func TestFactsAreCountedOnceTheirTransactionCommits(t *testing.T) {
 	}
 	// The batch makes a conflict in every journey the topics advance.
 	recorded := recordedKinds(t, e.db)
-	if st := fold.Stats(); st.Conflicts != recorded[journey.RecordConflict] || st.Unabandoned != 1 || recorded[journey.RecordUnabandoned] != 1 {
+	if st := fold.Stats(); st.Conflicts != recorded[journeys.RecordConflict] || st.Unabandoned != 1 || recorded[journeys.RecordUnabandoned] != 1 {
 		t.Fatalf("committed once after two rollbacks: counted %d conflicts and %d un-abandonments, want %d (as recorded) and 1",
-			st.Conflicts, st.Unabandoned, recorded[journey.RecordConflict])
+			st.Conflicts, st.Unabandoned, recorded[journeys.RecordConflict])
 	}
 	var kinds []string
 	for _, r := range records(t, e, fold, "bank_transfer", "tr-1") {
@@ -837,7 +837,7 @@ func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
 	evs := append([]sim.Event(nil), sc.Events...)
 	rand.New(rand.NewPCG(5, 1)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] }) // steps skipped for a while: conflicts
 	e.add(t, evs)
-	fold := journey.NewFold(journey.Default(), journey.DefaultCacheMB)
+	fold := journeys.NewFold(journeys.Default(), journeys.DefaultCacheMB)
 	flaky := &testenv.FlakyFold{Every: 4}
 	// A transaction whose commit times out may have committed: the fold
 	// treats it as rolled back and does not count its facts (it must not
@@ -846,12 +846,12 @@ func TestBatchesTheProcessorRetriesCountEachFactOnce(t *testing.T) {
 	e.drain(t, []process.Fold{fold, flaky}, false)
 	recorded := recordedKinds(t, e.db)
 	st := fold.Stats()
-	if flaky.Fails() == 0 || recorded[journey.RecordConflict] == 0 {
-		t.Fatalf("%d failed calls, %d conflicts recorded: the test needs both", flaky.Fails(), recorded[journey.RecordConflict])
+	if flaky.Fails() == 0 || recorded[journeys.RecordConflict] == 0 {
+		t.Fatalf("%d failed calls, %d conflicts recorded: the test needs both", flaky.Fails(), recorded[journeys.RecordConflict])
 	}
-	if st.Conflicts != recorded[journey.RecordConflict] || st.Unabandoned != recorded[journey.RecordUnabandoned] {
+	if st.Conflicts != recorded[journeys.RecordConflict] || st.Unabandoned != recorded[journeys.RecordUnabandoned] {
 		t.Fatalf("counted %d conflicts and %d un-abandonments; PostgreSQL recorded %d and %d",
-			st.Conflicts, st.Unabandoned, recorded[journey.RecordConflict], recorded[journey.RecordUnabandoned])
+			st.Conflicts, st.Unabandoned, recorded[journeys.RecordConflict], recorded[journeys.RecordUnabandoned])
 	}
 }
 

@@ -1,4 +1,4 @@
-package journey
+package journeys
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package journey_test
+package journeys_test
 
 import (
 	"fmt"
@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/journey"
+	"github.com/hookstream/hookstream/journeys"
 )
 
 func TestTheDefaultDefinitionsAreValid(t *testing.T) {
-	s := journey.Default()
+	s := journeys.Default()
 	for _, name := range []string{"customer_verification", "beneficial_owner_verification", "funding_source_verification",
 		"bank_transfer", "transfer", "mass_payment", "onboarding"} {
 		if _, ok := s.Get(name); !ok {
@@ -26,7 +26,7 @@ func TestTheDefaultDefinitionsAreValid(t *testing.T) {
 func TestDefinitionErrorsAreRejectedClearly(t *testing.T) {
 	f := func(yaml string, want ...string) {
 		t.Helper()
-		_, _, err := journey.Parse([]byte(yaml))
+		_, _, err := journeys.Parse([]byte(yaml))
 		if err == nil {
 			t.Fatalf("accepted:\n%s", yaml)
 		}
@@ -52,7 +52,7 @@ func TestDefinitionErrorsAreRejectedClearly(t *testing.T) {
 	f("journeys:\n  -\n", "an empty journey entry")
 	f(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [""]}], success: [s]}]`, `step "s": an empty topic`)
 
-	_, warnings, err := journey.Parse([]byte(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [customer_teleported]}], success: [s]}]`))
+	_, warnings, err := journeys.Parse([]byte(`journeys: [{name: a, subject: customer, steps: [{name: s, topics: [customer_teleported]}], success: [s]}]`))
 	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], `"customer_teleported" is not in hookstream's catalogue`) {
 		t.Fatalf("unknown topic: warnings %v, err %v; want one warning and no error", warnings, err)
 	}
@@ -65,13 +65,13 @@ type ev struct {
 }
 
 // instance folds events (in the order given) into a state.
-func instance(d *journey.Definition, evs []ev) ([]journey.Reach, journey.State) {
-	var steps []journey.Reach
+func instance(d *journeys.Definition, evs []ev) ([]journeys.Reach, journeys.State) {
+	var steps []journeys.Reach
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	for _, e := range evs {
-		r := make([]journey.Reach, len(d.Steps))
-		r[d.Index(e.step)] = journey.Reach{At: t0.Add(e.at), Event: e.event, Topic: "topic_of_" + e.step}
-		journey.Merge(&steps, r)
+		r := make([]journeys.Reach, len(d.Steps))
+		r[d.Index(e.step)] = journeys.Reach{At: t0.Add(e.at), Event: e.event, Topic: "topic_of_" + e.step}
+		journeys.Merge(&steps, r)
 	}
 	return steps, d.Derive(steps, false)
 }
@@ -80,7 +80,7 @@ func instance(d *journey.Definition, evs []ev) ([]journey.Reach, journey.State) 
 // journey, a documented lifecycle in every order (all permutations up to 6
 // events, random ones beyond), with duplicates, gives one state.
 func TestEveryOrderingAndDuplicateGivesTheSameInstance(t *testing.T) {
-	set := journey.Default()
+	set := journeys.Default()
 	lifecycles := map[string][][]string{
 		"customer_verification": {
 			{"created", "verified"},
@@ -160,11 +160,11 @@ func permutations(n int, rng *rand.Rand) [][]int {
 }
 
 func TestTheDerivationRule(t *testing.T) {
-	set := journey.Default()
+	set := journeys.Default()
 	bank, _ := set.Get("bank_transfer")
 	verif, _ := set.Get("customer_verification")
 	onb, _ := set.Get("onboarding")
-	f := func(d *journey.Definition, evs []ev, status, current, conflict string) {
+	f := func(d *journeys.Definition, evs []ev, status, current, conflict string) {
 		t.Helper()
 		_, st := instance(d, evs)
 		cur := ""
@@ -175,27 +175,27 @@ func TestTheDerivationRule(t *testing.T) {
 			t.Errorf("%s %v: %s at %s (conflict %q); want %s at %s (conflict %q)", d.Name, evs, st.Status, cur, st.Conflict, status, current, conflict)
 		}
 	}
-	f(bank, []ev{{"created", 0, "a"}}, journey.InProgress, "created", "")
-	f(bank, []ev{{"created", 0, "a"}, {"completed", time.Hour, "b"}}, journey.Completed, "completed", "")
+	f(bank, []ev{{"created", 0, "a"}}, journeys.InProgress, "created", "")
+	f(bank, []ev{{"created", 0, "a"}, {"completed", time.Hour, "b"}}, journeys.Completed, "completed", "")
 	// A completed transfer that fails later (a late ACH return): failure wins, recorded.
-	f(bank, []ev{{"created", 0, "a"}, {"completed", time.Hour, "b"}, {"failed", 48 * time.Hour, "c"}}, journey.Failed, "failed",
+	f(bank, []ev{{"created", 0, "a"}, {"completed", time.Hour, "b"}, {"failed", 48 * time.Hour, "c"}}, journeys.Failed, "failed",
 		"reached success step completed and failure step failed; failure_wins: failed")
 	// Latest wins for verification: suspended, then verified after review.
-	f(verif, []ev{{"created", 0, "a"}, {"suspended", time.Hour, "b"}, {"verified", 2 * time.Hour, "c"}}, journey.Completed, "verified", "latest_wins: verified")
-	f(verif, []ev{{"created", 0, "a"}, {"verified", time.Hour, "b"}, {"suspended", 2 * time.Hour, "c"}}, journey.Failed, "suspended", "latest_wins: suspended")
+	f(verif, []ev{{"created", 0, "a"}, {"suspended", time.Hour, "b"}, {"verified", 2 * time.Hour, "c"}}, journeys.Completed, "verified", "latest_wins: verified")
+	f(verif, []ev{{"created", 0, "a"}, {"verified", time.Hour, "b"}, {"suspended", 2 * time.Hour, "c"}}, journeys.Failed, "suspended", "latest_wins: suspended")
 	// Events that skip a step: recorded, the furthest step is current.
-	f(onb, []ev{{"created", 0, "a"}, {"funding_source_verified", time.Hour, "b"}}, journey.InProgress, "funding_source_verified", "skipped steps: verified")
+	f(onb, []ev{{"created", 0, "a"}, {"funding_source_verified", time.Hour, "b"}}, journeys.InProgress, "funding_source_verified", "skipped steps: verified")
 	// Optional steps are never "skipped".
-	f(verif, []ev{{"created", 0, "a"}, {"verified", time.Hour, "b"}}, journey.Completed, "verified", "")
+	f(verif, []ev{{"created", 0, "a"}, {"verified", time.Hour, "b"}}, journeys.Completed, "verified", "")
 	// The deadline: last progress plus the current step's abandon_after.
 	_, st := instance(bank, []ev{{"created", 0, "a"}})
 	if st.Deadline == nil || !st.Deadline.Equal(time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).Add(168*time.Hour)) {
 		t.Fatalf("deadline %v, want created + 168h", st.Deadline)
 	}
-	if st := bank.Derive([]journey.Reach{{At: time.Now(), Event: "a"}, {}, {}, {}, {}}, true); st.Status != journey.Abandoned {
+	if st := bank.Derive([]journeys.Reach{{At: time.Now(), Event: "a"}, {}, {}, {}, {}}, true); st.Status != journeys.Abandoned {
 		t.Fatalf("abandoned flag on an in-progress instance: %s", st.Status)
 	}
-	if st := bank.Derive([]journey.Reach{{At: time.Now(), Event: "a"}, {At: time.Now(), Event: "b"}, {}, {}, {}}, true); st.Status != journey.Completed {
+	if st := bank.Derive([]journeys.Reach{{At: time.Now(), Event: "a"}, {At: time.Now(), Event: "b"}, {}, {}, {}}, true); st.Status != journeys.Completed {
 		t.Fatalf("an ended instance is never abandoned: %s", st.Status)
 	}
 }
@@ -203,7 +203,7 @@ func TestTheDerivationRule(t *testing.T) {
 func TestWilsonInterval(t *testing.T) {
 	f := func(x, n int64, rate, low, high float64) {
 		t.Helper()
-		c := journey.Wilson(x, n)
+		c := journeys.Wilson(x, n)
 		near := func(a, b float64) bool { return a-b < 1e-4 && b-a < 1e-4 }
 		if !near(c.Rate, rate) || !near(c.Low, low) || !near(c.High, high) {
 			t.Errorf("Wilson(%d, %d) = %+v, want %v [%v, %v]", x, n, c, rate, low, high)
