@@ -1,6 +1,7 @@
 package journeys
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -37,21 +38,14 @@ type Abandoner struct {
 
 // Run scans at once and then every Every until ctx ends.
 func (a *Abandoner) Run(ctx context.Context) {
-	every := a.Every
-	if every <= 0 {
-		every = 5 * time.Second
-	}
-	periodic.Run(ctx, every, a.log(), "abandonment scan", func(ctx context.Context) error {
+	periodic.Run(ctx, cmp.Or(a.Every, 5*time.Second), a.log(), "abandonment scan", func(ctx context.Context) error {
 		_, err := a.Tick(ctx)
 		return err
 	})
 }
 
 func (a *Abandoner) log() *slog.Logger {
-	if a.Log == nil {
-		return slog.Default()
-	}
-	return a.Log
+	return cmp.Or(a.Log, slog.Default())
 }
 
 // Tick abandons what the watermark has passed and returns how many

@@ -1,6 +1,7 @@
 package windows
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -56,21 +57,14 @@ type Closer struct {
 // trying again at the next. It returns once ctx has ended, never in the
 // middle of a tick.
 func (c *Closer) Run(ctx context.Context) {
-	every := c.Every
-	if every <= 0 {
-		every = time.Second
-	}
-	periodic.Run(ctx, every, c.log(), "closing windows", func(ctx context.Context) error {
+	periodic.Run(ctx, cmp.Or(c.Every, time.Second), c.log(), "closing windows", func(ctx context.Context) error {
 		_, err := c.Tick(ctx)
 		return err
 	})
 }
 
 func (c *Closer) log() *slog.Logger {
-	if c.Log == nil {
-		return slog.Default()
-	}
-	return c.Log
+	return cmp.Or(c.Log, slog.Default())
 }
 
 func (c *Closer) now(ctx context.Context) (time.Time, error) { return timeOn(ctx, c.Now, c.DB) }
