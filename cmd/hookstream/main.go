@@ -70,12 +70,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			}
 			cmd := root
 			for _, a := range args {
-				var next *ffcli.Command
-				for _, sc := range cmd.Subcommands {
-					if sc.Name == a {
-						next = sc
-					}
-				}
+				next := cli.Subcommand(cmd, a)
 				if next == nil {
 					return cli.Usagef("no subcommand %q in '%s'; it has: %s", a, cli.CommandPath(cmd, root), cli.SubcommandNames(cmd))
 				}

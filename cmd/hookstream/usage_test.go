@@ -226,16 +226,9 @@ func splitOutside(s string, sep byte) []string {
 func isCommand(path []string) bool {
 	c := rootCommand()
 	for _, name := range path {
-		var next *ffcli.Command
-		for _, sc := range c.Subcommands {
-			if sc.Name == name {
-				next = sc
-			}
-		}
-		if next == nil {
+		if c = cli.Subcommand(c, name); c == nil {
 			return false
 		}
-		c = next
 	}
 	return true
 }

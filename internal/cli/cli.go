@@ -95,6 +95,17 @@ func innermost(err error) error {
 	return err
 }
 
+// Subcommand is root's direct subcommand name, or nil.
+func Subcommand(root *ffcli.Command, name string) *ffcli.Command {
+	for _, sc := range root.Subcommands {
+		if sc.Name == name {
+			return sc
+		}
+	}
+	return nil
+}
+
+// SubcommandNames lists cmd's subcommands, comma-separated.
 func SubcommandNames(cmd *ffcli.Command) string {
 	var names []string
 	for _, sc := range cmd.Subcommands {
