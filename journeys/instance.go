@@ -93,14 +93,53 @@ func Instance(ctx context.Context, db store.Querier, d *Definition, subject stri
 
 // InstanceFilter selects the instances Instances lists.
 type InstanceFilter struct {
-	Status   string    // only instances in this status ("": any); one of InProgress, Completed, Failed, Abandoned
-	From, To time.Time // entered in [From, To)
-	Limit    int       // at most this many (default 100)
+	Status   string       // only instances in this status ("": any); one of InProgress, Completed, Failed, Abandoned
+	From, To time.Time    // entered in [From, To)
+	After    *InstanceKey // continue after this instance (the last of the previous page)
+	Limit    int          // at most this many (default 100)
+}
+
+// InstanceKey is an instance's place in the order Instances lists: the
+// latest to enter first, then by subject.
+type InstanceKey struct {
+	EnteredAt time.Time
+	Subject   string
+}
+
+// InstanceSummary is one instance in a list: its state without the events
+// and records Instance adds.
+type InstanceSummary struct {
+	Journey     string     `json:"journey"`
+	Subject     string     `json:"subject"`
+	Status      string     `json:"status"`
+	CurrentStep string     `json:"current_step"`
+	EntryTopic  string     `json:"entry_topic,omitempty"`
+	EnteredAt   time.Time  `json:"entered_at"`
+	LastAt      time.Time  `json:"last_progress_at"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	AbandonedAt *time.Time `json:"abandoned_at,omitempty"`
+	Conflict    string     `json:"conflict,omitempty"`
+}
+
+func summaryOf(r *Row) InstanceSummary {
+	s := InstanceSummary{Journey: r.Journey, Subject: r.Subject, Status: r.Status, EnteredAt: r.EnteredAt.UTC(), LastAt: r.LastAt.UTC(),
+		Deadline: r.Deadline, AbandonedAt: r.AbandonedAt}
+	if r.CurrentStep != nil {
+		s.CurrentStep = *r.CurrentStep
+	}
+	if r.EntryTopic != nil {
+		s.EntryTopic = *r.EntryTopic
+	}
+	if r.Conflict != nil {
+		s.Conflict = *r.Conflict
+	}
+	return s
 }
 
 // Instances lists the instances of d that match filter, the latest to
-// enter first.
-func Instances(ctx context.Context, db store.Querier, d *Definition, filter InstanceFilter) ([]Row, error) {
+// enter first (then by subject, descending), a keyset page at a time: the
+// last one's EnteredAt and Subject as filter.After give the next page.
+func Instances(ctx context.Context, db store.Querier, d *Definition, filter InstanceFilter) ([]InstanceSummary, error) {
 	switch filter.Status {
 	case "", InProgress, Completed, Failed, Abandoned:
 	default:
@@ -110,7 +149,52 @@ func Instances(ctx context.Context, db store.Querier, d *Definition, filter Inst
 	if limit <= 0 {
 		limit = 100
 	}
-	return listRows(ctx, db, d.Name, filter.Status, filter.From, filter.To, limit)
+	rows, err := listRows(ctx, db, d.Name, filter.Status, filter.From, filter.To, filter.After, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]InstanceSummary, len(rows))
+	for i := range rows {
+		out[i] = summaryOf(&rows[i])
+	}
+	return out, nil
+}
+
+// EventInstance is a journey instance an event belongs to, and the steps
+// the event reached in it (none when an earlier event had reached them).
+type EventInstance struct {
+	InstanceSummary
+	Reached []string `json:"reached_steps"`
+}
+
+// InstancesOf is every instance of set's journeys that event e belongs to
+// (by its topic and the journey's subject), with the steps e reached.
+func InstancesOf(ctx context.Context, db store.Querier, set *Set, e *store.Event) ([]EventInstance, error) {
+	out := []EventInstance{}
+	if set == nil {
+		return out, nil
+	}
+	for _, d := range set.ForTopic(e.Topic) {
+		subject := d.subjectOf(e)
+		if subject == "" {
+			continue
+		}
+		row, ok, err := getRow(ctx, db, d.Name, subject)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		in := EventInstance{InstanceSummary: summaryOf(&row), Reached: []string{}}
+		for i, ev := range row.StepEvent {
+			if ev != nil && *ev == e.ID && i < len(d.Steps) {
+				in.Reached = append(in.Reached, d.Steps[i].Name)
+			}
+		}
+		out = append(out, in)
+	}
+	return out, nil
 }
 
 // CountByStatus is the number of instances of every journey in each status

@@ -381,11 +381,17 @@ func getRow(ctx context.Context, q store.Querier, journey, subject string) (Row,
 }
 
 // listRows returns instances of journey (of status, if given) that entered
-// in [from, to), newest first.
-func listRows(ctx context.Context, q store.Querier, journey, status string, from, to time.Time, limit int) ([]Row, error) {
-	rows, err := q.Query(ctx, `SELECT `+rowColumns+` FROM journey_instances
-		WHERE journey = $1 AND ($2 = '' OR status = $2) AND entered_at >= $3 AND entered_at < $4 ORDER BY entered_at DESC LIMIT $5`,
-		journey, status, from, to, limit)
+// in [from, to), newest first then by subject descending, after the one
+// after names (when given).
+func listRows(ctx context.Context, q store.Querier, journey, status string, from, to time.Time, after *InstanceKey, limit int) ([]Row, error) {
+	sql := `SELECT ` + rowColumns + ` FROM journey_instances
+		WHERE journey = $1 AND ($2 = '' OR status = $2) AND entered_at >= $3 AND entered_at < $4`
+	args := []any{journey, status, from, to, limit}
+	if after != nil {
+		sql += ` AND entered_at <= $6 AND (entered_at, subject) < ($6, $7)`
+		args = append(args, after.EnteredAt, after.Subject)
+	}
+	rows, err := q.Query(ctx, sql+` ORDER BY entered_at DESC, subject DESC LIMIT $5`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list journey instances: %w", err)
 	}

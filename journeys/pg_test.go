@@ -647,13 +647,13 @@ func checkFunnel(t *testing.T, db *pgxpool.Pool, set *journeys.Set) {
 	ctx := context.Background()
 	want := map[journeys.FunnelKey]int64{}
 	for _, d := range set.Journeys {
-		rows, err := journeys.Instances(ctx, db, d, journeys.InstanceFilter{From: time.Unix(0, 0), To: time.Now().AddDate(100, 0, 0), Limit: 10_000_000})
+		err := journeys.EachRow(ctx, db, d.Name, func(r *journeys.Row) error {
+			steps := journeys.ReachesOf(r)
+			journeys.Contribution(d, steps, d.Derive(steps, r.AbandonedAt != nil), 1, want)
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
-		}
-		for i := range rows {
-			steps := journeys.ReachesOf(&rows[i])
-			journeys.Contribution(d, steps, d.Derive(steps, rows[i].AbandonedAt != nil), 1, want)
 		}
 	}
 	got := map[journeys.FunnelKey]int64{}

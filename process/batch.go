@@ -466,6 +466,7 @@ func (p *Processor) storeRetrying(ctx context.Context, good []item, dead []store
 func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadLetter) error {
 	var inserted []bool
 	var fresh []store.DeadLetter
+	var newEvs []store.Event
 	var used pgx.Tx // the transaction, once begun
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		used = tx
@@ -478,7 +479,7 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 			if inserted, err = store.InsertEvents(ctx, tx, evs); err != nil {
 				return err
 			}
-			newEvs := evs[:0:0]
+			newEvs = evs[:0:0]
 			for i, ok := range inserted {
 				if ok {
 					newEvs = append(newEvs, evs[i])
@@ -517,6 +518,7 @@ func (p *Processor) storeTx(ctx context.Context, good []item, dead []store.DeadL
 	if len(fresh) > 0 {
 		p.publishDead(ctx, fresh)
 	}
+	p.publishStored(ctx, newEvs)
 	return nil
 }
 

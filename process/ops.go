@@ -84,6 +84,10 @@ func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys
 	return out, errors.Join(bad...)
 }
 
+// ErrUnparsableBody is what RequeueDeadLetter's error matches when the body
+// to requeue is not a Dwolla event.
+var ErrUnparsableBody = errors.New("body is not a Dwolla event")
+
 // RequeueDeadLetter puts dead letter id back on its partition stream so the
 // processors store it through the normal path ("hookstream dlq requeue"),
 // and marks it replayed (the state a requeued letter keeps). body,
@@ -97,14 +101,14 @@ func RequeueDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpo
 		return "", err
 	}
 	if d.State() != "open" {
-		return "", fmt.Errorf("dead letter %d is already %s", id, d.State())
+		return "", fmt.Errorf("dead letter %d is already %s: %w", id, d.State(), store.ErrDeadLetterNotOpen)
 	}
 	if body == nil {
 		body = d.Body
 	}
 	ev, err := dwolla.ParseEvent(body)
 	if err != nil {
-		return "", fmt.Errorf("dead letter %d cannot be requeued as it is: %w; repair the body and pass it with --body", id, err)
+		return "", fmt.Errorf("dead letter %d cannot be requeued as it is: %w; repair the body and pass it with --body (API: as the request body): %w", id, err, ErrUnparsableBody)
 	}
 	received, ok := stream.Received(d.EntryID, anyMap(d.Fields))
 	if !ok {

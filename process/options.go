@@ -69,6 +69,12 @@ type Options struct {
 	BreakerFailures uint32        // consecutive transient failures that open the breaker (default 5)
 	BreakerOpen     time.Duration // how long it stays open before a half-open probe (default 5s)
 
+	// AnnounceStored is how long the announcements of stored events (the
+	// live feed's source) are kept: how far back a live client can resume
+	// (default 2m; Redis holds about 200 bytes per event for it). Negative:
+	// nothing is announced.
+	AnnounceStored time.Duration
+
 	ControlEvery time.Duration // how often pause/resume is checked and the heartbeat written (default 1s)
 	ShutdownWait time.Duration // how long shutdown waits for the batch in flight (default 30s)
 
@@ -98,6 +104,7 @@ func (o Options) withDefaults() Options {
 	o.RetryMax = cmp.Or(o.RetryMax, 10*time.Second)
 	o.BreakerFailures = cmp.Or(o.BreakerFailures, 5)
 	o.BreakerOpen = cmp.Or(o.BreakerOpen, 5*time.Second)
+	o.AnnounceStored = cmp.Or(o.AnnounceStored, 2*time.Minute)
 	o.ControlEvery = cmp.Or(o.ControlEvery, time.Second)
 	o.ShutdownWait = cmp.Or(o.ShutdownWait, 30*time.Second)
 	o.Logger = cmp.Or(o.Logger, slog.Default())

@@ -110,6 +110,13 @@ func scanDeadLetter(r pgx.CollectableRow) (DeadLetter, error) {
 // ListDeadLetters returns dead letters newest first; state is "open",
 // "replayed", "discarded" or "" for all.
 func ListDeadLetters(ctx context.Context, q Querier, state string, limit int) ([]DeadLetter, error) {
+	return ListDeadLettersBefore(ctx, q, state, 0, limit)
+}
+
+// ListDeadLettersBefore is ListDeadLetters from the letter before id on
+// (0: from the newest): a keyset page, so walking pages by the last id of
+// each repeats and skips nothing.
+func ListDeadLettersBefore(ctx context.Context, q Querier, state string, before int64, limit int) ([]DeadLetter, error) {
 	where := map[string]string{
 		"":          "true",
 		"open":      "replayed_at IS NULL AND discarded_at IS NULL",
@@ -119,7 +126,7 @@ func ListDeadLetters(ctx context.Context, q Querier, state string, limit int) ([
 	if where == "" {
 		return nil, fmt.Errorf("unknown dead letter state %q; use open, replayed, discarded or all", state)
 	}
-	rows, err := q.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE `+where+` ORDER BY id DESC LIMIT $1`, limit)
+	rows, err := q.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE (`+where+`) AND ($2::bigint = 0 OR id < $2::bigint) ORDER BY id DESC LIMIT $1`, limit, before)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
@@ -166,6 +173,10 @@ WHERE id > $1 AND id <= $2 AND replayed_at IS NULL AND discarded_at IS NULL ORDE
 
 // ErrNoDeadLetter is returned for an id that does not exist.
 var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// ErrDeadLetterNotOpen is returned for an action on a dead letter that is
+// no longer open (requeued or discarded already).
+var ErrDeadLetterNotOpen = errors.New("dead letter not open")
 
 // GetDeadLetter returns one dead letter.
 func GetDeadLetter(ctx context.Context, q Querier, id int64) (DeadLetter, error) {

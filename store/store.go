@@ -12,6 +12,21 @@ import (
 
 // Open connects a pool to url and checks it answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := OpenLazy(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	cfg := pool.Config()
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d: %w; check HOOKSTREAM_DATABASE_URL and that the server is running", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	return pool, nil
+}
+
+// OpenLazy makes a pool for url that connects when it is first used: for
+// a role that must start, and answer what it can, while PostgreSQL is down.
+func OpenLazy(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w; expected postgres://user@host:port/db", err)
@@ -23,10 +38,6 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d: %w; check HOOKSTREAM_DATABASE_URL and that the server is running", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
 	return pool, nil
 }

@@ -3,6 +3,8 @@ package stream
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -33,4 +35,21 @@ func Announce(ctx context.Context, rdb redis.Cmdable, key string, records [][]st
 		return fmt.Errorf("announce %d entries on %s: %w", len(records), key, err)
 	}
 	return nil
+}
+
+// AnnounceWithin appends one entry to the announcement stream key and trims
+// entries older than keep (by their ids, which are Redis's clock, against
+// this process's clock; approximately, so Redis trims whole nodes). Unlike
+// Announce, what it keeps is bounded by time, so a reader can be told how
+// far back it can resume. The contract is Announce's: best effort.
+func AnnounceWithin(ctx context.Context, rdb redis.Cmdable, key string, keep time.Duration, values []string) (string, error) {
+	if rdb == nil {
+		return "", nil
+	}
+	minID := strconv.FormatInt(time.Now().Add(-keep).UnixMilli(), 10)
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, MinID: minID, Approx: true, Values: values}).Result()
+	if err != nil {
+		return "", fmt.Errorf("announce on %s: %w", key, err)
+	}
+	return id, nil
 }

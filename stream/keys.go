@@ -70,3 +70,7 @@ func (k Keys) WindowsClosed() string { return k.Namespace + ":windows:closed" }
 // JourneysAbandoned is the stream where abandoned journey instances are
 // announced, for alerts and the live feed.
 func (k Keys) JourneysAbandoned() string { return k.Namespace + ":journeys:abandoned" }
+
+// Stored is the stream where processors announce the events they have just
+// stored, one entry per committed batch, for the live feed.
+func (k Keys) Stored() string { return k.Namespace + ":events:stored" }

@@ -62,19 +62,33 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	}
 	defer pool.Close()
 
-	ready := make(chan string, 1)
+	// The API gets a fresh admin token unless tokens are configured.
+	token := ""
+	if cfg.api.tokens == "" && !cfg.api.insecure {
+		token = devToken()
+		cfg.api.tokens = "dev:admin:" + token
+	}
+	ready, apiReady := make(chan string, 1), make(chan string, 1)
 	started := make(chan *process.Role, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true}, ready, started) }()
-	var addr string
+	go func() { errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true}, ready, apiReady, started) }()
+	var addr, apiAddr string
 	var role *process.Role
-	for addr == "" || role == nil {
+	for addr == "" || apiAddr == "" || role == nil {
 		select {
 		case addr = <-ready:
+		case apiAddr = <-apiReady:
 		case role = <-started:
 		case err := <-errc:
 			return err
 		}
+	}
+	tokenLine := "the tokens in HOOKSTREAM_API_TOKENS"
+	switch {
+	case token != "":
+		tokenLine = token + "  (admin; curl -H 'Authorization: Bearer " + token + "' http://" + apiAddr + "/api/v1/status)"
+	case cfg.api.insecure:
+		tokenLine = "none needed (--api-insecure)"
 	}
 	redisOpt, err := redis.ParseURL(cfg.redisURL)
 	if err != nil {
@@ -84,11 +98,13 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	defer rdb.Close()
 	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), process.DefaultGroup)
 	base := "http://" + addr
-	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n  redis     %s (namespace %q)\n  postgres  %s\n"+
+	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n"+
+		"  api       http://%s/api/v1  (live feed: /api/v1/live; routes: docs/api.md)\n  console   http://%s/\n  token     %s\n"+
+		"  redis     %s (namespace %q)\n  postgres  %s\n"+
 		"  try       bin/hookstream status | bin/hookstream query metrics --window 1m --group-by family | bin/hookstream dlq list\n"+
 		"            (from another shell in this folder, after: . .hookstream/env)\n"+
 		"Ctrl-C stops everything.\n\n",
-		base, cfg.secretList()[0], base, base, base, cfg.redisURL, cfg.namespace, cfg.dbURL)
+		base, cfg.secretList()[0], base, base, base, apiAddr, apiAddr, tokenLine, cfg.redisURL, cfg.namespace, cfg.dbURL)
 
 	sender, err := sim.NewSender(sim.SendConfig{
 		URL: base + "/webhooks/dwolla", Secret: cfg.secretList()[0], Concurrency: 10,

@@ -197,17 +197,10 @@ func queryJourneysCommand() *ffcli.Command {
 				if r.Deadline != nil {
 					dl = r.Deadline.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Subject, r.Status, deref(r.CurrentStep), r.EnteredAt.UTC().Format(time.RFC3339),
-					r.LastAt.UTC().Format(time.RFC3339), dl, oneLine(deref(r.Conflict), 80))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Subject, r.Status, r.CurrentStep, r.EnteredAt.Format(time.RFC3339),
+					r.LastAt.Format(time.RFC3339), dl, oneLine(r.Conflict, 80))
 			}
 			return tw.Flush()
 		},
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

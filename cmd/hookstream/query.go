@@ -88,10 +88,7 @@ refused at once, naming the flag.`,
 				return err
 			}
 			if *out == "json" {
-				return writeJSON(os.Stdout, struct {
-					Window string `json:"window"`
-					windows.MetricResult
-				}{res.Window.String(), res})
+				return writeJSON(os.Stdout, res)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(tw, "window start\tgroup\t%s\tevents\tclosed\trevision\n", res.Metric)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/api"
 	"github.com/hookstream/hookstream/ingest"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
@@ -62,28 +63,33 @@ func (c *ingestConfig) secretList() [][]byte {
 type serveConfig struct {
 	ingestConfig
 	process processConfig
+	api     apiConfig
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.ingestConfig.register(fs)
 	c.process.register(fs)
+	c.api.register(fs)
 }
 
-// roleSet is the roles one process runs.
-type roleSet struct{ ingest, process bool }
+// roleSet is the roles one process runs. apiIfConfigured: "all" asked for
+// the API, which runs only when tokens (or --api-insecure) allow it.
+type roleSet struct{ ingest, process, api, apiIfConfigured bool }
 
 func parseRoles(s string) (roleSet, error) {
 	var r roleSet
 	for _, name := range strings.Split(s, ",") {
 		switch strings.TrimSpace(name) {
 		case "all":
-			r.ingest, r.process = true, true
+			r.ingest, r.process, r.apiIfConfigured = true, true, true
 		case "ingest":
 			r.ingest = true
 		case "process":
 			r.process = true
+		case "api":
+			r.api = true
 		default:
-			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, all", name)
+			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, api, all", name)
 		}
 	}
 	return r, nil
@@ -93,11 +99,11 @@ func serveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream serve", flag.ContinueOnError)
 	var cfg serveConfig
 	cfg.register(fs)
-	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process (all = every role)")
+	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process, api (all = every role; the API only when tokens are configured)")
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "hookstream serve [--roles ingest,process|all] [flags]",
-		ShortHelp:  "run hookstream roles: the webhook receiver (ingest) and the processor (process)",
+		ShortUsage: "hookstream serve [--roles ingest,process,api|all] [flags]",
+		ShortHelp:  "run hookstream roles: the webhook receiver (ingest), the processor (process) and the API (api)",
 		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts each down in order.
 
 ingest: the webhook receiver. Shutdown: stop accepting requests, wait for
@@ -115,9 +121,18 @@ the batch in flight (commit, acknowledge; at most --shutdown-wait), close.
 Without the ingest role it serves GET /healthz and GET /metrics on
 --http-addr.
 
+api: the JSON API, its live feed (Server-Sent Events) and the console page,
+on --api-addr (default 127.0.0.1:8081), apart from the webhook port. Every
+request needs a bearer token from HOOKSTREAM_API_TOKENS (name:scope:secret;
+scope read or admin); without tokens --roles api refuses to start unless
+--api-insecure (loopback only), and --roles all runs without the API and
+says so in its log. docs/api.md lists the routes. Shutdown: disconnect live
+clients (they resume with Last-Event-ID), finish the requests in flight.
+
 Examples:
   HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080
-  hookstream serve --roles process --http-addr :9090 --workers 2`,
+  hookstream serve --roles process --http-addr :9090 --workers 2
+  HOOKSTREAM_API_TOKENS=grafana:read:$(openssl rand -hex 24) hookstream serve --roles api --http-addr :9091`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
@@ -125,18 +140,37 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return serveRoles(ctx, &cfg, r, nil, nil)
+			return serveRoles(ctx, &cfg, r, nil, nil, nil)
 		},
 	}
 }
 
 // serveRoles runs the roles until ctx ends or one fails (which stops the
-// others). ready and started are passed to the roles (for dev).
-func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready chan<- string, started chan<- *process.Role) error {
+// others). ready, apiReady and started are passed to the roles (for dev).
+func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiReady chan<- string, started chan<- *process.Role) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	// Everything about the API's configuration is checked before any role starts.
+	tokens, err := api.ParseTokens(cfg.api.tokens)
+	if err != nil {
+		return err
+	}
+	if r.apiIfConfigured && !r.api {
+		if len(tokens) == 0 && !cfg.api.insecure {
+			slog.Warn("the api role is not running: no API tokens are configured; set HOOKSTREAM_API_TOKENS (name:scope:secret) to serve the API on " + cfg.api.addr)
+		} else {
+			r.api = true
+		}
+	}
+	if r.api && len(tokens) == 0 && !cfg.api.insecure {
+		return api.ErrNoTokens
+	}
+	errc := make(chan error, 3)
 	n := 0
+	if r.api {
+		n++
+		go func() { errc <- serveAPI(ctx, cfg, tokens, apiReady) }()
+	}
 	if r.ingest {
 		n++
 		go func() { errc <- serveIngest(ctx, &cfg.ingestConfig, ready) }()

@@ -1,0 +1,5 @@
+package journeys
+
+// EachRow exposes eachRow to the external tests, which check aggregates
+// against every stored instance.
+var EachRow = eachRow
