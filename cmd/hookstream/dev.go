@@ -71,7 +71,9 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	ready, apiReady := make(chan string, 1), make(chan string, 1)
 	started := make(chan *process.Role, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true}, ready, apiReady, started) }()
+	go func() {
+		errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true}, ready, apiReady, started)
+	}()
 	var addr, apiAddr string
 	var role *process.Role
 	for addr == "" || apiAddr == "" || role == nil {

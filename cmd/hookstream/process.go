@@ -61,7 +61,7 @@ func (c *processConfig) roleConfig(log *slog.Logger) (process.RoleConfig, error)
 			MaxDeliveries: c.maxDeliveries, ClaimIdle: c.claimIdle, Retention: c.retention, ConsumerIdle: c.consumerIdle,
 			BreakerFailures: uint32(c.breakerFailures), BreakerOpen: c.breakerOpen, ShutdownWait: c.shutdownWait,
 			AnnounceStored: c.liveRetention,
-			Logger: log,
+			Logger:         log,
 		},
 		EventsOnly:     c.noWindows,
 		JourneyCacheMB: c.journeys.cache,
