@@ -294,7 +294,7 @@ func (h *hub) run(ctx context.Context) error {
 		}
 	}
 	h.mu.Lock()
-	h.at = at
+	h.at = slices.Clone(at)
 	h.mu.Unlock()
 	close(h.ready)
 	log.Info("live feed reading", "streams", len(h.sources))
@@ -399,6 +399,13 @@ func (h *hub) join(c *client, p position) bool {
 	}
 	h.clients[c] = struct{}{}
 	return true
+}
+
+// clientCount is how many clients the hub fans out to.
+func (h *hub) clientCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
 }
 
 func (h *hub) leave(c *client) {
@@ -598,7 +605,11 @@ func (h *hub) history(ctx context.Context, c *client, i int, from, target positi
 
 // gap tells the client when entries after p were trimmed from source i
 // before it resumed: what it missed is no longer in the feed, only in the
-// tables.
+// tables. Streams are trimmed from their oldest end only (nothing is
+// deleted from the middle), so entries after p are gone exactly when
+// something was trimmed and the oldest entry kept is after p, unless p was
+// itself the last one trimmed: then the client is told of a gap it did not
+// have, which costs it one needless read of the API, never a lost message.
 func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) error {
 	info, err := h.s.rdb.XInfoStream(ctx, h.sources[i].key).Result()
 	if errors.Is(err, redis.Nil) || (err != nil && strings.Contains(err.Error(), "no such key")) {
@@ -607,8 +618,12 @@ func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", h.sources[i].key, err)
 	}
-	deleted := info.MaxDeletedEntryID
-	if deleted == "" || compareIDs(deleted, p.id) < 0 || (compareIDs(deleted, p.id) == 0 && p.skip == 0) {
+	gone := compareIDs(info.FirstEntry.ID, p.id) > 0
+	if info.Length == 0 { // every entry is gone, up to the last one added
+		c := compareIDs(info.LastGeneratedID, p.id)
+		gone = c > 0 || (c == 0 && p.skip > 0)
+	}
+	if info.EntriesAdded <= info.Length || !gone {
 		return nil
 	}
 	liveGaps.Inc()

@@ -139,7 +139,7 @@ func (s *Server) register() {
 	s.mux.Handle(v1+"/", s.logged(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "no such route; the routes are listed at "+v1+"/openapi.json", "")
 	})))
-	s.mux.Handle("GET /", consoleHandler())
+	s.mux.Handle("/", consoleHandler())
 }
 
 // Handler serves the API, the live feed and the console.

@@ -56,14 +56,26 @@ type Catalog struct {
 }
 
 // ReadCatalog describes cfg's metrics, windows and dimensions, with the
-// values seen in windows starting at or after since. It reads the largest
-// windows of event time, the fewest rows that hold every value.
+// values seen in event-time windows starting at or after since.
 func ReadCatalog(ctx context.Context, db store.Querier, cfg Config, since time.Time) (Catalog, error) {
 	cfg = cfg.WithDefaults()
 	c := Catalog{Metrics: MetricInfos, Windows: fmtSizes(cfg.Sizes), Bases: Bases, ValuesSince: since.UTC()}
+	// Closed windows of the largest size hold every value of their range
+	// in the fewest rows; past where they are closed (open windows are not
+	// rolled up yet), the base windows do.
 	largest := int32(slices.Max(cfg.Sizes) / time.Second)
-	rows, err := db.Query(ctx, `SELECT DISTINCT dim, value FROM window_aggs WHERE basis = $1 AND size_s = $2 AND start >= $3 AND dim <> $4 ORDER BY dim, value`,
-		string(EventTime), largest, since, DimAll)
+	closedUntil, err := closedUntilOf(ctx, db, string(EventTime), largest)
+	if err != nil {
+		return c, err
+	}
+	split := since
+	if closedUntil.After(split) {
+		split = closedUntil
+	}
+	rows, err := db.Query(ctx, `SELECT dim, value FROM window_aggs WHERE basis = $1 AND size_s = $2 AND start >= $3 AND start < $4 AND dim <> $5
+UNION
+SELECT dim, value FROM window_aggs WHERE basis = $1 AND size_s = $6 AND start >= $4 AND dim <> $5
+ORDER BY dim, value`, string(EventTime), largest, since, split, DimAll, int32(cfg.Base()/time.Second))
 	if err != nil {
 		return c, fmt.Errorf("read the dimension values seen: %w", err)
 	}
