@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build dev test vet fmt docs bench bench-process bench-windows bench-memory fuzz services-up services-down services-status clean
+.PHONY: help build dev test vet fmt docs bench bench-process bench-windows bench-memory bench-api fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -51,6 +51,9 @@ bench-windows: build ## latency from a webhook's ACK to its count in the 1m wind
 
 bench-memory: build ## Redis memory per event (dedup keys, stream entries) on a private Redis
 	$(WITH_SERVICES) $(BIN) bench memory
+
+bench-api: build ## API query latency and live feed over 10M seeded events, kept for reruns (see docs/benchmarks.md)
+	$(WITH_SERVICES) $(BIN) bench api --keep $(BENCH_ARGS)
 
 fuzz: ## fuzz the Dwolla request parser and the spool decoder, FUZZTIME each (default 30s)
 	$(GO) test ./dwolla -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
