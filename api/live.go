@@ -209,7 +209,10 @@ func decodeStored(ctx context.Context, s *Server, values map[string]any) ([]payl
 		for i := range evs {
 			ids[i] = evs[i].ID
 		}
-		if bodies, err = store.EventBodies(ctx, s.db, ids); err != nil {
+		bctx, cancel := context.WithTimeout(ctx, readTimeout)
+		bodies, err = store.EventBodies(bctx, s.db, ids)
+		cancel()
+		if err != nil {
 			s.log.Warn("live feed: cannot read event bodies; those clients get events without them", "err", err)
 		}
 	}
@@ -226,6 +229,11 @@ func decodeStored(ctx context.Context, s *Server, values map[string]any) ([]payl
 	}
 	return out, nil
 }
+
+// readTimeout bounds what the feed reads from PostgreSQL for a message
+// (bodies, a window's metrics): past it the message goes out without them,
+// rather than holding every client back.
+const readTimeout = 2 * time.Second
 
 // WindowClosed is the data of a window message.
 type WindowClosed struct {
@@ -246,7 +254,9 @@ func decodeWindow(ctx context.Context, s *Server, values map[string]any) ([]payl
 		return nil, fmt.Errorf("window entry: start %q: %w", str("start"), err)
 	}
 	wc := WindowClosed{Watermark: str("watermark")}
-	wc.WindowReport, err = windows.ReadWindow(ctx, s.db, windows.Basis(str("basis")), size, start)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	wc.WindowReport, err = windows.ReadWindow(rctx, s.db, windows.Basis(str("basis")), size, start)
 	if err != nil {
 		wc.Error = err.Error()
 		wc.Count, _ = strconv.ParseInt(str("count"), 10, 64)
