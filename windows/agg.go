@@ -124,11 +124,16 @@ func (a *Agg) Merge(o *Agg) error {
 	a.Failures += o.Failures
 	a.Terminal += o.Terminal
 	a.LagSumMs += o.LagSumMs
-	if err := a.Lag.MergeWith(o.Lag); err != nil {
-		return fmt.Errorf("merge lag sketches: %w", err)
+	// A read that needs no sketch leaves them nil (see fromRowWith).
+	if a.Lag != nil && o.Lag != nil {
+		if err := a.Lag.MergeWith(o.Lag); err != nil {
+			return fmt.Errorf("merge lag sketches: %w", err)
+		}
 	}
-	if err := a.Customers.Merge(o.Customers); err != nil {
-		return fmt.Errorf("merge customer sketches: %w", err)
+	if a.Customers != nil && o.Customers != nil {
+		if err := a.Customers.Merge(o.Customers); err != nil {
+			return fmt.Errorf("merge customer sketches: %w", err)
+		}
 	}
 	return nil
 }

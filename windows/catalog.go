@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
@@ -109,7 +111,7 @@ type WindowReport struct {
 // every event, every metric with it (all zero for a window without events).
 func ReadWindow(ctx context.Context, db store.Querier, basis Basis, size time.Duration, start time.Time) (WindowReport, error) {
 	r := WindowReport{Basis: basis, Window: fmtSize(size), Start: start.UTC(), End: start.Add(size).UTC(), Metrics: map[Metric]float64{}}
-	rows, err := aggRowsFor(ctx, db, string(basis), int32(size/time.Second), DimAll, nil, start, start.Add(time.Microsecond))
+	rows, err := aggRowsFor(ctx, db, string(basis), int32(size/time.Second), DimAll, nil, start, start.Add(time.Microsecond), allSketches)
 	if err != nil {
 		return r, err
 	}
@@ -129,11 +131,74 @@ func ReadWindow(ctx context.Context, db store.Querier, basis Basis, size time.Du
 }
 
 // MarshalJSON writes the result as "hookstream query metrics -o json" and
-// the API answer it, the window size as people write it (1m, 1h).
+// the API answer it, the window size as people write it (1m, 1h). A day of
+// 1m windows over 50 groups is 72,000 points, so the points are written by
+// hand: the same bytes encoding/json writes (a test holds them equal), in a
+// fraction of the time.
 func (r MetricResult) MarshalJSON() ([]byte, error) {
-	type plain MetricResult
-	return json.Marshal(struct {
-		Window string `json:"window"`
-		plain
-	}{fmtSize(r.Window), plain(r)})
+	type head struct {
+		Window string   `json:"window"`
+		Basis  Basis    `json:"basis"`
+		Metric Metric   `json:"metric"`
+		Groups []string `json:"groups"`
+	}
+	b, err := json.Marshal(head{fmtSize(r.Window), r.Basis, r.Metric, r.Groups})
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1] // reopen the object
+	b = append(b, `,"points":`...)
+	if r.Points == nil {
+		return append(b, "null}"...), nil
+	}
+	b = slices.Grow(b, len(r.Points)*110)
+	quoted := map[string][]byte{}
+	b = append(b, '[')
+	for i := range r.Points {
+		p := &r.Points[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		g, ok := quoted[p.Group]
+		if !ok {
+			if g, err = json.Marshal(p.Group); err != nil {
+				return nil, err
+			}
+			quoted[p.Group] = g
+		}
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			return nil, fmt.Errorf("point %s %s: unsupported value %v", p.Start.Format(time.RFC3339), p.Group, p.Value)
+		}
+		b = append(b, `{"start":"`...)
+		b = p.Start.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","group":`...)
+		b = append(b, g...)
+		b = append(b, `,"value":`...)
+		b = appendJSONFloat(b, p.Value)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, p.Count, 10)
+		b = append(b, `,"closed":`...)
+		b = strconv.AppendBool(b, p.Closed)
+		b = append(b, `,"revision":`...)
+		b = strconv.AppendInt(b, int64(p.Revision), 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendJSONFloat writes f as encoding/json writes a float64.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }

@@ -2,6 +2,7 @@ package windows
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"fmt"
 	"time"
@@ -126,6 +127,36 @@ func keyOf(r *aggRow) Key {
 	return Key{Basis: Basis(r.Basis), Size: time.Duration(r.SizeS) * time.Second, Start: r.Start.UTC(), Dim: r.Dim, Value: r.Value}
 }
 
+// sketches says which of a row's sketches a read needs: decoding them is
+// most of what reading a row costs, and most metrics need neither.
+type sketches struct{ lag, customers bool }
+
+var allSketches = sketches{lag: true, customers: true}
+
+// fromRowWith is a stored row's aggregate with only the sketches need
+// names (the others nil: Merge skips them, and the metrics that read them
+// must not be asked).
+func fromRowWith(r *aggRow, need sketches) (*Agg, error) {
+	if need == allSketches {
+		return fromRow(r)
+	}
+	a := &Agg{Count: r.Count, Successes: r.Successes, Failures: r.Failures, Terminal: r.Terminal, LagSumMs: r.LagSumMs}
+	if need.lag || need.customers {
+		fresh := NewAgg()
+		var lag, customers []byte
+		if need.lag {
+			a.Lag, lag = fresh.Lag, r.Lag
+		}
+		if need.customers {
+			a.Customers, customers = fresh.Customers, r.Customers
+		}
+		if err := a.DecodeSketches(lag, customers); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
 // fromRow is a stored row's aggregate.
 func fromRow(r *aggRow) (*Agg, error) {
 	a := NewAgg()
@@ -244,9 +275,17 @@ FROM window_aggs WHERE basis = $1 AND ($2 = 0 OR size_s = $2) AND start >= $3 AN
 }
 
 // aggRowsFor returns the rows of one clock, size and dimension (only
-// values, when given) with start in [from, to).
-func aggRowsFor(ctx context.Context, q store.Querier, basis string, sizeS int32, dim string, values []string, from, to time.Time) ([]aggRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+aggColumns+`
+// values, when given) with start in [from, to), with the sketches need
+// names (the others are not read: nil).
+func aggRowsFor(ctx context.Context, q store.Querier, basis string, sizeS int32, dim string, values []string, from, to time.Time, need sketches) ([]aggRow, error) {
+	cols := aggColumns
+	if !need.lag {
+		cols = strings.Replace(cols, " lag,", " NULL::bytea AS lag,", 1)
+	}
+	if !need.customers {
+		cols = strings.Replace(cols, " customers,", " NULL::bytea AS customers,", 1)
+	}
+	rows, err := q.Query(ctx, `SELECT `+cols+`
 FROM window_aggs
 WHERE basis = $1 AND size_s = $2 AND dim = $3 AND start >= $4 AND start < $5
   AND (coalesce(cardinality($6::text[]), 0) = 0 OR value = ANY($6))

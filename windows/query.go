@@ -230,6 +230,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 	}
 	first := Start(r.From, r.Window)
 	sizeS := int32(r.Window / time.Second)
+	need := sketchesOf(r.Metric)
 	closedUntil, err := closedUntilOf(ctx, db, string(r.Basis), sizeS)
 	if err != nil {
 		return res, err
@@ -238,7 +239,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 	// ones are rolled up here from the base windows they hold.
 	var rows []aggRow
 	if r.Window == cfg.Base() {
-		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To)
+		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To, need)
 	} else {
 		split := first
 		if closedUntil.After(split) {
@@ -247,12 +248,12 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 		if split.After(r.To) {
 			split = r.To
 		}
-		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split)
+		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split, need)
 		if err == nil && split.Before(r.To) {
 			// Whole windows: up to the end of the last one starting before To.
 			end := Start(r.To.Add(-time.Nanosecond), r.Window).Add(r.Window)
 			var open []aggRow
-			open, err = aggRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end)
+			open, err = aggRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end, need)
 			for i := range open {
 				open[i].Start = Start(open[i].Start, r.Window)
 				open[i].SizeS = sizeS
@@ -276,7 +277,7 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 		if r.GroupBy != "" {
 			group = row.Value
 		}
-		agg, err := fromRow(row)
+		agg, err := fromRowWith(row, need)
 		if err != nil {
 			return res, fmt.Errorf("window %s %s=%s: %w", row.Start.Format(time.RFC3339), row.Dim, row.Value, err)
 		}
@@ -348,6 +349,17 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 		}
 	}
 	return res, nil
+}
+
+// sketchesOf is what metric m reads of a window's sketches.
+func sketchesOf(m Metric) sketches {
+	switch m {
+	case MetricLagP50, MetricLagP90, MetricLagP99:
+		return sketches{lag: true}
+	case MetricDistinct:
+		return sketches{customers: true}
+	}
+	return sketches{}
 }
 
 func value(m Metric, a *Agg, late int64) float64 {
