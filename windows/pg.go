@@ -2,9 +2,9 @@ package windows
 
 import (
 	"context"
-	"strings"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
