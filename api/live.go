@@ -411,6 +411,14 @@ func (h *hub) join(c *client, p position) bool {
 	return true
 }
 
+// joinNow registers c at the hub's position, which it returns.
+func (h *hub) joinNow(c *client) position {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clients[c] = struct{}{}
+	return slices.Clone(h.at)
+}
+
 // clientCount is how many clients the hub fans out to.
 func (h *hub) clientCount() int {
 	h.mu.Lock()
@@ -485,6 +493,16 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	liveClients.Inc()
 	defer liveClients.Dec()
 
+	c := &client{f: f, ch: make(chan *frame, s.cfg.Live.Buffer), gone: make(chan struct{})}
+	var start position
+	if from == nil {
+		// A new client joins the fan-out before its answer starts, so that
+		// everything announced after it saw the answer reaches it, and its
+		// first message is that position (an id without data): a client
+		// that reconnects before any message resumes from there.
+		start = h.joinNow(c)
+		defer h.leave(c)
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -492,15 +510,19 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	out := &sseWriter{w: w, rc: http.NewResponseController(w), body: f.body}
 	out.comment("hookstream live feed; retry after 2s")
 	out.raw("retry: 2000\n\n")
+	if start != nil {
+		out.raw("id: " + start.String() + "\n\n")
+	}
 	if err := out.flush(); err != nil {
 		return
 	}
-	c := &client{f: f, ch: make(chan *frame, s.cfg.Live.Buffer), gone: make(chan struct{})}
-	if err := h.catchUp(r.Context(), c, from, out); err != nil {
-		if r.Context().Err() == nil {
-			s.log.Info("live client left during catch-up", "err", err, "token", tokenOf(r.Context()).name)
+	if from != nil {
+		if err := h.catchUp(r.Context(), c, from, out); err != nil {
+			if r.Context().Err() == nil {
+				s.log.Info("live client left during catch-up", "err", err, "token", tokenOf(r.Context()).name)
+			}
+			return
 		}
-		return
 	}
 	defer h.leave(c)
 	beat := time.NewTicker(s.cfg.Live.Heartbeat)
@@ -538,17 +560,9 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// catchUp sends c what came after from (nil: nothing, the client is new),
-// reading the streams, until it reaches the hub's position, then joins c to
-// the hub there.
+// catchUp sends c what came after from, reading the streams, until it
+// reaches the hub's position, then joins c to the hub there.
 func (h *hub) catchUp(ctx context.Context, c *client, from position, out *sseWriter) error {
-	if from == nil {
-		for {
-			if h.join(c, h.now()) {
-				return nil
-			}
-		}
-	}
 	for {
 		target := h.now()
 		for i := range h.sources {

@@ -107,8 +107,8 @@ func (c *sseClient) next(timeout time.Duration, comments bool) (sseMsg, bool) {
 			if !ok {
 				return m, false
 			}
-			if m.comment != "" && m.typ == "" && !comments {
-				continue
+			if m.typ == "" && m.data == "" && !comments {
+				continue // a comment, or the id-only first message
 			}
 			return m, true
 		case <-deadline.C:

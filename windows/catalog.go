@@ -121,8 +121,13 @@ func ReadWindow(ctx context.Context, db store.Querier, basis Basis, size time.Du
 		if agg, err = fromRow(&rows[0]); err != nil {
 			return r, fmt.Errorf("window %s: %w", start.Format(time.RFC3339), err)
 		}
-		r.Revision, r.Closed, late = rows[0].Revision, rows[0].ClosedAt != nil, rows[0].Late
+		r.Revision, late = rows[0].Revision, rows[0].Late
 	}
+	closedUntil, err := closedUntilOf(ctx, db, string(basis), int32(size/time.Second))
+	if err != nil {
+		return r, err
+	}
+	r.Closed = !closedUntil.IsZero() && !r.End.After(closedUntil)
 	r.Count = agg.Count
 	for _, m := range Metrics {
 		r.Metrics[m] = value(m, agg, late)

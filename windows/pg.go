@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
@@ -278,26 +277,52 @@ FROM window_aggs WHERE basis = $1 AND ($2 = 0 OR size_s = $2) AND start >= $3 AN
 // values, when given) with start in [from, to), with the sketches need
 // names (the others are not read: nil).
 func aggRowsFor(ctx context.Context, q store.Querier, basis string, sizeS int32, dim string, values []string, from, to time.Time, need sketches) ([]aggRow, error) {
-	cols := aggColumns
+	var out []aggRow
+	err := eachAggRowFor(ctx, q, basis, sizeS, dim, values, from, to, need, func(r *aggRow) error {
+		out = append(out, *r)
+		return nil
+	})
+	return out, err
+}
+
+// eachAggRowFor calls fn with each row aggRowsFor returns, in no order,
+// streaming them: a day of 1m windows over 50 topics is 72,000 rows. fn's
+// row is reused between calls; it carries the key's start, dim and value,
+// the counters, the sketches need names, late and revision.
+func eachAggRowFor(ctx context.Context, q store.Querier, basis string, sizeS int32, dim string, values []string, from, to time.Time, need sketches, fn func(*aggRow) error) error {
+	lag, customers := "lag", "customers"
 	if !need.lag {
-		cols = strings.Replace(cols, " lag,", " NULL::bytea AS lag,", 1)
+		lag = "NULL::bytea"
 	}
 	if !need.customers {
-		cols = strings.Replace(cols, " customers,", " NULL::bytea AS customers,", 1)
+		customers = "NULL::bytea"
 	}
-	rows, err := q.Query(ctx, `SELECT `+cols+`
-FROM window_aggs
-WHERE basis = $1 AND size_s = $2 AND dim = $3 AND start >= $4 AND start < $5
-  AND (coalesce(cardinality($6::text[]), 0) = 0 OR value = ANY($6))
-ORDER BY value, start`, basis, sizeS, dim, from, to, values)
+	where := `basis = $1 AND size_s = $2 AND dim = $3 AND start >= $4 AND start < $5`
+	args := []any{basis, sizeS, dim, from, to}
+	if len(values) > 0 {
+		where += ` AND value = ANY($6)`
+		args = append(args, values)
+	}
+	rows, err := q.Query(ctx, `SELECT start, value, count, successes, failures, terminal, lag_sum_ms, `+lag+`, `+customers+`, late, revision
+FROM window_aggs WHERE `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read window aggregates: %w", err)
+		return fmt.Errorf("read window aggregates: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, scanAggRow)
-	if err != nil {
-		return nil, fmt.Errorf("read window aggregates: %w", err)
+	defer rows.Close()
+	r := aggRow{Basis: basis, SizeS: sizeS, Dim: dim}
+	for rows.Next() {
+		if err := rows.Scan(&r.Start, &r.Value, &r.Count, &r.Successes, &r.Failures, &r.Terminal, &r.LagSumMs, &r.Lag, &r.Customers, &r.Late, &r.Revision); err != nil {
+			return fmt.Errorf("read window aggregates: %w", err)
+		}
+		r.Start = r.Start.UTC()
+		if err := fn(&r); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read window aggregates: %w", err)
+	}
+	return nil
 }
 
 // deleteAggRows deletes the rows with the keys of rows.

@@ -235,11 +235,60 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 	if err != nil {
 		return res, err
 	}
+	// One cell per group and window start; several rows fall in one cell
+	// when a filter merges values into one series, or base windows are
+	// rolled up. Counters are summed in place: only the metrics that read a
+	// sketch build (and merge) one.
+	type cellKey struct {
+		group string
+		start int64 // UnixNano
+	}
+	type cell struct {
+		agg      Agg
+		revision int32
+		late     int64
+	}
+	cells := map[cellKey]cell{}
+	seen := map[string]struct{}{}
+	add := func(row *aggRow) error {
+		group := ""
+		if r.GroupBy != "" {
+			group = row.Value
+		}
+		k := cellKey{group, row.Start.UnixNano()}
+		c, ok := cells[k]
+		if !ok {
+			if _, ok := seen[group]; !ok {
+				seen[strings.Clone(group)] = struct{}{}
+			}
+			k.group = strings.Clone(k.group) // the row's strings are reused
+		}
+		if need != (sketches{}) {
+			agg, err := fromRowWith(row, need)
+			if err != nil {
+				return fmt.Errorf("window %s %s=%s: %w", row.Start.Format(time.RFC3339), row.Dim, row.Value, err)
+			}
+			if !ok {
+				c.agg = *agg
+			} else if err := c.agg.Merge(agg); err != nil {
+				return err
+			}
+		} else {
+			c.agg.Count += row.Count
+			c.agg.Successes += row.Successes
+			c.agg.Failures += row.Failures
+			c.agg.Terminal += row.Terminal
+			c.agg.LagSumMs += row.LagSumMs
+		}
+		c.revision = max(c.revision, row.Revision)
+		c.late += row.Late
+		cells[k] = c
+		return nil
+	}
 	// Closed windows of a larger size were rolled up when they closed; open
 	// ones are rolled up here from the base windows they hold.
-	var rows []aggRow
 	if r.Window == cfg.Base() {
-		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To, need)
+		err = eachAggRowFor(ctx, db, string(r.Basis), sizeS, dim, values, first, r.To, need, add)
 	} else {
 		split := first
 		if closedUntil.After(split) {
@@ -248,59 +297,23 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 		if split.After(r.To) {
 			split = r.To
 		}
-		rows, err = aggRowsFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split, need)
+		err = eachAggRowFor(ctx, db, string(r.Basis), sizeS, dim, values, first, split, need, add)
 		if err == nil && split.Before(r.To) {
 			// Whole windows: up to the end of the last one starting before To.
 			end := Start(r.To.Add(-time.Nanosecond), r.Window).Add(r.Window)
-			var open []aggRow
-			open, err = aggRowsFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end, need)
-			for i := range open {
-				open[i].Start = Start(open[i].Start, r.Window)
-				open[i].SizeS = sizeS
-				open[i].Late, open[i].Revision = 0, 0 // the larger window is not closed, so nothing in it is late
-			}
-			rows = append(rows, open...)
+			err = eachAggRowFor(ctx, db, string(r.Basis), int32(cfg.Base()/time.Second), dim, values, split, end, need, func(row *aggRow) error {
+				row.Start = Start(row.Start, r.Window)
+				row.SizeS = sizeS
+				row.Late, row.Revision = 0, 0 // the larger window is not closed, so nothing in it is late
+				return add(row)
+			})
 		}
 	}
 	if err != nil {
 		return res, err
 	}
-	type cell struct {
-		agg      *Agg
-		revision int32
-		late     int64
-	}
-	cells := map[string]map[time.Time]*cell{}
-	for i := range rows {
-		row := &rows[i]
-		group := ""
-		if r.GroupBy != "" {
-			group = row.Value
-		}
-		agg, err := fromRowWith(row, need)
-		if err != nil {
-			return res, fmt.Errorf("window %s %s=%s: %w", row.Start.Format(time.RFC3339), row.Dim, row.Value, err)
-		}
-		byStart := cells[group]
-		if byStart == nil {
-			byStart = map[time.Time]*cell{}
-			cells[group] = byStart
-		}
-		c := byStart[row.Start]
-		if c == nil {
-			byStart[row.Start] = &cell{agg: agg, revision: row.Revision, late: row.Late}
-			continue
-		}
-		// Several rows in one point: values merged into one series (a
-		// filter without grouping), or base windows rolled up.
-		if err := c.agg.Merge(agg); err != nil {
-			return res, err
-		}
-		c.revision = max(c.revision, row.Revision)
-		c.late += row.Late
-	}
-	groups := make([]string, 0, len(cells))
-	for g := range cells {
+	groups := make([]string, 0, len(seen))
+	for g := range seen {
 		groups = append(groups, g)
 	}
 	if r.GroupBy == "" && len(groups) == 0 {
@@ -312,37 +325,39 @@ func QueryMetrics(ctx context.Context, db store.Querier, cfg Config, r MetricQue
 	sort.Strings(groups)
 	point := func(g string, s time.Time) Point {
 		p := Point{Start: s, Group: g, Closed: !s.Add(r.Window).After(closedUntil) && !closedUntil.IsZero()}
-		if c := cells[g][s]; c != nil {
+		if c, ok := cells[cellKey{g, s.UnixNano()}]; ok {
 			p.Count, p.Revision = c.agg.Count, c.revision
-			p.Value = value(r.Metric, c.agg, c.late)
+			p.Value = value(r.Metric, &c.agg, c.late)
 		}
 		return p
 	}
 	res.Groups, res.Points = []string{}, []Point{}
 	if r.SkipEmpty {
 		// Only the cells with events: no more points than rows read.
-		for _, g := range groups {
-			starts := make([]time.Time, 0, len(cells[g]))
-			for s, c := range cells[g] {
-				if c.agg.Count > 0 {
-					starts = append(starts, s)
-				}
+		starts := map[string][]int64{}
+		for k, c := range cells {
+			if c.agg.Count > 0 {
+				starts[k.group] = append(starts[k.group], k.start)
 			}
-			if len(starts) == 0 {
+		}
+		for _, g := range groups {
+			if len(starts[g]) == 0 {
 				continue
 			}
-			slices.SortFunc(starts, time.Time.Compare)
+			slices.Sort(starts[g])
 			res.Groups = append(res.Groups, g)
-			for _, s := range starts {
-				res.Points = append(res.Points, point(g, s))
+			for _, s := range starts[g] {
+				res.Points = append(res.Points, point(g, time.Unix(0, s).UTC()))
 			}
 		}
 		return res, nil
 	}
-	if n := len(groups) * int(r.To.Sub(first)/r.Window+1); n > 1_000_000 {
-		return res, fmt.Errorf("the answer would hold %d points (%d groups); narrow the range, filter the groups or skip empty windows", n, len(groups))
+	n := len(groups) * int(r.To.Sub(first)/r.Window+1)
+	if n > 1_000_000 {
+		return res, paramError("from", r.From.Format(time.RFC3339), "the answer would hold %d points (%d groups); narrow the range, filter the groups or list only the non-empty windows", n, len(groups))
 	}
 	res.Groups = groups
+	res.Points = make([]Point, 0, n)
 	for _, g := range groups {
 		for s := first; s.Before(r.To); s = s.Add(r.Window) {
 			res.Points = append(res.Points, point(g, s))
