@@ -26,8 +26,8 @@ build: ## build bin/hookstream
 dev: build ## run hookstream locally with simulated Dwolla traffic (Ctrl-C stops all it started)
 	$(WITH_SERVICES) $(BIN) dev
 
-test: ## run every test against real Redis and PostgreSQL
-	$(WITH_SERVICES) $(GO) test -race -count=1 ./...
+test: ## run every test against real Redis and PostgreSQL (and the console in headless Chromium)
+	chromium="$$(scripts/chromium.sh)" && HOOKSTREAM_CHROMIUM="$$chromium" $(WITH_SERVICES) $(GO) test -race -count=1 ./...
 
 vet: ## go vet
 	$(GO) vet ./...
