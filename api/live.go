@@ -465,9 +465,17 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusForbidden, ProblemForbidden, "include=body needs an admin token; event bodies are not for read tokens", "include")
 		return
 	}
+	// The reader starts once Redis answers; until then, say so rather than
+	// hold the client.
+	wait := time.NewTimer(5 * time.Second)
+	defer wait.Stop()
 	select {
 	case <-h.ready:
 	case <-r.Context().Done():
+		return
+	case <-wait.C:
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, "the live feed has not started reading: Redis has not answered yet; retry shortly", "")
 		return
 	}
 	var from position
@@ -563,11 +571,12 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 // catchUp sends c what came after from, reading the streams, until it
 // reaches the hub's position, then joins c to the hub there.
 func (h *hub) catchUp(ctx context.Context, c *client, from position, out *sseWriter) error {
+	told := make([]bool, len(h.sources)) // a gap is told once per stream
 	for {
 		target := h.now()
 		for i := range h.sources {
 			var err error
-			if from, err = h.history(ctx, c, i, from, target, out); err != nil {
+			if from, err = h.history(ctx, c, i, from, target, out, told); err != nil {
 				return err
 			}
 		}
@@ -585,13 +594,16 @@ const historyPage = 200
 
 // history sends c the messages of source i after from[i] up to target[i],
 // and returns the position after them.
-func (h *hub) history(ctx context.Context, c *client, i int, from, target position, out *sseWriter) (position, error) {
+func (h *hub) history(ctx context.Context, c *client, i int, from, target position, out *sseWriter, told []bool) (position, error) {
 	src := h.sources[i]
 	if compareIDs(from[i].id, target[i].id) > 0 {
 		from[i] = target[i] // an id from the future (another Redis): start at now
 	}
-	if err := h.gap(ctx, i, from[i], out); err != nil {
-		return from, err
+	if !told[i] && (len(c.f.types) == 0 || slices.Contains(c.f.types, src.typ)) {
+		var err error
+		if told[i], err = h.gap(ctx, i, from[i], out); err != nil {
+			return from, err
+		}
 	}
 	start, skip := "("+from[i].id, 0
 	if from[i].skip > 0 {
@@ -634,13 +646,13 @@ func (h *hub) history(ctx context.Context, c *client, i int, from, target positi
 // something was trimmed and the oldest entry kept is after p, unless p was
 // itself the last one trimmed: then the client is told of a gap it did not
 // have, which costs it one needless read of the API, never a lost message.
-func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) error {
+func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) (bool, error) {
 	info, err := h.s.rdb.XInfoStream(ctx, h.sources[i].key).Result()
 	if errors.Is(err, redis.Nil) || (err != nil && strings.Contains(err.Error(), "no such key")) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", h.sources[i].key, err)
+		return false, fmt.Errorf("read %s: %w", h.sources[i].key, err)
 	}
 	gone := compareIDs(info.FirstEntry.ID, p.id) > 0
 	if info.Length == 0 { // every entry is gone, up to the last one added
@@ -648,18 +660,22 @@ func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) error {
 		gone = c > 0 || (c == 0 && p.skip > 0)
 	}
 	if info.EntriesAdded <= info.Length || !gone {
-		return nil
+		return false, nil
 	}
 	liveGaps.Inc()
 	ms, _, _ := strings.Cut(p.id, "-")
 	n, _ := strconv.ParseInt(ms, 10, 64)
 	since := time.UnixMilli(n).UTC().Format(time.RFC3339Nano)
+	read := map[string]string{
+		"event":  "GET /api/v1/events?from=" + since,
+		"window": "GET /api/v1/metrics?from=" + since,
+	}[h.sources[i].typ]
 	data, _ := json.Marshal(map[string]string{
 		"type": h.sources[i].typ, "resumed_from": since, "earliest": info.FirstEntry.ID,
-		"detail": "some " + h.sources[i].typ + " messages after " + since + " are older than the live feed keeps; read them from the API (for events: GET /api/v1/events?from=" + since + ")",
+		"detail": "some " + h.sources[i].typ + " messages after " + since + " are older than the live feed keeps; read them from the API: " + read,
 	})
 	out.frame(&frame{typ: "gap", data: data})
-	return nil
+	return true, nil
 }
 
 // sseWriter writes Server-Sent Events, buffered until flush.

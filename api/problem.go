@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -57,12 +58,13 @@ func (e *paramError) Error() string { return e.param + ": " + e.detail }
 func badParam(param, detail string) error { return &paramError{param, detail} }
 
 // fail answers err: 400 for a parameter, 404 for what does not exist
-// (errNotFound), 503 when PostgreSQL or Redis cannot be reached, 500
-// otherwise; the server log gets the last two.
+// (notFound), 503 when PostgreSQL or Redis cannot be reached or did not
+// answer in time, 500 otherwise; the server log gets the last two.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var pe *paramError
 	var nf *notFoundError
 	var conn *pgconn.ConnectError
+	var netErr net.Error
 	switch {
 	case errors.As(err, &pe):
 		writeProblem(w, r, http.StatusBadRequest, ProblemBadParameter, pe.Error(), pe.param)
@@ -70,7 +72,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, nf.Error(), "")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
-	case errors.As(err, &conn) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err):
+	case errors.As(err, &conn) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err):
 		s.log.Warn("api: "+what, "err", err, "path", r.URL.Path)
 		w.Header().Set("Retry-After", strconv.Itoa(5))
 		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, what+": "+err.Error()+"; the server log has more", "")

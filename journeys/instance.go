@@ -65,7 +65,7 @@ func Instance(ctx context.Context, db store.Querier, d *Definition, subject stri
 	if !ok {
 		return InstanceReport{}, noInstanceError{d.Name, subject}
 	}
-	in := InstanceReport{Journey: row.Journey, Subject: row.Subject, Status: row.Status, EnteredAt: row.EnteredAt, LastAt: row.LastAt,
+	in := InstanceReport{Journey: row.Journey, Subject: row.Subject, Status: row.Status, EnteredAt: row.EnteredAt.UTC(), LastAt: row.LastAt.UTC(),
 		Deadline: row.Deadline, AbandonedAt: row.AbandonedAt}
 	if row.CurrentStep != nil {
 		in.CurrentStep = *row.CurrentStep

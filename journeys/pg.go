@@ -600,9 +600,9 @@ var subjectColumns = map[Subject]string{SubjectCustomer: "customer_id", SubjectR
 // eventsByID returns the stored events ids name (without bodies), oldest
 // first: what an instance report shows of the events that built it.
 func eventsByID(ctx context.Context, q store.Querier, ids []string) ([]InstanceEvent, error) {
-	var evs []InstanceEvent
+	evs := []InstanceEvent{}
 	err := store.EventsByID(ctx, q, ids, func(e *store.Event) error {
-		evs = append(evs, InstanceEvent{ID: e.ID, Topic: e.Topic, Created: e.Created, Received: e.Received})
+		evs = append(evs, InstanceEvent{ID: e.ID, Topic: e.Topic, Created: e.Created.UTC(), Received: e.Received.UTC()})
 		return nil
 	})
 	if err != nil {

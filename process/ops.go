@@ -119,10 +119,13 @@ func RequeueDeadLetter(ctx context.Context, rdb redis.UniversalClient, db *pgxpo
 	if err != nil {
 		return "", fmt.Errorf("requeue dead letter %d: %w", id, err)
 	}
-	if _, err := store.MarkDeadLetter(ctx, db, id, "replayed"); err != nil {
-		return entryID, err
+	ok, err = store.MarkDeadLetter(ctx, db, id, "replayed")
+	if err == nil && !ok {
+		// Another requeue or a discard came between the read and now. The
+		// entry is on the stream all the same; storing it twice is harmless.
+		err = fmt.Errorf("dead letter %d was requeued (entry %s) but another requeue or a discard marked it meanwhile: %w", id, entryID, store.ErrDeadLetterNotOpen)
 	}
-	return entryID, nil
+	return entryID, err
 }
 
 func anyMap(m map[string]string) map[string]any {

@@ -71,6 +71,9 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 	if st.Processors, err = Heartbeats(ctx, rdb, keys); err != nil {
 		st.fail("processors", err)
 	}
+	if st.Processors == nil {
+		st.Processors = []Heartbeat{}
+	}
 	if db == nil {
 		st.fail("postgresql", fmt.Errorf("not connected"))
 		return st, nil

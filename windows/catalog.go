@@ -61,7 +61,7 @@ type Catalog struct {
 // values seen in event-time windows starting at or after since.
 func ReadCatalog(ctx context.Context, db store.Querier, cfg Config, since time.Time) (Catalog, error) {
 	cfg = cfg.WithDefaults()
-	c := Catalog{Metrics: MetricInfos, Windows: fmtSizes(cfg.Sizes), Bases: Bases, ValuesSince: since.UTC()}
+	c := Catalog{Metrics: MetricInfos, Windows: fmtSizes(cfg.Sizes), Bases: Bases, Dimensions: []Dimension{}, ValuesSince: since.UTC()}
 	// Closed windows of the largest size hold every value of their range
 	// in the fewest rows; past where they are closed (open windows are not
 	// rolled up yet), the base windows do.

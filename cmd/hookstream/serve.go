@@ -132,7 +132,7 @@ clients (they resume with Last-Event-ID), finish the requests in flight.
 Examples:
   HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080
   hookstream serve --roles process --http-addr :9090 --workers 2
-  HOOKSTREAM_API_TOKENS=grafana:read:$(openssl rand -hex 24) hookstream serve --roles api --http-addr :9091`,
+  HOOKSTREAM_API_TOKENS=grafana:read:$(openssl rand -hex 24) hookstream serve --roles api --api-addr 10.0.0.5:8081 --http-addr :9091`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
