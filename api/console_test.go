@@ -20,10 +20,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/journeys"
-	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
-	"github.com/hookstream/hookstream/windows"
 )
 
 // The console in a real headless Chromium, against a real hookstream: a
@@ -33,7 +30,16 @@ import (
 // and a metric chart, shows API problems, and signs out.
 func TestConsoleInABrowser(t *testing.T) {
 	browser := chromiumPath(t)
-	p := testenv.NewPipeline(t, 4)
+	const secret = "console-test-secret-0123456789"
+	tokens, err := ParseTokens("console:read:" + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) {
+		c.Tokens, c.Version = tokens, "v9.9.9-test"
+		c.Live.Heartbeat, c.Live.Block = time.Second, 100*time.Millisecond
+	})
+	p, s := f.Pipeline, f.s
 
 	// Traffic of the last hours, so the console's default ranges (the
 	// metric chart's last 6 hours, the funnel's 30 days) hold it. Only what
@@ -52,47 +58,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	initial, liveBatch, resumeBatch := past[:len(past)-24], past[len(past)-24:len(past)-12], past[len(past)-12:]
 
-	role, err := process.NewRole(p.Redis, p.DB, p.Keys, process.RoleConfig{
-		Processor: process.Options{
-			Block: 100 * time.Millisecond, ClaimIdle: 5 * time.Second, TxTimeout: 3 * time.Second, ClaimEvery: 200 * time.Millisecond,
-			RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, BreakerFailures: 3, BreakerOpen: 500 * time.Millisecond,
-			ControlEvery: 100 * time.Millisecond, ShutdownWait: 5 * time.Second,
-		},
-		Windows:     windows.Config{},
-		Journeys:    journeys.Default(),
-		StatusEvery: 100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleCtx, stopRole := context.WithCancel(context.Background())
-	roleDone := make(chan error, 1)
-	go func() { roleDone <- role.Run(roleCtx) }()
-	t.Cleanup(func() {
-		stopRole()
-		select {
-		case err := <-roleDone:
-			if err != nil {
-				t.Errorf("process role: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the process role did not stop within 30s")
-		}
-	})
+	f.process(t)
 
-	const secret = "console-test-secret-0123456789"
-	tokens, err := ParseTokens("console:read:" + secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(p.Redis, p.DB, Config{Keys: p.Keys, Tokens: tokens, Journeys: journeys.Default(), Version: "v9.9.9-test",
-		Live: LiveOptions{Heartbeat: time.Second, Block: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- s.Run(hubCtx) }()
 	// The Last-Event-ID of every live request, to see what a reconnect sends.
 	var mu sync.Mutex
 	var liveRequests []string
@@ -106,10 +73,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() {
-		stopHub() // drops the live clients, so their requests end
-		if err := <-hubDone; err != nil {
-			t.Errorf("live feed: %v", err)
-		}
+		// Runs before the fixture's cleanup (which stops the live feed):
+		// closing the connections ends the page's live requests first.
+		ts.CloseClientConnections()
 		ts.Close()
 	})
 

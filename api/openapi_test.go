@@ -16,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/journeys"
-	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/store"
 	"github.com/pb33f/libopenapi"
@@ -386,57 +384,11 @@ func TestCheckAgainstOpenAPIRejectsWhatIsNotDocumented(t *testing.T) {
 // process role, are all as documented: the checker accepts them (and
 // every test that uses it checks its answers the same way).
 func TestCheckAgainstOpenAPIOnRealAnswers(t *testing.T) {
-	p := testenv.NewPipeline(t, 4)
-	const reader, admin = "oa-reader-secret-0123", "oa-admin-secret-0123"
-	tokens, err := ParseTokens("oa-reader:read:" + reader + ",oa-admin:admin:" + admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(p.Redis, p.DB, Config{Keys: p.Keys, Journeys: journeys.Default(), Tokens: tokens,
-		Live: LiveOptions{Block: 50 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() {
-		defer close(hubDone)
-		s.Run(ctx)
-	}()
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		cancel()
-		<-hubDone
-		srv.Close()
-	})
-
+	f := newFixture(t, nil)
+	p, srv, reader, admin := f.Pipeline, f.srv, readSecret, adminSecret
 	// A process role stores a small scenario, so the listings have items.
-	rcfg := process.RoleConfig{
-		Processor: process.Options{Block: 50 * time.Millisecond, ClaimIdle: 5 * time.Second, TxTimeout: 3 * time.Second,
-			ControlEvery: 100 * time.Millisecond, ShutdownWait: 5 * time.Second},
-		Journeys: journeys.Default(), StatusEvery: 100 * time.Millisecond,
-	}
-	rcfg.Windows.Idle = time.Millisecond
-	role, err := process.NewRole(p.Redis, p.DB, p.Keys, rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleCtx, stopRole := context.WithCancel(context.Background())
-	roleDone := make(chan error, 1)
-	go func() { roleDone <- role.Run(roleCtx) }()
-	t.Cleanup(func() {
-		stopRole()
-		if err := <-roleDone; err != nil {
-			t.Errorf("process role: %v", err)
-		}
-	})
-	evs := sim.Generate(sim.Config{Customers: 15, Seed: 7}).Events
-	p.Append(t, evs)
-	testenv.WaitFor(t, 60*time.Second, "the events to be stored", func() bool {
-		var n int
-		p.DB.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n)
-		return n >= len(evs) && p.Drained(t)
-	})
+	f.process(t)
+	f.store(t, sim.Generate(sim.Config{Customers: 15, Seed: 7}).Events)
 	// A dead letter whose body cannot be requeued as it is.
 	tx, err := p.DB.Begin(context.Background())
 	if err != nil {
