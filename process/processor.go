@@ -41,6 +41,7 @@ type Processor struct {
 
 	paused   atomic.Bool  // the pause switch as last read
 	held     atomic.Int64 // entries read but held, not stored, because processing is paused
+	reading  atomic.Int64 // reads from the streams in flight (a blocked XREADGROUP, a claim)
 	retrying atomic.Int32 // batches being retried after a transient failure
 	holding  atomic.Int32 // batches held because every event fails (errSystemic)
 	stats    stats
@@ -62,7 +63,11 @@ type Stats struct {
 	Claimed    int64  `json:"claimed"`    // entries taken over from idle consumers
 	Trimmed    int64  `json:"trimmed"`    // entries trimmed from the streams
 	Breaker    string `json:"breaker"`    // closed | half-open | open
-	Paused     bool   `json:"paused"`
+	// Paused says the pause switch is set and no read is in flight: from
+	// then on the processor reads nothing until resumed. (A read that was
+	// already waiting when the switch was set may still return entries;
+	// those are held, HeldPaused, and Paused is reported once it has.)
+	Paused bool `json:"paused"`
 	// HeldPaused is how many entries were read as the pause began and are
 	// held, not stored, until processing resumes.
 	HeldPaused int64 `json:"held_paused"`
@@ -103,7 +108,7 @@ func (p *Processor) Stats() Stats {
 		Stored: p.stats.stored.Load(), Duplicates: p.stats.duplicates.Load(), Dead: p.stats.dead.Load(),
 		Acked: p.stats.acked.Load(), Batches: p.stats.batches.Load(), Retries: p.stats.retries.Load(),
 		Claimed: p.stats.claimed.Load(), Trimmed: p.stats.trimmed.Load(),
-		Breaker: p.cb.State().String(), Paused: p.paused.Load(), HeldPaused: p.held.Load(), Holding: p.holding.Load() > 0,
+		Breaker: p.cb.State().String(), Paused: p.paused.Load() && p.reading.Load() == 0, HeldPaused: p.held.Load(), Holding: p.holding.Load() > 0,
 	}
 }
 

@@ -58,7 +58,10 @@ func (w *worker) run(ctx context.Context) {
 		}
 		// The read is not cut short by shutdown: entries it returns are
 		// already delivered to this consumer, so they are finished below.
+		// While it is in flight the processor does not report itself paused.
+		w.p.reading.Add(1)
 		msgs, err := w.read(context.WithoutCancel(ctx))
+		w.p.reading.Add(-1)
 		if err != nil {
 			w.failed(ctx, "read", err)
 			continue
@@ -165,6 +168,7 @@ func (w *worker) drainOwnPending(ctx context.Context) bool {
 	p := w.p
 	var msgs []stream.Message
 	var err error
+	p.reading.Add(1)
 	if p.cluster {
 		for _, part := range w.parts {
 			m, e := p.group.ReadOwnPending(ctx, w.name, []int{part}, int64(p.opts.BatchSize))
@@ -176,6 +180,7 @@ func (w *worker) drainOwnPending(ctx context.Context) bool {
 	} else {
 		msgs, err = p.group.ReadOwnPending(ctx, w.name, w.parts, int64(p.opts.BatchSize))
 	}
+	p.reading.Add(-1)
 	if err != nil {
 		w.failed(ctx, "read own pending entries", err)
 		return w.errors > 3 // give up; the claim step picks them up later
@@ -194,7 +199,9 @@ func (w *worker) claim(ctx context.Context) {
 	p := w.p
 	for _, part := range w.parts {
 		for ctx.Err() == nil && !w.idle() {
+			p.reading.Add(1)
 			msgs, deleted, err := p.group.Claim(ctx, w.name, part, p.opts.ClaimIdle, int64(p.opts.BatchSize))
+			p.reading.Add(-1)
 			if len(deleted) > 0 {
 				deletedPending.Add(len(deleted))
 				p.log.Warn("pending entries vanished from the stream (trimmed or deleted outside hookstream); their events may be missing: reconcile to recover them",
