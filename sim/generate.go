@@ -39,6 +39,9 @@ type Config struct {
 	StepDelay time.Duration
 	// Host is the API host used in _links hrefs (default DefaultHost).
 	Host string
+	// Incidents are injected into the traffic (see Incident); none by
+	// default.
+	Incidents []Incident
 }
 
 func (c Config) withDefaults() Config {
@@ -64,6 +67,9 @@ type Event struct {
 	// dwolla.Event.ResourceType reports it.
 	ResourceType string
 	Created      time.Time // UTC, whole milliseconds: exactly the body's created
+	// Delay is how long after Created the webhook is delivered, beyond the
+	// usual (a lag-surge incident); zero for most events.
+	Delay time.Duration
 	// Body is the exact JSON body: id, resourceId, topic, timestamp and
 	// created (equal, RFC 3339 with milliseconds), correlationId on some
 	// transfer events, and _links self, account, resource and customer.
@@ -123,6 +129,7 @@ func Generate(cfg Config) *Scenario {
 // A Generator is not safe for concurrent use.
 type Generator struct {
 	cfg     Config
+	windows []window // the incidents'
 	slot    time.Duration
 	next    int64 // index of the next customer
 	account string
@@ -138,6 +145,7 @@ func NewGenerator(cfg Config) *Generator {
 		slot:  max(slot, time.Microsecond), // never 0, so start times keep growing
 		paths: make(map[string]int),
 	}
+	g.windows = cfg.windows()
 	g.account = newUUID(newRand(cfg.Seed, accountStream))
 	return g
 }
@@ -148,6 +156,9 @@ func (g *Generator) Next() []Event {
 	k := g.next
 	g.next++
 	c := newCustomer(g, k)
+	if _, ok := g.during(VolumeDrop, c.start); ok {
+		return nil // nobody starts during a volume drop
+	}
 	c.live()
 	slices.SortStableFunc(c.events, func(a, b Event) int { return a.Created.Compare(b.Created) })
 	return c.events
@@ -177,6 +188,10 @@ type Ordered struct {
 	g       *Generator
 	pending eventHeap
 	seq     int
+	// For NextDue: the next event in Created order, and the events whose
+	// delivery is delayed (a lag surge), by when they are due.
+	ahead   *Event
+	delayed dueHeap
 }
 
 // NewOrdered returns an Ordered over NewGenerator(cfg).
@@ -196,20 +211,44 @@ func (o *Ordered) Next() Event {
 	return heap.Pop(&o.pending).(orderedEvent).ev
 }
 
-// NextDue returns the next event once its created time has come, so event
-// time tracks the wall clock as in production, or ctx's error.
+// NextDue returns the next event once it is due, so event time tracks the
+// wall clock as in production, or ctx's error. An event is due at its
+// created time, or that much later when its delivery is delayed (Delay, a
+// lag-surge incident): then later events may come first.
 func (o *Ordered) NextDue(ctx context.Context) (Event, error) {
-	ev := o.Next()
-	if wait := time.Until(ev.Created); wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return Event{}, ctx.Err()
+	for {
+		if o.ahead == nil {
+			ev := o.Next()
+			o.ahead = &ev
 		}
+		if o.ahead.Delay > 0 {
+			heap.Push(&o.delayed, orderedEvent{ev: *o.ahead, seq: o.seq})
+			o.seq++
+			o.ahead = nil
+			continue
+		}
+		next, delayed := o.ahead.Created, false
+		if o.delayed.Len() > 0 {
+			if due := o.delayed.items[0].due(); due.Before(next) {
+				next, delayed = due, true
+			}
+		}
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return Event{}, ctx.Err()
+			}
+		}
+		if delayed {
+			return heap.Pop(&o.delayed).(orderedEvent).ev, nil
+		}
+		ev := *o.ahead
+		o.ahead = nil
+		return ev, nil
 	}
-	return ev, nil
 }
 
 // FeedDue sends every event to in when its created time comes, until ctx
@@ -236,6 +275,19 @@ func (o *Ordered) Paths() map[string]int { return o.g.Paths() }
 type orderedEvent struct {
 	ev  Event
 	seq int // generation order breaks ties, so the order is deterministic
+}
+
+func (e orderedEvent) due() time.Time { return e.ev.Created.Add(e.ev.Delay) }
+
+// dueHeap orders delayed events by when they are due.
+type dueHeap struct{ eventHeap }
+
+func (h *dueHeap) Less(i, j int) bool {
+	a, b := h.items[i], h.items[j]
+	if c := a.due().Compare(b.due()); c != 0 {
+		return c < 0
+	}
+	return a.seq < b.seq
 }
 
 type eventHeap struct{ items []orderedEvent }

@@ -91,6 +91,12 @@ func (l *lifecycle) step(name string, gap float64) {
 	if len(l.steps) > 0 {
 		l.at = l.at.Add(l.c.gap(gap))
 	}
+	if g := l.c.g; len(g.windows) > 0 {
+		l.at = g.postpone(VolumeDrop, l.at)
+		if l.family == "verification" && name != "created" {
+			l.at = g.postpone(VerificationStall, l.at)
+		}
+	}
 	l.steps = append(l.steps, name)
 	l.c.emit(l, topicFor(l.family, name))
 }
@@ -112,7 +118,14 @@ func (c *customer) gap(mult float64) time.Duration {
 
 func (c *customer) emit(l *lifecycle, topic string) {
 	id := newUUID(c.r)
+	var delay time.Duration
+	if w, ok := c.g.during(LagSurge, l.at); ok {
+		// Late by up to the incident's length (at most 10 minutes), at
+		// least half of it.
+		delay = time.Duration((0.5 + unit(id)/2) * float64(min(w.to.Sub(w.from), 10*time.Minute))).Truncate(time.Millisecond)
+	}
 	c.events = append(c.events, Event{
+		Delay:        delay,
 		ID:           id,
 		Topic:        topic,
 		CustomerID:   c.id,
@@ -301,6 +314,9 @@ func (c *customer) payment(at time.Time, withLeg bool) (lateReturn bool) {
 	case r < 0.12:
 		outcome = "cancelled"
 	}
+	if _, ok := c.g.during(FailureSpike, bank.at); ok && outcome == "completed" && unit(bank.res.id) < 0.8 {
+		outcome = "failed" // most transfers created in a failure spike fail
+	}
 	bank.step(outcome, gapStep)
 	if leg != nil {
 		// The leg settles with the bank transfer that funds it.
@@ -330,7 +346,8 @@ func (c *customer) massPayment(at time.Time) {
 	for range 1 + c.r.IntN(3) {
 		item := c.begin("transfer", c.transferResource(), mp.at.Add(c.gap(gapQuick)))
 		item.step("created", 0)
-		if c.chance(0.95) {
+		_, spike := c.g.during(FailureSpike, item.at)
+		if c.chance(0.95) && !(spike && unit(item.res.id) < 0.8) {
 			item.step("completed", gapStep)
 		} else {
 			item.step("failed", gapStep)

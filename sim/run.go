@@ -34,8 +34,9 @@ type RunConfig struct {
 	// Send.Rate, each event when its created time comes, customers paced
 	// so that this happens at about the rate (--continuous).
 	Continuous bool
-	// Truth, when set, receives the ground truth (WriteTruth's format) and
-	// Truth+".paths.json" the lifecycle paths (--truth).
+	// Truth, when set, receives the ground truth (WriteTruth's format),
+	// Truth+".paths.json" the lifecycle paths and Truth+".incidents.json"
+	// the incidents (--truth).
 	Truth string
 	// Verify compares the ground truth, after sending, with the Redis
 	// streams ("streams") or the events table ("events"); "" or "none"
@@ -104,8 +105,14 @@ func runOnce(ctx context.Context, c RunConfig) error {
 	sc := Generate(c.Generate)
 	fmt.Fprintf(c.Out, "hookstream sim: %d events from %d customers (%d lifecycles, seed %d), created from %s\n",
 		len(sc.Events), c.Generate.Customers, sc.Lifecycles(), c.Generate.Seed, sc.Events[0].Created.Format(time.RFC3339))
+	for _, in := range IncidentRecords(c.Generate) {
+		fmt.Fprintf(c.Out, "  incident    %s from %s to %s (event time)\n", in.Kind, in.Start.Format(time.RFC3339), in.End.Format(time.RFC3339))
+	}
 	if c.Truth != "" {
 		if err := writeTruthFiles(c.Truth, sc); err != nil {
+			return err
+		}
+		if err := writeIncidentsFile(c.Truth+".incidents.json", c.Generate); err != nil {
 			return err
 		}
 	}
@@ -234,6 +241,9 @@ func runContinuous(ctx context.Context, c RunConfig) error {
 		if err := writePathsFile(c.Truth+".paths.json", src.Paths()); err != nil {
 			return err
 		}
+		if err := writeIncidentsFile(c.Truth+".incidents.json", c.Generate); err != nil {
+			return err
+		}
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
@@ -256,6 +266,22 @@ func writeTruthFiles(path string, sc *Scenario) error {
 		return fmt.Errorf("write ground truth to %s: %w", path, err)
 	}
 	return writePathsFile(path+".paths.json", sc.Paths)
+}
+
+// writeIncidentsFile writes the incidents of cfg, when and what, to path.
+func writeIncidentsFile(path string, cfg Config) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create incidents file: %w", err)
+	}
+	if err := WriteIncidents(f, cfg); err != nil {
+		f.Close()
+		return fmt.Errorf("write incidents to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write incidents to %s: %w", path, err)
+	}
+	return nil
 }
 
 func writePathsFile(path string, paths map[string]int) error {

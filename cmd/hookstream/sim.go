@@ -35,6 +35,13 @@ func simCommand() *ffcli.Command {
 	fs.StringVar(&c.Truth, "truth", "", "write the ground truth to this file (one JSON line per unique event) and the lifecycle paths to FILE.paths.json")
 	fs.StringVar(&c.Verify, "verify", "none", "after sending, compare the ground truth with: none, streams (Redis) or events (PostgreSQL table)")
 	fs.DurationVar(&c.VerifyTimeout, "verify-timeout", 30*time.Second, "how long --verify waits for the store to match before it reports a mismatch")
+	fs.Func("incident", "inject an incident, KIND@OFFSET/DURATION from the first event's time (repeatable): failure-spike, volume-drop, lag-surge (delays delivery: needs --continuous), verification-stall; for example failure-spike@2h/30m", func(s string) error {
+		in, err := sim.ParseIncident(s)
+		if err == nil {
+			c.Generate.Incidents = append(c.Generate.Incidents, in)
+		}
+		return err
+	})
 	fs.BoolVar(&c.Continuous, "continuous", false, "generate and send without end, each event when its created time comes, until Ctrl-C")
 	return &ffcli.Command{
 		Name:       "sim",
@@ -49,6 +56,14 @@ at most --concurrency requests in flight. --duplicates and --reorder deliver a
 fraction of events twice or late, as Dwolla may. Any non-2xx answer (3xx
 included) or network error is retried on Dwolla's schedule of 8 retries over
 72h, compressed by --time-scale.
+
+--incident injects trouble into the traffic, in event time from the first
+event: failure-spike (80% of the transfers created in it fail), volume-drop
+(nothing happens in it; what would have, happens just after), lag-surge (the
+webhooks of events created in it arrive up to its length, at most 10
+minutes, late; with --continuous, where delivery follows event time) and
+verification-stall (customer verification makes no progress in it). The
+ground truth says when each ran (--truth FILE writes FILE.incidents.json).
 
 --seed makes the traffic reproducible; --truth writes what was generated, and
 --verify compares it with the Redis streams or the events table, polling up
@@ -69,7 +84,10 @@ Examples:
   hookstream sim --seed 7 --start 2025-06-02T14:00:00Z --truth /tmp/truth.jsonl
 
   # steady live traffic for dashboards
-  hookstream sim --continuous --rate 50 --step-delay 5s`,
+  hookstream sim --continuous --rate 50 --step-delay 5s
+
+  # a day with a failure spike two hours in, for the anomaly detectors
+  hookstream sim --customers 2000 --span 24h --incident failure-spike@2h/30m --truth /tmp/truth.jsonl`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
