@@ -237,6 +237,23 @@ func TestRoutesAnswerWhatTheQueryCodeAnswers(t *testing.T) {
 	}
 	jsonEq(t, "instance", f.get(t, "/api/v1/journeys/"+name+"/instances/"+url.PathEscape(subject)).ok(t).body, inst)
 
+	// Comparisons: what "query compare" answers.
+	cmp, err := journeys.CompareFunnels(ctx, f.DB, def, from, time.Date(2025, 6, 3, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 3, 0, 0, 0, 0, time.UTC), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEq(t, "funnel comparison", f.get(t, "/api/v1/journeys/"+name+"/compare?a=2025-06-01..2025-06-03&b=2025-06-03..2025-06-10").ok(t).body, cmp)
+	mq := windows.MetricQuery{Window: time.Hour, Metric: windows.MetricCount, Filter: map[string][]string{"family": {"transfer"}}}
+	mc, err := windows.CompareMetric(ctx, f.DB, windows.Config{}, mq, time.Date(2025, 6, 2, 14, 0, 0, 0, time.UTC), time.Date(2025, 6, 2, 15, 0, 0, 0, time.UTC),
+		time.Date(2025, 6, 2, 15, 0, 0, 0, time.UTC), time.Date(2025, 6, 2, 16, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEq(t, "metric comparison", f.get(t, "/api/v1/metrics/compare?metric=count&filter=family=transfer&a=2025-06-02T14:00:00Z..2025-06-02T15:00:00Z&b=2025-06-02T15:00:00Z..2025-06-02T16:00:00Z").ok(t).body, mc)
+	if mc.A.Total == 0 {
+		t.Fatal("the metric comparison counted nothing; the test data is not where it looks")
+	}
+
 	// Status: what "status -o json" writes, but for when it was generated.
 	var st process.Status
 	f.get(t, "/api/v1/status").ok(t).decode(t, &st)
@@ -280,6 +297,11 @@ func TestBadParametersAreRefusedNamingThem(t *testing.T) {
 		{"/api/v1/journeys/customer_verification/instances?status=lost", "status"},
 		{"/api/v1/journeys/customer_verification/instances?cursor=" + encodeCursor("events", eventCursor{}), "cursor"},
 		{"/api/v1/dlq?state=lost", "state"},
+		{"/api/v1/journeys/customer_verification/compare?a=2025-06-01..2025-06-02", "b"},
+		{"/api/v1/journeys/customer_verification/compare?a=2025-06-01&b=2025-06-01..2025-06-02", "a"},
+		{"/api/v1/journeys/customer_verification/compare?a=2025-06-02..2025-06-01&b=2025-06-01..2025-06-02", "a"},
+		{"/api/v1/metrics/compare?metric=lag_p99&a=2025-06-01..2025-06-02&b=2025-06-02..2025-06-03", "metric"},
+		{"/api/v1/metrics/compare?window=7m&a=2025-06-01..2025-06-02&b=2025-06-02..2025-06-03", "window"},
 		{"/api/v1/dlq/abc", "id"},
 		{"/api/v1/live?types=bogus", "types"},
 		{"/api/v1/live?include=everything", "include"},

@@ -376,3 +376,63 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, in)
 }
+
+// compareFunnels compares two cohorts of a journey (query compare --journey).
+func (s *Server) compareFunnels(w http.ResponseWriter, r *http.Request) {
+	p := readParams(r.URL, "a", "b")
+	aFrom, aTo := p.period("a")
+	bFrom, bTo := p.period("b")
+	d, err := s.journey(r)
+	if err == nil {
+		err = p.err
+	}
+	if err != nil {
+		s.fail(w, r, "", err)
+		return
+	}
+	c, err := journeys.CompareFunnels(r.Context(), s.db, d, aFrom, aTo, bFrom, bTo)
+	if err != nil {
+		s.fail(w, r, "compare the funnels", err)
+		return
+	}
+	writeJSON(w, c)
+}
+
+// compareMetric compares one series over two periods (query compare --metric).
+func (s *Server) compareMetric(w http.ResponseWriter, r *http.Request) {
+	p := readParams(r.URL, "metric", "filter", "basis", "window", "a", "b")
+	q := windows.MetricQuery{Window: p.duration("window"), Basis: windows.Basis(p.str("basis")), Metric: windows.Metric(p.str("metric"))}
+	if q.Window == 0 {
+		q.Window = time.Hour
+	}
+	if q.Metric == "" {
+		q.Metric = windows.MetricCount
+	}
+	aFrom, aTo := p.period("a")
+	bFrom, bTo := p.period("b")
+	if p.err == nil {
+		var err error
+		if q.Filter, err = windows.ParseFilter(p.str("filter")); err != nil {
+			p.err = metricParamError(err)
+		}
+	}
+	for _, period := range [][2]time.Time{{aFrom, aTo}, {bFrom, bTo}} {
+		if p.err == nil {
+			v := q
+			v.From, v.To = period[0], period[1]
+			if err := v.Validate(s.cfg.Windows); err != nil {
+				p.err = metricParamError(err)
+			}
+		}
+	}
+	if p.err != nil {
+		s.fail(w, r, "", p.err)
+		return
+	}
+	c, err := windows.CompareMetric(r.Context(), s.db, s.cfg.Windows, q, aFrom, aTo, bFrom, bTo)
+	if err != nil {
+		s.fail(w, r, "compare the metric", metricParamError(err))
+		return
+	}
+	writeJSON(w, c)
+}

@@ -51,6 +51,7 @@ var strictExceptions = []string{
 	"$.body.fields.*", "$.body.dead_letters[*].fields.*", // a dead letter's entry fields
 	"$.body.windows_closed_until.*", "$.body.journey_instances_by_status.*", "$.body.errors.*", // status
 	"$.body.metrics.*", // a closed window's metrics (live feed)
+	"$.body.filter.*",  // a metric comparison's series
 }
 
 var loadOpenAPISpec = sync.OnceValues(func() (*openAPISpec, error) {

@@ -155,6 +155,31 @@ func encodeCursor(kind string, v any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// period reads a FROM..TO parameter (required).
+func (p *params) period(name string) (from, to time.Time) {
+	s := p.str(name)
+	if p.err != nil {
+		return
+	}
+	a, b, ok := strings.Cut(s, "..")
+	if !ok {
+		p.fail(name, strconv.Quote(s)+" is not a period; want FROM..TO, for example 2026-11-16..2026-11-23 (RFC 3339 times or dates, TO exclusive)")
+		return
+	}
+	var err error
+	if from, err = cli.ParseTime(strings.TrimSpace(a)); err == nil {
+		to, err = cli.ParseTime(strings.TrimSpace(b))
+	}
+	if err != nil {
+		p.fail(name, err.Error())
+		return
+	}
+	if !from.Before(to) {
+		p.fail(name, strconv.Quote(s)+": the start is not before the end")
+	}
+	return from, to
+}
+
 // timeRange reads from and to: to defaults to now, from to to minus def.
 func (p *params) timeRange(now time.Time, def time.Duration) (from, to time.Time) {
 	from, to = p.time("from"), p.time("to")

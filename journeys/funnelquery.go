@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hookstream/hookstream/anomaly/stats"
 	"github.com/hookstream/hookstream/store"
 )
 
@@ -19,15 +20,8 @@ type Conversion struct {
 
 // Wilson is x out of n with its 95% Wilson score interval (n = 0: zeros).
 func Wilson(x, n int64) Conversion {
-	if n == 0 {
-		return Conversion{}
-	}
-	const z = 1.959963984540054
-	p, fn := float64(x)/float64(n), float64(n)
-	den := 1 + z*z/fn
-	mid := (p + z*z/(2*fn)) / den
-	half := z * math.Sqrt(p*(1-p)/fn+z*z/(4*fn*fn)) / den
-	return Conversion{Rate: p, Low: math.Max(0, mid-half), High: math.Min(1, mid+half)}
+	rate, low, high := stats.Wilson(x, n)
+	return Conversion{Rate: rate, Low: low, High: high}
 }
 
 // FunnelStep is one step of a funnel.

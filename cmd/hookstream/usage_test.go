@@ -149,6 +149,7 @@ var (
 	placeholders = map[string]string{
 		"T": "2026-11-01T00:00:00Z", "ID": "1", "ID...": "1", "NAME": "onboarding", "N": "3", "a,b": "customer_created",
 		"FILE": "", "S": "s", "...": "x", "<subcommand>": "status", "subcommand...": "", "flags": "",
+		"FROM..TO": "2026-11-01..2026-11-02",
 	}
 )
 
