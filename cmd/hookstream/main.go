@@ -57,6 +57,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			refoldCommand("replay"),
 			queryCommand(),
 			journeysCommand(),
+			anomalyCommand(),
 		},
 	}
 	helpCmd := &ffcli.Command{
