@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/windows"
@@ -435,4 +437,45 @@ func (s *Server) compareMetric(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, c)
+}
+
+type anomalyCursor = anomaly.Key
+
+// listAnomalies lists what the anomaly scorer recorded (query anomalies).
+func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) {
+	p := readParams(r.URL, "series", "from", "to", "min_score", "all", "limit", "cursor")
+	f := anomaly.Filter{Series: p.str("series"), Only: p.choice("all", "false", "true", "false") == "false", Limit: p.intIn("limit", 100, 1, 1000)}
+	f.From, f.To = p.timeRange(s.cfg.Now().UTC(), 24*time.Hour)
+	if ms := p.str("min_score"); ms != "" {
+		v, err := strconv.ParseFloat(ms, 64)
+		if err != nil || v < 0 || v > 1 {
+			p.fail("min_score", strconv.Quote(ms)+" is not a score from 0 to 1")
+		}
+		f.MinScore = v
+	}
+	var c anomalyCursor
+	if p.cursor("anomalies", &c) {
+		f.After = &c
+	}
+	if p.err != nil {
+		s.fail(w, r, "", p.err)
+		return
+	}
+	limit := f.Limit
+	f.Limit++
+	recs, err := anomaly.List(r.Context(), s.db, f)
+	if err != nil {
+		s.fail(w, r, "list anomalies", err)
+		return
+	}
+	out := struct {
+		Anomalies  []anomaly.Record `json:"anomalies"`
+		NextCursor *string          `json:"next_cursor"`
+	}{Anomalies: recs[:min(len(recs), limit)]}
+	if len(recs) > limit {
+		last := recs[limit-1]
+		next := encodeCursor("anomalies", anomalyCursor{Start: last.Start, Series: last.Series, Revision: last.Revision})
+		out.NextCursor = &next
+	}
+	writeJSON(w, out)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/windows"
@@ -194,6 +195,7 @@ func newHub(s *Server) *hub {
 	return &hub{s: s, clients: map[*client]struct{}{}, ready: make(chan struct{}), sources: []source{
 		{typ: "event", key: s.cfg.Keys.Stored(), decode: decodeStored},
 		{typ: "window", key: s.cfg.Keys.WindowsClosed(), decode: decodeWindow},
+		{typ: "anomaly", key: s.cfg.Keys.Anomalies(), decode: decodeAnomaly},
 	}}
 }
 
@@ -234,6 +236,15 @@ func decodeStored(ctx context.Context, s *Server, values map[string]any) ([]payl
 // (bodies, a window's metrics): past it the message goes out without them,
 // rather than holding every client back.
 const readTimeout = 2 * time.Second
+
+func decodeAnomaly(_ context.Context, _ *Server, values map[string]any) ([]payload, error) {
+	rec, err := anomaly.DecodeAnnouncement(values)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(rec)
+	return []payload{{data: data}}, nil
+}
 
 // WindowClosed is the data of a window message.
 type WindowClosed struct {
@@ -444,7 +455,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // liveTypes are the message types a client can ask for.
-var liveTypes = []string{"event", "window"}
+var liveTypes = []string{"event", "window", "anomaly"}
 
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	h := s.hub
@@ -667,8 +678,9 @@ func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) (bool, erro
 	n, _ := strconv.ParseInt(ms, 10, 64)
 	since := time.UnixMilli(n).UTC().Format(time.RFC3339Nano)
 	read := map[string]string{
-		"event":  "GET /api/v1/events?from=" + since,
-		"window": "GET /api/v1/metrics?from=" + since,
+		"event":   "GET /api/v1/events?from=" + since,
+		"window":  "GET /api/v1/metrics?from=" + since,
+		"anomaly": "GET /api/v1/anomalies?from=" + since,
 	}[h.sources[i].typ]
 	data, _ := json.Marshal(map[string]string{
 		"type": h.sources[i].typ, "resumed_from": since, "earliest": info.FirstEntry.ID,

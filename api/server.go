@@ -117,6 +117,7 @@ func (s *Server) register() {
 	h("GET", "/journeys/{name}/compare", ScopeRead, s.compareFunnels)
 	h("GET", "/journeys/{name}/instances", ScopeRead, s.listInstances)
 	h("GET", "/journeys/{name}/instances/{subject}", ScopeRead, s.getInstance)
+	h("GET", "/anomalies", ScopeRead, s.listAnomalies)
 	h("GET", "/status", ScopeRead, s.status)
 	h("GET", "/dlq", ScopeRead, s.listDeadLetters)
 	h("GET", "/dlq/{id}", ScopeRead, s.getDeadLetter)

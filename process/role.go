@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookstream/hookstream/anomaly"
 	"log/slog"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type RoleConfig struct {
 	Journeys *journeys.Set
 	// JourneyCacheMB is the memory of the journey instance cache (0: none).
 	JourneyCacheMB int
+	// Anomalies are the watched series scored as their windows close; nil
+	// scores none.
+	Anomalies *anomaly.Watch
 
 	// StatusEvery is how often the group's state (length, pending, lag,
 	// oldest pending age, open dead letters) is exported as metrics
@@ -50,6 +54,7 @@ type Role struct {
 	proc      *Processor
 	closer    *windows.Closer     // nil with EventsOnly
 	abandoner *journeys.Abandoner // nil without journeys
+	scorer    *anomaly.Scorer     // nil without anomalies
 	log       *slog.Logger
 }
 
@@ -95,6 +100,9 @@ func NewRole(rdb redis.UniversalClient, db *pgxpool.Pool, keys stream.Keys, cfg 
 		if cfg.Journeys != nil {
 			r.abandoner = &journeys.Abandoner{DB: db, Redis: rdb, Stream: keys.JourneysAbandoned(), Log: r.log, Set: cfg.Journeys,
 				Watermark: func(ctx context.Context) (time.Time, bool, error) { return r.closer.Watermark(ctx, windows.EventTime) }}
+		}
+		if cfg.Anomalies != nil {
+			r.scorer = &anomaly.Scorer{DB: db, Windows: cfg.Windows, Watch: cfg.Anomalies, Redis: rdb, Stream: keys.Anomalies(), Logger: r.log}
 		}
 	}
 	p, err := New(rdb, db, keys, cfg.Processor)
@@ -160,6 +168,9 @@ func (r *Role) Run(ctx context.Context) error {
 	}
 	if r.abandoner != nil {
 		goRun(r.abandoner.Run)
+	}
+	if r.scorer != nil {
+		goRun(r.scorer.Run)
 	}
 	goRun(func(ctx context.Context) {
 		ExportStatus(ctx, stream.NewGroup(r.rdb, r.keys, r.proc.opts.Group), r.db, r.cfg.StatusEvery, r.proc.log)

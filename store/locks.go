@@ -22,6 +22,8 @@ const (
 	// rebuilds (exclusive): a rebuild reads the events and rewrites
 	// instances with no fold committing in between.
 	JourneysLock int32 = 0x6a726e79 // "jrny"
+	// AnomalyLock lets one anomaly scorer work at a time.
+	AnomalyLock int32 = 0x616e6f6d // "anom"
 )
 
 // Lock takes the advisory lock key (for this schema) until tx ends, shared

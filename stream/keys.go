@@ -74,3 +74,7 @@ func (k Keys) JourneysAbandoned() string { return k.Namespace + ":journeys:aband
 // Stored is the stream where processors announce the events they have just
 // stored, one entry per committed batch, for the live feed.
 func (k Keys) Stored() string { return k.Namespace + ":events:stored" }
+
+// Anomalies is the stream where the anomaly scorer announces the anomalies
+// it finds, for the live feed and alerts.
+func (k Keys) Anomalies() string { return k.Namespace + ":anomalies" }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
@@ -32,6 +33,8 @@ type processConfig struct {
 	noWindows       bool
 	windows         windowFlags
 	journeys        journeyFlags
+	anomalySeries   string
+	noAnomalies     bool
 }
 
 func (c *processConfig) register(fs *flag.FlagSet) {
@@ -50,6 +53,8 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noWindows, "no-windows", false, "store events only; fold neither window aggregates nor journeys (benchmarks)")
 	c.windows.register(fs)
 	c.journeys.register(fs)
+	fs.StringVar(&c.anomalySeries, "anomaly-series", "", "the series scored for anomalies as their windows close (YAML; see docs/anomaly.md); default: the built-in set")
+	fs.BoolVar(&c.noAnomalies, "no-anomalies", false, "score no series for anomalies")
 }
 
 // roleConfig maps the flags onto the process role's configuration; the role
@@ -73,7 +78,12 @@ func (c *processConfig) roleConfig(log *slog.Logger) (process.RoleConfig, error)
 	if rc.Windows, err = c.windows.config(); err != nil {
 		return rc, err
 	}
-	rc.Journeys, err = c.journeys.load()
+	if rc.Journeys, err = c.journeys.load(); err != nil {
+		return rc, err
+	}
+	if !c.noAnomalies {
+		rc.Anomalies, err = anomaly.LoadWatch(c.anomalySeries, rc.Windows)
+	}
 	return rc, err
 }
 

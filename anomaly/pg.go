@@ -1,0 +1,191 @@
+package anomaly
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookstream/hookstream/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// Record is one scored window of one watched series: a row of anomalies.
+type Record struct {
+	Series   string    `json:"series"`
+	Start    time.Time `json:"start"`
+	Window   string    `json:"window"`
+	Revision int32     `json:"revision"` // the window's revision scored (0: as it closed)
+	Value    float64   `json:"value"`
+	Expected *float64  `json:"expected"` // null while the detector cannot say
+	Low      *float64  `json:"low"`
+	High     *float64  `json:"high"`
+	Score    float64   `json:"score"`
+	Anomaly  bool      `json:"anomaly"` // score at or above the series' threshold
+	Reason   string    `json:"reason"`
+	ScoredAt time.Time `json:"scored_at"`
+}
+
+func optional(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func sizeOf(window string) int32 {
+	d, _ := time.ParseDuration(window)
+	return int32(d / time.Second)
+}
+
+// insertRecords stores recs in tx; a record already stored (the same
+// series, window and revision) is left as it is.
+func insertRecords(ctx context.Context, tx pgx.Tx, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := len(recs)
+	series, starts, sizes, revs := make([]string, n), make([]time.Time, n), make([]int32, n), make([]int32, n)
+	values, expected, lows, highs, scores := make([]float64, n), make([]*float64, n), make([]*float64, n), make([]*float64, n), make([]float64, n)
+	found, reasons := make([]bool, n), make([]string, n)
+	for i, r := range recs {
+		series[i], starts[i], sizes[i], revs[i] = r.Series, r.Start, sizeOf(r.Window), r.Revision
+		values[i], expected[i], lows[i], highs[i], scores[i] = r.Value, r.Expected, r.Low, r.High, r.Score
+		found[i], reasons[i] = r.Anomaly, store.Printable(r.Reason)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO anomalies (series, start, size_s, revision, value, expected, low, high, score, anomaly, reason)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::bool[], $11::text[])
+ON CONFLICT DO NOTHING`, series, starts, sizes, revs, values, expected, lows, highs, scores, found, reasons)
+	if err != nil {
+		return fmt.Errorf("store anomaly scores: %w", err)
+	}
+	return nil
+}
+
+func readCursor(ctx context.Context, q store.Querier, name string) (time.Time, error) {
+	var t time.Time
+	err := q.QueryRow(ctx, `SELECT scored_until FROM anomaly_cursors WHERE name = $1`, name).Scan(&t)
+	if err == pgx.ErrNoRows {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return t, fmt.Errorf("read the anomaly cursor of %s: %w", name, err)
+	}
+	return t.UTC(), nil
+}
+
+func writeCursor(ctx context.Context, tx pgx.Tx, name string, until time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO anomaly_cursors (name, scored_until) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET scored_until = excluded.scored_until`, name, until)
+	if err != nil {
+		return fmt.Errorf("move the anomaly cursor of %s: %w", name, err)
+	}
+	return nil
+}
+
+// scoredRevisions are the highest revisions scored of series's windows
+// starting in [from, to).
+func scoredRevisions(ctx context.Context, q store.Querier, series string, from, to time.Time) (map[time.Time]int32, error) {
+	rows, err := q.Query(ctx, `SELECT start, max(revision) FROM anomalies WHERE series = $1 AND start >= $2 AND start < $3 GROUP BY start`, series, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read scored revisions: %w", err)
+	}
+	out := map[time.Time]int32{}
+	var start time.Time
+	var rev int32
+	_, err = pgx.ForEachRow(rows, []any{&start, &rev}, func() error {
+		out[start.UTC()] = rev
+		return nil
+	})
+	return out, err
+}
+
+// Key is a record's place in the order List lists: newest window first,
+// then by series and revision.
+type Key struct {
+	Start    time.Time `json:"t"`
+	Series   string    `json:"s"`
+	Revision int32     `json:"r"`
+}
+
+// Filter selects the records List lists.
+type Filter struct {
+	Series   string // one series, or a prefix ending in "/" (volume/ for every group of volume); "" every series
+	From, To time.Time
+	MinScore float64
+	Only     bool // only anomalies (score at or above their series' threshold)
+	After    *Key
+	Limit    int // default 100
+}
+
+// List reads scored windows, newest first.
+func List(ctx context.Context, q store.Querier, f Filter) ([]Record, error) {
+	var conds []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	switch {
+	case strings.HasSuffix(f.Series, "/"):
+		conds = append(conds, "starts_with(series, "+arg(f.Series)+")")
+	case f.Series != "":
+		conds = append(conds, "series = "+arg(f.Series))
+	}
+	if !f.From.IsZero() {
+		conds = append(conds, "start >= "+arg(f.From))
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, "start < "+arg(f.To))
+	}
+	if f.MinScore > 0 {
+		conds = append(conds, "score >= "+arg(f.MinScore))
+	}
+	if f.Only {
+		conds = append(conds, "anomaly")
+	}
+	if f.After != nil {
+		at := arg(f.After.Start)
+		conds = append(conds, "start <= "+at, "(start, series, revision) < ("+at+", "+arg(f.After.Series)+", "+arg(f.After.Revision)+")")
+	}
+	where := "true"
+	if len(conds) > 0 {
+		where = strings.Join(conds, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := q.Query(ctx, `SELECT series, start, size_s, revision, value, expected, low, high, score, anomaly, reason, scored_at
+FROM anomalies WHERE `+where+` ORDER BY start DESC, series DESC, revision DESC LIMIT `+arg(limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read anomalies: %w", err)
+	}
+	out := []Record{}
+	for rows.Next() {
+		var r Record
+		var size int32
+		if err := rows.Scan(&r.Series, &r.Start, &size, &r.Revision, &r.Value, &r.Expected, &r.Low, &r.High, &r.Score, &r.Anomaly, &r.Reason, &r.ScoredAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read anomalies: %w", err)
+		}
+		r.Start, r.ScoredAt = r.Start.UTC(), r.ScoredAt.UTC()
+		r.Window = sizeName(time.Duration(size) * time.Second)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read anomalies: %w", err)
+	}
+	return out, nil
+}
+
+// sizeName writes a window size as people do: 1m, 15m, 1h.
+func sizeName(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,347 @@
+package anomaly
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hookstream/hookstream/internal/periodic"
+	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
+	"github.com/hookstream/hookstream/windows"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Scorer scores the watched series as their windows close: every closed
+// window once (with several processors, one scores at a time: an advisory
+// lock, and a cursor per series moved in the same transaction as the
+// scores), and a closed window again when late events raise its revision.
+// Detectors live in memory; after a restart, or when another process
+// scored meanwhile, a series' detector is warmed up from the stored window
+// history (detectors are online, so replaying the history gives the state
+// they had), never learnt from zero.
+type Scorer struct {
+	DB      *pgxpool.Pool
+	Windows windows.Config // as the processors fold them
+	Watch   *Watch
+	// Redis and Stream, when set, get an announcement per anomaly found
+	// (the live feed's "anomaly" messages, alerts), after the commit.
+	Redis  redis.UniversalClient
+	Stream string
+	// History is how many windows warm a detector up (default 2000);
+	// Batch the most windows of one series scored per tick (default 1440);
+	// Revisions how far back (in windows) revised windows are looked for
+	// (default 96); Every how often it runs (default 5s).
+	History, Batch, Revisions int
+	Every                     time.Duration
+	Logger                    *slog.Logger
+
+	mu   sync.Mutex
+	live map[string]*tracked // by series instance
+}
+
+// tracked is a detector and how far it has been fed.
+type tracked struct {
+	d        Detector
+	fedUntil time.Time // the end of the last window fed
+	fed      int       // windows fed, warm-up included
+}
+
+func (s *Scorer) defaults() {
+	s.History = cmp.Or(s.History, 2000)
+	s.Batch = cmp.Or(s.Batch, 1440)
+	s.Revisions = cmp.Or(s.Revisions, 96)
+	s.Every = cmp.Or(s.Every, 5*time.Second)
+	s.Logger = cmp.Or(s.Logger, slog.Default())
+	s.Windows = s.Windows.WithDefaults()
+}
+
+// Run scores every Every until ctx ends.
+func (s *Scorer) Run(ctx context.Context) {
+	s.defaults()
+	periodic.Run(ctx, s.Every, s.Logger, "anomaly scoring", func(ctx context.Context) error {
+		_, err := s.Tick(ctx)
+		return err
+	})
+}
+
+// Tick scores what closed since the last tick and reports how many windows
+// it scored (0 when another process holds the lock).
+func (s *Scorer) Tick(ctx context.Context) (int, error) {
+	s.defaults()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == nil {
+		s.live = map[string]*tracked{}
+	}
+	var recs []Record
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		recs = recs[:0]
+		got, err := store.TryLock(ctx, tx, store.AnomalyLock)
+		if err != nil || !got {
+			return err
+		}
+		cursors, err := windows.ReadCursors(ctx, tx)
+		if err != nil {
+			return err
+		}
+		closed := map[string]time.Time{}
+		for _, c := range cursors {
+			closed[string(c.Basis)+"/"+c.Size.String()] = c.ClosedUntil
+		}
+		for _, sc := range s.Watch.Series {
+			r, err := s.score(ctx, tx, sc, closed[string(sc.query.Basis)+"/"+sc.size.String()])
+			if err != nil {
+				return fmt.Errorf("score %s: %w", sc.Name, err)
+			}
+			recs = append(recs, r...)
+		}
+		return insertRecords(ctx, tx, recs)
+	})
+	if err != nil {
+		// The detectors were fed what did not commit: warm them up again.
+		clear(s.live)
+		return 0, err
+	}
+	s.announce(ctx, recs)
+	return len(recs), nil
+}
+
+// score scores sc's windows closed since its cursor, and its revised ones.
+func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed time.Time) ([]Record, error) {
+	if closed.IsZero() {
+		return nil, nil // nothing closed yet
+	}
+	until, err := readCursor(ctx, tx, sc.Name)
+	if err != nil {
+		return nil, err
+	}
+	if until.IsZero() {
+		// A series newly watched starts at the windows closing from now on
+		// (its detectors warm up on the history before).
+		return nil, writeCursor(ctx, tx, sc.Name, closed)
+	}
+	recs, err := s.revised(ctx, tx, sc, until)
+	if err != nil {
+		return nil, err
+	}
+	if !until.Before(closed) {
+		return recs, nil
+	}
+	to := closed
+	if limit := until.Add(time.Duration(s.Batch) * sc.size); limit.Before(to) {
+		to = limit
+	}
+	// Every group seen in the history or now, so a group that fell silent
+	// is scored at zero.
+	groups, err := s.groups(ctx, tx, sc, until.Add(-time.Duration(s.History)*sc.size), to)
+	if err != nil {
+		return nil, err
+	}
+	points, err := s.points(ctx, tx, sc, groups, until, to)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		name := sc.instanceName(g)
+		tr, err := s.tracker(ctx, tx, sc, g, until)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range points[g] {
+			recs = append(recs, s.record(sc, name, tr, p))
+			tr.fedUntil = p.Start.Add(sc.size)
+		}
+		tr.fedUntil = to
+	}
+	return recs, writeCursor(ctx, tx, sc.Name, to)
+}
+
+func (s *Scorer) record(sc *SeriesConfig, name string, tr *tracked, p windows.Point) Record {
+	res := tr.d.Score(Point{Time: p.Start, Value: p.Value})
+	tr.fed++
+	r := Record{Series: name, Start: p.Start, Window: sizeName(sc.size), Revision: p.Revision, Value: p.Value,
+		Expected: optional(res.Expected), Low: optional(res.Low), High: optional(res.High), Score: res.Score, Reason: res.Reason}
+	if tr.fed <= sc.MinHistory {
+		r.Score, r.Reason = 0, fmt.Sprintf("warming up: %d of %d windows of history (min_history)", tr.fed, sc.MinHistory)
+	}
+	r.Anomaly = r.Score >= sc.Threshold
+	return r
+}
+
+// tracker is the detector of one series instance, fed up to until: the one
+// in memory when it is, else a fresh one warmed up on the history.
+func (s *Scorer) tracker(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group string, until time.Time) (*tracked, error) {
+	name := sc.instanceName(group)
+	if tr := s.live[name]; tr != nil && tr.fedUntil.Equal(until) {
+		return tr, nil
+	}
+	tr, err := s.warm(ctx, tx, sc, group, until)
+	if err != nil {
+		return nil, err
+	}
+	s.live[name] = tr
+	return tr, nil
+}
+
+// warm is a fresh detector for one instance fed the History windows before
+// until.
+func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group string, until time.Time) (*tracked, error) {
+	d, err := New(sc.Detector)
+	if err != nil {
+		return nil, err
+	}
+	tr := &tracked{d: d, fedUntil: until}
+	from := until.Add(-time.Duration(s.History) * sc.size)
+	first, err := s.firstWindow(ctx, tx, sc)
+	if err != nil {
+		return nil, err
+	}
+	if first.After(from) {
+		from = first // no history before the first window ever folded
+	}
+	if !from.Before(until) {
+		return tr, nil
+	}
+	points, err := s.points(ctx, tx, sc, []string{group}, from, until)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range points[group] {
+		d.Score(Point{Time: p.Start, Value: p.Value})
+		tr.fed++
+	}
+	return tr, nil
+}
+
+// firstWindow is the start of the first window of sc's clock and size
+// (the zero time when there is none).
+func (s *Scorer) firstWindow(ctx context.Context, tx pgx.Tx, sc *SeriesConfig) (time.Time, error) {
+	var t *time.Time
+	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2`, string(sc.query.Basis), int32(sc.size/time.Second)).Scan(&t)
+	if err != nil || t == nil {
+		return time.Time{}, err
+	}
+	return windows.Start(*t, sc.size), nil
+}
+
+// groups are the values of sc's group_by with events in [from, to), or
+// [""] for a series without one.
+func (s *Scorer) groups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, to time.Time) ([]string, error) {
+	if sc.GroupBy == "" {
+		return []string{""}, nil
+	}
+	q := sc.query
+	q.Metric, q.From, q.To, q.SkipEmpty = windows.MetricCount, from, to, true
+	if q.Window != s.Windows.Sizes[len(s.Windows.Sizes)-1] && to.Sub(from)/q.Window > 10_000 {
+		q.Window = s.Windows.Sizes[len(s.Windows.Sizes)-1] // the groups, not the values: the fewest rows
+		q.From = windows.Start(from, q.Window)
+	}
+	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
+	if err != nil {
+		return nil, err
+	}
+	return res.Groups, nil
+}
+
+// points are sc's values for each group in [from, to), every window (empty
+// ones as zero), in time order.
+func (s *Scorer) points(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups []string, from, to time.Time) (map[string][]windows.Point, error) {
+	q := sc.query
+	q.From, q.To = from, to
+	if sc.GroupBy != "" {
+		if len(groups) == 0 {
+			return nil, nil
+		}
+		q.Filter = map[string][]string{sc.GroupBy: groups}
+	}
+	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]windows.Point{}
+	for _, p := range res.Points {
+		out[p.Group] = append(out[p.Group], p)
+	}
+	return out, nil
+}
+
+// revised scores again the closed windows of the last Revisions windows
+// before until whose revision rose since they were scored: each with a
+// detector warmed up on the history before it, recorded as a row of its
+// own.
+func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, until time.Time) ([]Record, error) {
+	from := until.Add(-time.Duration(s.Revisions) * sc.size)
+	q := sc.query
+	q.From, q.To, q.SkipEmpty = from, until, true
+	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
+	if err != nil {
+		return nil, err
+	}
+	var recs []Record
+	byGroup := map[string][]windows.Point{}
+	for _, p := range res.Points {
+		if p.Revision > 0 && p.Closed {
+			byGroup[p.Group] = append(byGroup[p.Group], p)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
+		name := sc.instanceName(g)
+		scored, err := scoredRevisions(ctx, tx, name, from, until)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range byGroup[g] {
+			prev, ok := scored[p.Start]
+			if !ok || prev >= p.Revision {
+				continue // never scored (before the series was watched), or scored as it is
+			}
+			tr, err := s.warm(ctx, tx, sc, g, p.Start)
+			if err != nil {
+				return nil, err
+			}
+			r := s.record(sc, name, tr, p)
+			r.Reason = fmt.Sprintf("revision %d (late events): %s", p.Revision, r.Reason)
+			recs = append(recs, r)
+		}
+	}
+	return recs, nil
+}
+
+// announce publishes the anomalies found, best effort: the table is the
+// record.
+func (s *Scorer) announce(ctx context.Context, recs []Record) {
+	if s.Redis == nil || s.Stream == "" {
+		return
+	}
+	var out [][]string
+	for _, r := range recs {
+		if r.Anomaly {
+			b, _ := json.Marshal(r)
+			out = append(out, []string{"anomaly", string(b)})
+		}
+	}
+	if err := stream.Announce(ctx, s.Redis, s.Stream, out); err != nil && !errors.Is(err, context.Canceled) {
+		s.Logger.Warn("anomalies are recorded but not announced; the anomalies table has them", "err", err, "anomalies", len(out))
+	}
+}
+
+// DecodeAnnouncement reads an anomaly announcement.
+func DecodeAnnouncement(values map[string]any) (Record, error) {
+	raw, ok := values["anomaly"].(string)
+	if !ok {
+		return Record{}, errors.New("anomaly entry without an anomaly field")
+	}
+	var r Record
+	err := json.Unmarshal([]byte(raw), &r)
+	return r, err
+}
