@@ -173,7 +173,7 @@ the two artificial categories by NAB's own result files).`,
 				return cli.Usagef("unexpected argument %q", args[0])
 			}
 			if *dir == "" {
-				return cli.Usagef("--nab is required: a folder with data/ and labels/combined_windows.json, such as ../shared/data/nab")
+				return cli.Usagef("--nab is required: a folder with data/ and labels/combined_windows.json, such as anomaly/nab/testdata/nab")
 			}
 			names := allDetectors()
 			if *detectors != "" {
@@ -243,7 +243,7 @@ func printEval(w io.Writer, reports []detectorReport) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d files, %d rows, %d windows. NAB's published whole-corpus standard scores: Numenta HTM 70.5, windowed Gaussian 39.6 (22.0 on the four categories of ../shared/data/nab).\n",
+	_, err := fmt.Fprintf(w, "\n%d files, %d rows, %d windows. NAB's published whole-corpus standard scores: Numenta HTM 70.5, windowed Gaussian 39.6 (22.0 on the four categories of anomaly/nab/testdata/nab).\n",
 		reports[0].Files, reports[0].Rows, reports[0].Windows)
 	return err
 }
