@@ -134,15 +134,5 @@ func (d *holtWinters) step(p Point) (e estimate, first bool) {
 }
 
 func (d *holtWinters) Score(p Point) Result {
-	if !finite(p.Value) {
-		return notFinite(p.Value)
-	}
-	e, first := d.step(p)
-	if first {
-		return warmUp("first point of the series")
-	}
-	if !e.ok {
-		return warmUp("warming up: too few residuals for an interval")
-	}
-	return e.result(p.Value, d.nonNeg && p.Value >= 0)
+	return scoreStep(p, d.step, func() string { return "warming up: too few residuals for an interval" }, d.nonNeg)
 }

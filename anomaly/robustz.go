@@ -95,15 +95,7 @@ func (d *robustZ) step(p Point) (e estimate, first bool) {
 }
 
 func (d *robustZ) Score(p Point) Result {
-	if !finite(p.Value) {
-		return notFinite(p.Value)
-	}
-	e, first := d.step(p)
-	if first {
-		return warmUp("first point of the series")
-	}
-	if !e.ok {
-		return warmUp("warming up: " + strconv.Itoa(d.n-1) + " of " + strconv.Itoa(robustMinHistory) + " points needed")
-	}
-	return e.result(p.Value, d.nonNeg && p.Value >= 0)
+	return scoreStep(p, d.step, func() string {
+		return "warming up: " + strconv.Itoa(d.n-1) + " of " + strconv.Itoa(robustMinHistory) + " points needed"
+	}, d.nonNeg)
 }

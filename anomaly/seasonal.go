@@ -171,15 +171,5 @@ func (d *seasonal) step(p Point) (e estimate, first bool) {
 }
 
 func (d *seasonal) Score(p Point) Result {
-	if !finite(p.Value) {
-		return notFinite(p.Value)
-	}
-	e, first := d.step(p)
-	if first {
-		return warmUp("first point of the series")
-	}
-	if !e.ok {
-		return warmUp("warming up: too little history for a baseline")
-	}
-	return e.result(p.Value, d.nonNeg && p.Value >= 0)
+	return scoreStep(p, d.step, func() string { return "warming up: too little history for a baseline" }, d.nonNeg)
 }

@@ -78,6 +78,24 @@ func warmUp(reason string) Result {
 	return Result{Score: 0, Expected: math.NaN(), Low: math.NaN(), High: math.NaN(), Reason: reason}
 }
 
+// scoreStep is the Score of every component detector: a value that is not
+// a number is not scored; otherwise step estimates the value from the
+// points before it and learns it, and the estimate is explained, or the
+// detector says it is still warming up (warming, asked only then).
+func scoreStep(p Point, step func(Point) (estimate, bool), warming func() string, nonNegative bool) Result {
+	if !finite(p.Value) {
+		return notFinite(p.Value)
+	}
+	e, first := step(p)
+	if first {
+		return warmUp("first point of the series")
+	}
+	if !e.ok {
+		return warmUp(warming())
+	}
+	return e.result(p.Value, nonNegative && p.Value >= 0)
+}
+
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // fmtNum writes a value for a person: at most four significant digits, no

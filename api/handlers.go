@@ -92,17 +92,13 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "list events", err)
 		return
 	}
+	evs, next := page(evs, limit, "events", func(e store.Event) any { return eventCursor{e.Created, e.ID} })
 	out := struct {
 		Events     []Event `json:"events"`
 		NextCursor *string `json:"next_cursor"`
-	}{Events: make([]Event, 0, min(len(evs), limit))}
-	for i := range evs[:min(len(evs), limit)] {
-		out.Events = append(out.Events, eventOf(&evs[i]))
-	}
-	if len(evs) > limit {
-		last := evs[limit-1]
-		next := encodeCursor("events", eventCursor{last.Created, last.ID})
-		out.NextCursor = &next
+	}{Events: make([]Event, len(evs)), NextCursor: next}
+	for i := range evs {
+		out.Events[i] = eventOf(&evs[i])
 	}
 	writeJSON(w, out)
 }
@@ -349,12 +345,8 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Instances  []journeys.InstanceSummary `json:"instances"`
 		NextCursor *string                    `json:"next_cursor"`
-	}{Instances: rows[:min(len(rows), limit)]}
-	if len(rows) > limit {
-		last := rows[limit-1]
-		next := encodeCursor("instances", instanceCursor{last.EnteredAt, last.Subject})
-		out.NextCursor = &next
-	}
+	}{}
+	out.Instances, out.NextCursor = page(rows, limit, "instances", func(i journeys.InstanceSummary) any { return instanceCursor{i.EnteredAt, i.Subject} })
 	writeJSON(w, out)
 }
 
@@ -471,11 +463,9 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Anomalies  []anomaly.Record `json:"anomalies"`
 		NextCursor *string          `json:"next_cursor"`
-	}{Anomalies: recs[:min(len(recs), limit)]}
-	if len(recs) > limit {
-		last := recs[limit-1]
-		next := encodeCursor("anomalies", anomalyCursor{Start: last.Start, Series: last.Series, Revision: last.Revision})
-		out.NextCursor = &next
-	}
+	}{}
+	out.Anomalies, out.NextCursor = page(recs, limit, "anomalies", func(r anomaly.Record) any {
+		return anomalyCursor{Start: r.Start, Series: r.Series, Revision: r.Revision}
+	})
 	writeJSON(w, out)
 }

@@ -64,16 +64,13 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "list dead letters", err)
 		return
 	}
+	dls, next := page(dls, limit, "dlq", func(d store.DeadLetter) any { return d.ID })
 	out := struct {
 		DeadLetters []DeadLetter `json:"dead_letters"`
 		NextCursor  *string      `json:"next_cursor"`
-	}{DeadLetters: []DeadLetter{}}
-	for i := range dls[:min(len(dls), limit)] {
-		out.DeadLetters = append(out.DeadLetters, DeadLetter{dls[i], dls[i].State()})
-	}
-	if len(dls) > limit {
-		next := encodeCursor("dlq", dls[limit-1].ID)
-		out.NextCursor = &next
+	}{DeadLetters: make([]DeadLetter, len(dls)), NextCursor: next}
+	for i := range dls {
+		out.DeadLetters[i] = DeadLetter{dls[i], dls[i].State()}
 	}
 	writeJSON(w, out)
 }

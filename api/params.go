@@ -194,3 +194,14 @@ func (p *params) timeRange(now time.Time, def time.Duration) (from, to time.Time
 	}
 	return from, to
 }
+
+// page cuts items, read with a limit one higher than asked, to limit, and
+// gives the cursor of the next page (nil when there is none): the key of
+// the last item kept.
+func page[T any](items []T, limit int, kind string, key func(T) any) ([]T, *string) {
+	if len(items) <= limit {
+		return items, nil
+	}
+	next := encodeCursor(kind, key(items[limit-1]))
+	return items[:limit], &next
+}
