@@ -31,9 +31,12 @@ type scoring struct {
 var day0 = time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
 
 func newScoring(t *testing.T) *scoring {
+	return newScoringWith(t, windows.Config{Sizes: []time.Duration{5 * time.Minute, time.Hour}, Dims: []string{windows.DimFamily}, Delay: time.Second, Idle: time.Hour})
+}
+
+func newScoringWith(t *testing.T, cfg windows.Config) *scoring {
 	t.Helper()
 	p := testenv.NewPipeline(t, 1)
-	cfg := windows.Config{Sizes: []time.Duration{5 * time.Minute, time.Hour}, Dims: []string{windows.DimFamily}, Delay: time.Second, Idle: time.Hour}
 	wf, err := windows.NewFold(cfg)
 	if err != nil {
 		t.Fatal(err)
