@@ -7,7 +7,22 @@ import (
 
 func init() {
 	Register("ensemble", func() Detector { return newEnsemble(defaultEnsemble) })
+	Register(LiveDetector, func() Detector { return newEnsemble(liveEnsemble) })
 }
+
+// LiveDetector is the detector of watched series unless their entry names
+// another: the ensemble, with a warm-up and a hold counted in a few days'
+// and a few windows' worth rather than NAB's 300 points. On NAB, where only
+// the first detection in a labelled window counts and files are thousands
+// of points long, a long hold wins; on a 15m or 1h series 300 points are
+// days, and one false alarm would hide the incident that follows it.
+const LiveDetector = "ensemble-live"
+
+var liveEnsemble = func() ensembleConfig {
+	c := defaultEnsemble
+	c.warm, c.hold = 96, 12 // the hold outlasts the likelihood's short window, or an incident echoes
+	return c
+}()
 
 // ensembleConfig is the ensemble's one configuration for every series.
 type ensembleConfig struct {

@@ -158,8 +158,10 @@ func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed 
 			return nil, err
 		}
 		for _, p := range points[g] {
+			if sc.undefined(p) {
+				continue
+			}
 			recs = append(recs, s.record(sc, name, tr, p))
-			tr.fedUntil = p.Start.Add(sc.size)
 		}
 		tr.fedUntil = to
 	}
@@ -217,6 +219,9 @@ func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group st
 		return nil, err
 	}
 	for _, p := range points[group] {
+		if sc.undefined(p) {
+			continue
+		}
 		d.Score(Point{Time: p.Start, Value: p.Value})
 		tr.fed++
 	}
@@ -301,6 +306,9 @@ func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, until
 			return nil, err
 		}
 		for _, p := range byGroup[g] {
+			if sc.undefined(p) {
+				continue
+			}
 			prev, ok := scored[p.Start]
 			if !ok || prev >= p.Revision {
 				continue // never scored (before the series was watched), or scored as it is

@@ -183,7 +183,7 @@ func TestScoringClosedWindows(t *testing.T) {
 	for _, r := range s.records(t) {
 		byStart[r.Start] = r
 	}
-	d, _ := anomaly.New(anomaly.DefaultDetector)
+	d, _ := anomaly.New(anomaly.LiveDetector) // what watched series use unless told otherwise
 	checked := 0
 	for i, p := range res.Points {
 		got := d.Score(anomaly.Point{Time: p.Start, Value: p.Value})

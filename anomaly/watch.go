@@ -80,7 +80,7 @@ func ParseWatch(b []byte, wcfg windows.Config) (*Watch, error) {
 			return nil, fmt.Errorf("%s: the name is used twice", where)
 		}
 		seen[s.Name] = true
-		s.Detector = cmp.Or(s.Detector, DefaultDetector)
+		s.Detector = cmp.Or(s.Detector, LiveDetector)
 		if _, err := New(s.Detector); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
@@ -111,6 +111,21 @@ func ParseWatch(b []byte, wcfg windows.Config) (*Watch, error) {
 		s.query = q
 	}
 	return &w, nil
+}
+
+// undefined says that a window has no value for sc's metric: a ratio or a
+// lag of a window without events is not zero, it is nothing, and is
+// neither scored nor fed to the detector. (Counts of an empty window are
+// zero, and scored: a silence is news.)
+func (s *SeriesConfig) undefined(p windows.Point) bool {
+	if p.Count > 0 {
+		return false
+	}
+	switch windows.Metric(s.Metric) {
+	case windows.MetricCount, windows.MetricSuccesses, windows.MetricFailures, windows.MetricTerminal, windows.MetricLate, windows.MetricDistinct:
+		return false
+	}
+	return true
 }
 
 // instanceName is the name of one series of s: s's name, and with group_by
