@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -169,23 +170,11 @@ FROM anomalies WHERE `+where+` ORDER BY start DESC, series DESC, revision DESC L
 			return nil, fmt.Errorf("read anomalies: %w", err)
 		}
 		r.Start, r.ScoredAt = r.Start.UTC(), r.ScoredAt.UTC()
-		r.Window = sizeName(time.Duration(size) * time.Second)
+		r.Window = windows.FormatSize(time.Duration(size) * time.Second)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read anomalies: %w", err)
 	}
 	return out, nil
-}
-
-// sizeName writes a window size as people do: 1m, 15m, 1h.
-func sizeName(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

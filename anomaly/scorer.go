@@ -171,7 +171,7 @@ func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed 
 func (s *Scorer) record(sc *SeriesConfig, name string, tr *tracked, p windows.Point) Record {
 	res := tr.d.Score(Point{Time: p.Start, Value: p.Value})
 	tr.fed++
-	r := Record{Series: name, Start: p.Start, Window: sizeName(sc.size), Revision: p.Revision, Value: p.Value,
+	r := Record{Series: name, Start: p.Start, Window: windows.FormatSize(sc.size), Revision: p.Revision, Value: p.Value,
 		Expected: optional(res.Expected), Low: optional(res.Low), High: optional(res.High), Score: res.Score, Reason: res.Reason}
 	if tr.fed <= sc.MinHistory {
 		r.Score, r.Reason = 0, fmt.Sprintf("warming up: %d of %d windows of history (min_history)", tr.fed, sc.MinHistory)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,10 +152,8 @@ func (s *Server) queryMetrics(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL, "window", "metric", "group_by", "filter", "from", "to", "basis", "non_empty")
 	q := windows.MetricQuery{Window: p.duration("window"), Basis: windows.Basis(p.str("basis")), Metric: windows.Metric(p.str("metric")),
 		GroupBy: p.str("group_by"), SkipEmpty: p.choice("non_empty", "false", "true", "false") == "true"}
-	q.Window = cmp0(q.Window, s.cfg.Windows.Base())
-	if q.Metric == "" {
-		q.Metric = windows.MetricCount
-	}
+	q.Window = cmp.Or(q.Window, s.cfg.Windows.Base())
+	q.Metric = cmp.Or(q.Metric, windows.MetricCount)
 	q.From, q.To = p.timeRange(s.cfg.Now().UTC(), time.Hour)
 	if p.err == nil {
 		var err error
@@ -177,13 +176,6 @@ func (s *Server) queryMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, res)
-}
-
-func cmp0(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // metricParamError turns the windows package's parameter errors, worded
@@ -269,8 +261,9 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// journey is the definition a route's {name} names.
-func (s *Server) journey(r *http.Request) (*journeys.Definition, error) {
+// journey is the definition a route's {name} names; failing that, or when
+// p holds a bad parameter, the error to answer.
+func (s *Server) journey(r *http.Request, p *params) (*journeys.Definition, error) {
 	name := r.PathValue("name")
 	if s.cfg.Journeys == nil {
 		return nil, notFound("no journeys are configured (the processors run with --no-journeys)")
@@ -283,17 +276,14 @@ func (s *Server) journey(r *http.Request) (*journeys.Definition, error) {
 		}
 		return nil, notFound("no journey " + name + "; known: " + strings.Join(names, ", "))
 	}
-	return d, nil
+	return d, p.err
 }
 
 func (s *Server) funnel(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL, "from", "to", "by")
 	by := p.choice("by", "", "entry_topic")
 	from, to := p.timeRange(s.cfg.Now().UTC(), 30*24*time.Hour)
-	d, err := s.journey(r)
-	if err == nil {
-		err = p.err
-	}
+	d, err := s.journey(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -327,10 +317,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	if p.cursor("instances", &c) {
 		f.After = &journeys.InstanceKey{EnteredAt: c.EnteredAt, Subject: c.Subject}
 	}
-	d, err := s.journey(r)
-	if err == nil {
-		err = p.err
-	}
+	d, err := s.journey(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -352,10 +339,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL)
-	d, err := s.journey(r)
-	if err == nil {
-		err = p.err
-	}
+	d, err := s.journey(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -376,10 +360,7 @@ func (s *Server) compareFunnels(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL, "a", "b")
 	aFrom, aTo := p.period("a")
 	bFrom, bTo := p.period("b")
-	d, err := s.journey(r)
-	if err == nil {
-		err = p.err
-	}
+	d, err := s.journey(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -396,12 +377,8 @@ func (s *Server) compareFunnels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) compareMetric(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL, "metric", "filter", "basis", "window", "a", "b")
 	q := windows.MetricQuery{Window: p.duration("window"), Basis: windows.Basis(p.str("basis")), Metric: windows.Metric(p.str("metric"))}
-	if q.Window == 0 {
-		q.Window = time.Hour
-	}
-	if q.Metric == "" {
-		q.Metric = windows.MetricCount
-	}
+	q.Window = cmp.Or(q.Window, time.Hour)
+	q.Metric = cmp.Or(q.Metric, windows.MetricCount)
 	aFrom, aTo := p.period("a")
 	bFrom, bTo := p.period("b")
 	if p.err == nil {

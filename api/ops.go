@@ -75,22 +75,20 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-// deadLetterID reads the {id} of a dead letter route.
-func deadLetterID(r *http.Request) (int64, error) {
+// deadLetterID reads the {id} of a dead letter route; failing that, or when
+// p holds a bad parameter, the error to answer.
+func deadLetterID(r *http.Request, p *params) (int64, error) {
 	s := r.PathValue("id")
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
 		return 0, badParam("id", strconv.Quote(s)+" is not a dead letter id (a positive number; see GET /api/v1/dlq)")
 	}
-	return id, nil
+	return id, p.err
 }
 
 func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL)
-	id, err := deadLetterID(r)
-	if err == nil {
-		err = p.err
-	}
+	id, err := deadLetterID(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -113,10 +111,7 @@ const maxRepairedBody = 1 << 20
 // request body, when given, is the repaired event body to store instead.
 func (s *Server) requeueDeadLetter(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL)
-	id, err := deadLetterID(r)
-	if err == nil {
-		err = p.err
-	}
+	id, err := deadLetterID(r, p)
 	var body []byte
 	if err == nil {
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxRepairedBody))
@@ -146,10 +141,7 @@ func (s *Server) requeueDeadLetter(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) discardDeadLetter(w http.ResponseWriter, r *http.Request) {
 	p := readParams(r.URL)
-	id, err := deadLetterID(r)
-	if err == nil {
-		err = p.err
-	}
+	id, err := deadLetterID(r, p)
 	if err != nil {
 		s.fail(w, r, "", err)
 		return

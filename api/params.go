@@ -161,21 +161,9 @@ func (p *params) period(name string) (from, to time.Time) {
 	if p.err != nil {
 		return
 	}
-	a, b, ok := strings.Cut(s, "..")
-	if !ok {
-		p.fail(name, strconv.Quote(s)+" is not a period; want FROM..TO, for example 2026-11-16..2026-11-23 (RFC 3339 times or dates, TO exclusive)")
-		return
-	}
-	var err error
-	if from, err = cli.ParseTime(strings.TrimSpace(a)); err == nil {
-		to, err = cli.ParseTime(strings.TrimSpace(b))
-	}
+	from, to, err := cli.ParsePeriod(s)
 	if err != nil {
 		p.fail(name, err.Error())
-		return
-	}
-	if !from.Before(to) {
-		p.fail(name, strconv.Quote(s)+": the start is not before the end")
 	}
 	return from, to
 }

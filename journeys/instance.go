@@ -30,18 +30,10 @@ type InstanceEvent struct {
 // InstanceReport is one instance: its state, its steps, the events that
 // reached them and what happened to it.
 type InstanceReport struct {
-	Journey     string          `json:"journey"`
-	Subject     string          `json:"subject"`
-	Status      string          `json:"status"`
-	CurrentStep string          `json:"current_step"`
-	EnteredAt   time.Time       `json:"entered_at"`
-	LastAt      time.Time       `json:"last_progress_at"`
-	Deadline    *time.Time      `json:"deadline,omitempty"`
-	AbandonedAt *time.Time      `json:"abandoned_at,omitempty"`
-	Conflict    string          `json:"conflict,omitempty"`
-	Steps       []InstanceStep  `json:"steps"`
-	Events      []InstanceEvent `json:"events"`
-	Records     []Record        `json:"records"`
+	InstanceSummary
+	Steps   []InstanceStep  `json:"steps"`
+	Events  []InstanceEvent `json:"events"`
+	Records []Record        `json:"records"`
 }
 
 // ErrNoInstance is what Instance's error matches (errors.Is) when journey
@@ -65,14 +57,7 @@ func Instance(ctx context.Context, db store.Querier, d *Definition, subject stri
 	if !ok {
 		return InstanceReport{}, noInstanceError{d.Name, subject}
 	}
-	in := InstanceReport{Journey: row.Journey, Subject: row.Subject, Status: row.Status, EnteredAt: row.EnteredAt.UTC(), LastAt: row.LastAt.UTC(),
-		Deadline: row.Deadline, AbandonedAt: row.AbandonedAt}
-	if row.CurrentStep != nil {
-		in.CurrentStep = *row.CurrentStep
-	}
-	if row.Conflict != nil {
-		in.Conflict = *row.Conflict
-	}
+	in := InstanceReport{InstanceSummary: summaryOf(&row)}
 	reaches := ReachesOf(&row)
 	var ids []string
 	for i, s := range d.Steps {

@@ -71,7 +71,7 @@ type Options struct {
 
 	// AnnounceStored is how long the announcements of stored events (the
 	// live feed's source) are kept: how far back a live client can resume
-	// (default 2m; Redis holds about 200 bytes per event for it). Negative:
+	// (default 2m; Redis holds about 420 bytes per event for it). Negative:
 	// nothing is announced.
 	AnnounceStored time.Duration
 

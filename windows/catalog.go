@@ -110,7 +110,7 @@ type WindowReport struct {
 // ReadWindow reports the window of basis and size starting at start over
 // every event, every metric with it (all zero for a window without events).
 func ReadWindow(ctx context.Context, db store.Querier, basis Basis, size time.Duration, start time.Time) (WindowReport, error) {
-	r := WindowReport{Basis: basis, Window: fmtSize(size), Start: start.UTC(), End: start.Add(size).UTC(), Metrics: map[Metric]float64{}}
+	r := WindowReport{Basis: basis, Window: FormatSize(size), Start: start.UTC(), End: start.Add(size).UTC(), Metrics: map[Metric]float64{}}
 	rows, err := aggRowsFor(ctx, db, string(basis), int32(size/time.Second), DimAll, nil, start, start.Add(time.Microsecond), allSketches)
 	if err != nil {
 		return r, err
@@ -147,7 +147,7 @@ func (r MetricResult) MarshalJSON() ([]byte, error) {
 		Metric Metric   `json:"metric"`
 		Groups []string `json:"groups"`
 	}
-	b, err := json.Marshal(head{fmtSize(r.Window), r.Basis, r.Metric, r.Groups})
+	b, err := json.Marshal(head{FormatSize(r.Window), r.Basis, r.Metric, r.Groups})
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func ParseFilter(s string) (map[string][]string, error) {
 func (q *MetricQuery) Validate(cfg Config) error {
 	cfg = cfg.WithDefaults()
 	if !slices.Contains(cfg.Sizes, q.Window) {
-		return paramError("window", fmtSize(q.Window), "not a window size; use %s", oneOf(fmtSizes(cfg.Sizes)))
+		return paramError("window", FormatSize(q.Window), "not a window size; use %s", oneOf(fmtSizes(cfg.Sizes)))
 	}
 	if q.Basis == "" {
 		q.Basis = EventTime
@@ -157,13 +157,13 @@ func (q *MetricQuery) Validate(cfg Config) error {
 	}
 	if n := q.To.Sub(q.From) / q.Window; n > maxWindows {
 		return paramError("from", q.From.Format(time.RFC3339), "the range to %s holds %d windows of %s; ask for at most %d (a larger --window, or a shorter range)",
-			q.To.Format(time.RFC3339), n, fmtSize(q.Window), maxWindows)
+			q.To.Format(time.RFC3339), n, FormatSize(q.Window), maxWindows)
 	}
 	return nil
 }
 
-// fmtSize writes a window size as people do: 1m, 15m, 1h, 90s, 1h30m.
-func fmtSize(d time.Duration) string {
+// FormatSize writes a window size as people do: 1m, 15m, 1h, 90s, 1h30m.
+func FormatSize(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
@@ -177,7 +177,7 @@ func fmtSize(d time.Duration) string {
 func fmtSizes(sizes []time.Duration) []string {
 	out := make([]string, len(sizes))
 	for i, d := range sizes {
-		out[i] = fmtSize(d)
+		out[i] = FormatSize(d)
 	}
 	return out
 }

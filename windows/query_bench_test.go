@@ -57,16 +57,6 @@ func BenchmarkQueryMetricsDay(b *testing.B) {
 	if _, err := p.DB.Exec(ctx, `ANALYZE window_aggs`); err != nil {
 		b.Fatal(err)
 	}
-	if testing.Verbose() {
-		rows, _ := p.DB.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) SELECT start, value, count, successes, failures, terminal, lag_sum_ms, NULL::bytea, NULL::bytea, late, revision
-FROM window_aggs WHERE basis = 'event' AND size_s = 60 AND dim = 'topic' AND start >= $1 AND start < $2`, start, start.Add(24*time.Hour))
-		for rows.Next() {
-			var line string
-			rows.Scan(&line)
-			b.Log(line)
-		}
-		rows.Close()
-	}
 	for _, m := range []windows.Metric{windows.MetricCount, windows.MetricLagP99, windows.MetricDistinct} {
 		b.Run(string(m), func(b *testing.B) {
 			q := windows.MetricQuery{Window: time.Minute, Metric: m, GroupBy: windows.DimTopic, From: start, To: start.Add(24 * time.Hour)}

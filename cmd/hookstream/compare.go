@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,20 +14,10 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
-// parsePeriod reads FROM..TO (RFC 3339 times or dates; TO exclusive).
+// parsePeriod reads the period flag name (FROM..TO).
 func parsePeriod(flagName, s string) (from, to time.Time, err error) {
-	a, b, ok := strings.Cut(s, "..")
-	if !ok {
-		return from, to, cli.Usagef("--%s %q: want FROM..TO, for example 2026-11-16..2026-11-23", flagName, s)
-	}
-	if from, err = cli.ParseTime(strings.TrimSpace(a)); err == nil {
-		to, err = cli.ParseTime(strings.TrimSpace(b))
-	}
-	if err != nil {
+	if from, to, err = cli.ParsePeriod(s); err != nil {
 		return from, to, cli.Usagef("--%s: %v", flagName, err)
-	}
-	if !from.Before(to) {
-		return from, to, cli.Usagef("--%s %q: the start is not before the end", flagName, s)
 	}
 	return from, to, nil
 }

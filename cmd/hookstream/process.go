@@ -49,7 +49,7 @@ func (c *processConfig) register(fs *flag.FlagSet) {
 	fs.UintVar(&c.breakerFailures, "breaker-failures", 5, "consecutive PostgreSQL failures that open the circuit breaker (reading stops while it is open)")
 	fs.DurationVar(&c.breakerOpen, "breaker-open", 5*time.Second, "how long the breaker stays open before a half-open probe")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 30*time.Second, "on shutdown, how long the batch in flight may take to commit and be acknowledged")
-	fs.DurationVar(&c.liveRetention, "live-retention", 2*time.Minute, "how long stored events stay announced for the API's live feed: how far back a live client can resume (Redis holds ~200 bytes per event for it)")
+	fs.DurationVar(&c.liveRetention, "live-retention", 2*time.Minute, "how long stored events stay announced for the API's live feed: how far back a live client can resume (Redis holds ~420 bytes per event for it)")
 	fs.BoolVar(&c.noWindows, "no-windows", false, "store events only; fold neither window aggregates nor journeys (benchmarks)")
 	c.windows.register(fs)
 	c.journeys.register(fs)

@@ -287,6 +287,25 @@ func ParseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time; use RFC 3339 (2026-12-01T15:04:05Z) or a date (2026-12-01, midnight UTC)", s)
 }
 
+// ParsePeriod reads FROM..TO, each an RFC 3339 time or a date (TO
+// exclusive): the periods `query compare` and the API compare.
+func ParsePeriod(s string) (from, to time.Time, err error) {
+	a, b, ok := strings.Cut(s, "..")
+	if !ok {
+		return from, to, fmt.Errorf("%q is not a period; want FROM..TO, for example 2026-11-16..2026-11-23 (RFC 3339 times or dates, TO exclusive)", s)
+	}
+	if from, err = ParseTime(strings.TrimSpace(a)); err != nil {
+		return from, to, err
+	}
+	if to, err = ParseTime(strings.TrimSpace(b)); err != nil {
+		return from, to, err
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("%q: the start is not before the end", s)
+	}
+	return from, to, nil
+}
+
 // Time registers a time flag.
 func Time(fs *flag.FlagSet, name, usage string) *time.Time {
 	t := new(time.Time)
