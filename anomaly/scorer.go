@@ -204,7 +204,7 @@ func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group st
 	}
 	tr := &tracked{d: d, fedUntil: until}
 	from := until.Add(-time.Duration(s.History) * sc.size)
-	first, err := s.firstWindow(ctx, tx, sc)
+	first, err := firstWindow(ctx, tx, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -230,9 +230,9 @@ func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group st
 
 // firstWindow is the start of the first window of sc's clock and size
 // (the zero time when there is none).
-func (s *Scorer) firstWindow(ctx context.Context, tx pgx.Tx, sc *SeriesConfig) (time.Time, error) {
+func firstWindow(ctx context.Context, db store.Querier, sc *SeriesConfig) (time.Time, error) {
 	var t *time.Time
-	err := tx.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2`, string(sc.query.Basis), int32(sc.size/time.Second)).Scan(&t)
+	err := db.QueryRow(ctx, `SELECT min(start) FROM window_aggs WHERE basis = $1 AND size_s = $2`, string(sc.query.Basis), int32(sc.size/time.Second)).Scan(&t)
 	if err != nil || t == nil {
 		return time.Time{}, err
 	}
@@ -242,16 +242,20 @@ func (s *Scorer) firstWindow(ctx context.Context, tx pgx.Tx, sc *SeriesConfig) (
 // groups are the values of sc's group_by with events in [from, to), or
 // [""] for a series without one.
 func (s *Scorer) groups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, to time.Time) ([]string, error) {
+	return readGroups(ctx, tx, s.Windows, sc, from, to)
+}
+
+func readGroups(ctx context.Context, db store.Querier, wcfg windows.Config, sc *SeriesConfig, from, to time.Time) ([]string, error) {
 	if sc.GroupBy == "" {
 		return []string{""}, nil
 	}
 	q := sc.query
 	q.Metric, q.From, q.To, q.SkipEmpty = windows.MetricCount, from, to, true
-	if q.Window != s.Windows.Sizes[len(s.Windows.Sizes)-1] && to.Sub(from)/q.Window > 10_000 {
-		q.Window = s.Windows.Sizes[len(s.Windows.Sizes)-1] // the groups, not the values: the fewest rows
+	if q.Window != wcfg.Sizes[len(wcfg.Sizes)-1] && to.Sub(from)/q.Window > 10_000 {
+		q.Window = wcfg.Sizes[len(wcfg.Sizes)-1] // the groups, not the values: the fewest rows
 		q.From = windows.Start(from, q.Window)
 	}
-	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
+	res, err := windows.QueryMetrics(ctx, db, wcfg, q)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +265,10 @@ func (s *Scorer) groups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, 
 // points are sc's values for each group in [from, to), every window (empty
 // ones as zero), in time order.
 func (s *Scorer) points(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups []string, from, to time.Time) (map[string][]windows.Point, error) {
+	return readPoints(ctx, tx, s.Windows, sc, groups, from, to)
+}
+
+func readPoints(ctx context.Context, db store.Querier, wcfg windows.Config, sc *SeriesConfig, groups []string, from, to time.Time) (map[string][]windows.Point, error) {
 	q := sc.query
 	q.From, q.To = from, to
 	if sc.GroupBy != "" {
@@ -269,7 +277,7 @@ func (s *Scorer) points(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups
 		}
 		q.Filter = map[string][]string{sc.GroupBy: groups}
 	}
-	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
+	res, err := windows.QueryMetrics(ctx, db, wcfg, q)
 	if err != nil {
 		return nil, err
 	}

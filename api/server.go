@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/stream"
@@ -24,6 +25,7 @@ type Config struct {
 	Group    string         // the processors' consumer group (default process.DefaultGroup)
 	Windows  windows.Config // as the processors run them
 	Journeys *journeys.Set  // the definitions (nil: none; journey routes answer 404)
+	Watch    *anomaly.Watch // the watched series (nil: none; forecast routes answer 404)
 	// Tokens are the accepted API tokens (ParseTokens). With none, New
 	// refuses unless Insecure, which lets every request in as admin.
 	Tokens   []Token
@@ -118,6 +120,8 @@ func (s *Server) register() {
 	h("GET", "/journeys/{name}/instances", ScopeRead, s.listInstances)
 	h("GET", "/journeys/{name}/instances/{subject}", ScopeRead, s.getInstance)
 	h("GET", "/anomalies", ScopeRead, s.listAnomalies)
+	h("GET", "/forecasts", ScopeRead, s.forecasts)
+	h("GET", "/forecasts/backtest", ScopeRead, s.backtests)
 	h("GET", "/status", ScopeRead, s.status)
 	h("GET", "/dlq", ScopeRead, s.listDeadLetters)
 	h("GET", "/dlq/{id}", ScopeRead, s.getDeadLetter)

@@ -23,9 +23,9 @@ import (
 func anomalyCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "anomaly",
-		ShortUsage:  "hookstream anomaly score|eval [flags]",
-		ShortHelp:   "score a series with a detector, or measure detectors on the Numenta Anomaly Benchmark (NAB)",
-		Subcommands: []*ffcli.Command{anomalyScoreCommand(), anomalyEvalCommand()},
+		ShortUsage:  "hookstream anomaly score|eval|backtest [flags]",
+		ShortHelp:   "score a series with a detector, measure detectors on the Numenta Anomaly Benchmark (NAB), or backtest forecasts",
+		Subcommands: []*ffcli.Command{anomalyScoreCommand(), anomalyEvalCommand(), anomalyBacktestCommand()},
 	}
 }
 

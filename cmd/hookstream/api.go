@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/api"
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
@@ -64,6 +65,12 @@ func serveAPI(ctx context.Context, cfg *serveConfig, tokens []api.Token, ready c
 	if err != nil {
 		return err
 	}
+	var watch *anomaly.Watch
+	if !cfg.process.noAnomalies && !cfg.process.noWindows {
+		if watch, err = anomaly.LoadWatch(cfg.process.anomalySeries, wcfg); err != nil {
+			return err
+		}
+	}
 	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 16)
 	if err != nil {
 		return err
@@ -77,7 +84,7 @@ func serveAPI(ctx context.Context, cfg *serveConfig, tokens []api.Token, ready c
 	}
 	defer pool.Close()
 	role, err := api.NewRole(rdb, pool, cfg.api.addr, api.Config{
-		Keys: stream.NewKeys(cfg.namespace, cfg.partitions), Windows: wcfg, Journeys: set,
+		Keys: stream.NewKeys(cfg.namespace, cfg.partitions), Windows: wcfg, Journeys: set, Watch: watch,
 		Tokens: tokens, Insecure: cfg.api.insecure, Version: version(),
 		Live: api.LiveOptions{MaxClients: cfg.api.maxClients}, Logger: log,
 	})

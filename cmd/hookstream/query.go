@@ -17,9 +17,9 @@ import (
 func queryCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "query",
-		ShortUsage:  "hookstream query metrics|funnel|journey|journeys|compare|anomalies [flags]",
+		ShortUsage:  "hookstream query metrics|funnel|journey|journeys|compare|anomalies|forecast [flags]",
 		ShortHelp:   "read metrics, funnels and journeys through the query layer the API and Grafana use",
-		Subcommands: []*ffcli.Command{queryMetricsCommand(), queryFunnelCommand(), queryJourneyCommand(), queryJourneysCommand(), queryCompareCommand(), queryAnomaliesCommand()},
+		Subcommands: []*ffcli.Command{queryMetricsCommand(), queryFunnelCommand(), queryJourneyCommand(), queryJourneysCommand(), queryCompareCommand(), queryAnomaliesCommand(), queryForecastCommand()},
 	}
 }
 
