@@ -234,8 +234,8 @@ func (s selected) history(ctx context.Context, db store.Querier, wcfg windows.Co
 // forecaster is a Holt-Winters model fed a series, forecasting from the
 // last point fed.
 type forecaster struct {
-	hw    *holtWinters
-	fed   int
+	hw  *holtWinters
+	fed int
 	// lower and upper bound the metric's values: every window metric is at
 	// least 0, a ratio at most 1.
 	lower, upper float64
