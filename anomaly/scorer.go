@@ -90,16 +90,12 @@ func (s *Scorer) Tick(ctx context.Context) (int, error) {
 		if err != nil || !got {
 			return err
 		}
-		cursors, err := windows.ReadCursors(ctx, tx)
+		closed, err := closedUntil(ctx, tx)
 		if err != nil {
 			return err
 		}
-		closed := map[string]time.Time{}
-		for _, c := range cursors {
-			closed[string(c.Basis)+"/"+c.Size.String()] = c.ClosedUntil
-		}
 		for _, sc := range s.Watch.Series {
-			r, err := s.score(ctx, tx, sc, closed[string(sc.query.Basis)+"/"+sc.size.String()])
+			r, err := s.score(ctx, tx, sc, closed[sc.clock()])
 			if err != nil {
 				return fmt.Errorf("score %s: %w", sc.Name, err)
 			}
@@ -246,6 +242,9 @@ func (s *Scorer) groups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, 
 }
 
 func readGroups(ctx context.Context, db store.Querier, wcfg windows.Config, sc *SeriesConfig, from, to time.Time) ([]string, error) {
+	if sc.Source == SourceJourneys {
+		return abandonedGroups(ctx, db, sc, from, to)
+	}
 	if sc.GroupBy == "" {
 		return []string{""}, nil
 	}
@@ -269,6 +268,9 @@ func (s *Scorer) points(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups
 }
 
 func readPoints(ctx context.Context, db store.Querier, wcfg windows.Config, sc *SeriesConfig, groups []string, from, to time.Time) (map[string][]windows.Point, error) {
+	if sc.Source == SourceJourneys {
+		return abandonedPoints(ctx, db, sc, groups, from, to)
+	}
 	q := sc.query
 	q.From, q.To = from, to
 	if sc.GroupBy != "" {
@@ -293,6 +295,9 @@ func readPoints(ctx context.Context, db store.Querier, wcfg windows.Config, sc *
 // detector warmed up on the history before it, recorded as a row of its
 // own.
 func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, until time.Time) ([]Record, error) {
+	if sc.Source == SourceJourneys {
+		return nil, nil // abandonments have no revisions (see journeys.go)
+	}
 	from := until.Add(-time.Duration(s.Revisions) * sc.size)
 	q := sc.query
 	q.From, q.To, q.SkipEmpty = from, until, true

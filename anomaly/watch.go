@@ -17,7 +17,11 @@ import (
 
 // SeriesConfig is one watched series (or, with GroupBy, one per value).
 type SeriesConfig struct {
-	Name       string  `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name"`
+	// Source is where the values come from: windows (the default, window
+	// metrics) or journeys (abandoned: journey instances abandoned per
+	// window, by the watermark that abandoned them).
+	Source     string  `yaml:"source" json:"source,omitempty"`
 	Metric     string  `yaml:"metric" json:"metric"`
 	Window     string  `yaml:"window" json:"window"`
 	Basis      string  `yaml:"basis" json:"basis,omitempty"`
@@ -97,6 +101,17 @@ func ParseWatch(b []byte, wcfg windows.Config) (*Watch, error) {
 		if s.size, err = time.ParseDuration(s.Window); err != nil {
 			return nil, fmt.Errorf("%s: window %q is not a duration such as 5m", where, s.Window)
 		}
+		switch s.Source {
+		case "", SourceWindows:
+			s.Source = ""
+		case SourceJourneys:
+			if err := s.journeySeries(wcfg); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			continue
+		default:
+			return nil, fmt.Errorf("%s: source %q: use windows (window metrics, the default) or journeys", where, s.Source)
+		}
 		q := windows.MetricQuery{Window: s.size, Basis: windows.Basis(s.Basis), Metric: windows.Metric(s.Metric), GroupBy: s.GroupBy}
 		if q.Filter, err = windows.ParseFilter(s.Filter); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -118,7 +133,7 @@ func ParseWatch(b []byte, wcfg windows.Config) (*Watch, error) {
 // neither scored nor fed to the detector. (Counts of an empty window are
 // zero, and scored: a silence is news.)
 func (s *SeriesConfig) undefined(p windows.Point) bool {
-	if p.Count > 0 {
+	if p.Count > 0 || s.Source == SourceJourneys {
 		return false
 	}
 	switch windows.Metric(s.Metric) {
