@@ -28,12 +28,14 @@ type InstanceEvent struct {
 }
 
 // InstanceReport is one instance: its state, its steps, the events that
-// reached them and what happened to it.
+// reached them and what happened to it; for an unfinished one (in progress
+// or abandoned), what the journey's history predicts for it.
 type InstanceReport struct {
 	InstanceSummary
-	Steps   []InstanceStep  `json:"steps"`
-	Events  []InstanceEvent `json:"events"`
-	Records []Record        `json:"records"`
+	Steps      []InstanceStep  `json:"steps"`
+	Events     []InstanceEvent `json:"events"`
+	Records    []Record        `json:"records"`
+	Prediction *Prediction     `json:"prediction,omitempty"`
 }
 
 // ErrNoInstance is what Instance's error matches (errors.Is) when journey
@@ -48,7 +50,9 @@ func (e noInstanceError) Error() string {
 
 func (e noInstanceError) Is(target error) bool { return target == ErrNoInstance }
 
-// Instance reports the instance of d for subject.
+// Instance reports the instance of d for subject; an unfinished one with
+// its prediction (LoadModel's defaults: learnt from the instances that
+// entered in the 30 days before the journey's latest progress).
 func Instance(ctx context.Context, db store.Querier, d *Definition, subject string) (InstanceReport, error) {
 	row, ok, err := getRow(ctx, db, d.Name, subject)
 	if err != nil {
@@ -72,7 +76,10 @@ func Instance(ctx context.Context, db store.Querier, d *Definition, subject stri
 	if in.Events, err = eventsByID(ctx, db, ids); err != nil {
 		return in, err
 	}
-	in.Records, err = readRecords(ctx, db, d.Name, subject)
+	if in.Records, err = readRecords(ctx, db, d.Name, subject); err != nil {
+		return in, err
+	}
+	in.Prediction, err = predictRow(ctx, db, d, &row)
 	return in, err
 }
 

@@ -122,31 +122,47 @@ func refoldJourney(ctx context.Context, cm *common, set *journeys.Set, name, sub
 }
 
 // journeysCommand is "hookstream journeys rebuild", the old name of
-// "hookstream refold --journey".
+// "hookstream refold --journey", and "hookstream journeys backtest" (the
+// predictions' backtest, predict.go). One command with two verbs, so
+// flags may come before the verb as they always could.
 func journeysCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream journeys", flag.ContinueOnError)
 	var cm common
 	cm.register(fs)
 	var jf journeyFlags
 	jf.register(fs)
-	name := fs.String("journey", "", "rebuild only this journey (default: every one)")
-	subject := fs.String("subject", "", "rebuild only this subject's instance (needs --journey)")
+	name := fs.String("journey", "", "rebuild: only this journey (default: every one); backtest: the journey (required)")
+	subject := fs.String("subject", "", "rebuild: only this subject's instance (needs --journey)")
+	var bf backtestFlags
+	bf.register(fs)
 	return &ffcli.Command{
-		Name:       "journeys",
-		ShortUsage: "hookstream journeys rebuild [--journey NAME] [--subject ID]",
-		ShortHelp:  "old name of 'refold --journey': recompute journey instances from the events table",
-		LongHelp:   `'journeys rebuild' is 'hookstream refold --journey NAME' (every journey without --journey).`,
-		FlagSet:    fs, Options: envOptions(),
+		Name: "journeys",
+		ShortUsage: "hookstream journeys rebuild [--journey NAME] [--subject ID] | " +
+			"hookstream journeys backtest --journey NAME [--at T] [--horizon 72h] [-o json|table]",
+		ShortHelp: "rebuild: old name of 'refold --journey'; backtest: score the journey's completion predictions at a past cut-off",
+		LongHelp: `rebuild
+    'journeys rebuild' is 'hookstream refold --journey NAME' (every journey
+    without --journey).
+
+backtest
+` + backtestHelp,
+		FlagSet: fs, Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 || args[0] != "rebuild" {
-				return cli.Usagef("journeys has one verb, rebuild (now also 'hookstream refold --journey NAME')")
-			}
-			if *subject != "" && *name == "" {
-				return cli.Usagef("--subject needs --journey")
+			if len(args) != 1 || (args[0] != "rebuild" && args[0] != "backtest") {
+				return cli.Usagef("journeys has two verbs: rebuild (now also 'hookstream refold --journey NAME') and backtest")
 			}
 			set, err := jf.load()
 			if err != nil {
 				return err
+			}
+			if args[0] == "backtest" {
+				if *subject != "" {
+					return cli.Usagef("--subject is for rebuild; backtest scores every instance of the journey")
+				}
+				return bf.run(ctx, &cm, set, *name)
+			}
+			if *subject != "" && *name == "" {
+				return cli.Usagef("--subject needs --journey")
 			}
 			return refoldJourney(ctx, &cm, set, *name, *subject)
 		},
