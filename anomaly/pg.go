@@ -65,25 +65,55 @@ ON CONFLICT DO NOTHING`, series, starts, sizes, revs, values, expected, lows, hi
 	return nil
 }
 
-func readCursor(ctx context.Context, q store.Querier, name string) (time.Time, error) {
-	var t time.Time
-	err := q.QueryRow(ctx, `SELECT scored_until FROM anomaly_cursors WHERE name = $1`, name).Scan(&t)
-	if err == pgx.ErrNoRows {
-		return time.Time{}, nil
-	}
+// readCursors reads how far every watched series has been scored.
+func readCursors(ctx context.Context, q store.Querier) (map[string]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT name, scored_until FROM anomaly_cursors`)
 	if err != nil {
-		return t, fmt.Errorf("read the anomaly cursor of %s: %w", name, err)
+		return nil, fmt.Errorf("read the anomaly cursors: %w", err)
 	}
-	return t.UTC(), nil
+	out := map[string]time.Time{}
+	var name string
+	var until time.Time
+	_, err = pgx.ForEachRow(rows, []any{&name, &until}, func() error {
+		out[name] = until.UTC()
+		return nil
+	})
+	return out, err
 }
 
-func writeCursor(ctx context.Context, tx pgx.Tx, name string, until time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO anomaly_cursors (name, scored_until) VALUES ($1, $2)
-ON CONFLICT (name) DO UPDATE SET scored_until = excluded.scored_until`, name, until)
+// writeCursors moves the cursors of the series in moved.
+func writeCursors(ctx context.Context, tx pgx.Tx, moved map[string]time.Time) error {
+	if len(moved) == 0 {
+		return nil
+	}
+	names, untils := make([]string, 0, len(moved)), make([]time.Time, 0, len(moved))
+	for n, t := range moved {
+		names, untils = append(names, n), append(untils, t)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO anomaly_cursors (name, scored_until) SELECT * FROM unnest($1::text[], $2::timestamptz[])
+ON CONFLICT (name) DO UPDATE SET scored_until = excluded.scored_until`, names, untils)
 	if err != nil {
-		return fmt.Errorf("move the anomaly cursor of %s: %w", name, err)
+		return fmt.Errorf("move the anomaly cursors: %w", err)
 	}
 	return nil
+}
+
+// windowRevisions are the highest revisions of the closed windows of sc's
+// clock and size starting at or after from that were revised at all.
+func windowRevisions(ctx context.Context, q store.Querier, sc *SeriesConfig, from time.Time) (map[time.Time]int32, error) {
+	rows, err := q.Query(ctx, `SELECT start, max(revision) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND start >= $3 AND revision > 0 GROUP BY start`,
+		string(sc.query.Basis), int32(sc.size/time.Second), from)
+	if err != nil {
+		return nil, fmt.Errorf("read window revisions: %w", err)
+	}
+	out := map[time.Time]int32{}
+	var start time.Time
+	var rev int32
+	_, err = pgx.ForEachRow(rows, []any{&start, &rev}, func() error {
+		out[start.UTC()] = rev
+		return nil
+	})
+	return out, err
 }
 
 // scoredRevisions are the highest revisions scored of series's windows

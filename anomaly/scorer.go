@@ -47,6 +47,30 @@ type Scorer struct {
 
 	mu   sync.Mutex
 	live map[string]*tracked // by series instance
+	// groups are each series' groups known when its windows before until
+	// were scored, so a tick reads only the new windows' groups.
+	groups map[string]knownGroups
+	// revs are the revisions of closed windows seen by the last tick that
+	// committed, by clock: a tick looks for revised windows to score
+	// again only where a revision rose since.
+	revs map[string]map[time.Time]int32
+}
+
+// knownGroups are a series' groups with events in its history before
+// until.
+type knownGroups struct {
+	until  time.Time
+	groups []string
+}
+
+// tick is one Tick's view: the cursors read at its start, those it moves,
+// and the revisions of each clock's recent closed windows.
+type tick struct {
+	cursors map[string]time.Time
+	moved   map[string]time.Time
+	revs    map[string]map[time.Time]int32
+	revFrom map[string]time.Time // where each clock's revs were read from
+	groups  map[string]knownGroups
 }
 
 // tracked is a detector and how far it has been fed.
@@ -83,7 +107,11 @@ func (s *Scorer) Tick(ctx context.Context) (int, error) {
 	if s.live == nil {
 		s.live = map[string]*tracked{}
 	}
+	if s.groups == nil {
+		s.groups, s.revs = map[string]knownGroups{}, map[string]map[time.Time]int32{}
+	}
 	var recs []Record
+	var tk *tick
 	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		recs = recs[:0]
 		got, err := store.TryLock(ctx, tx, store.AnomalyLock)
@@ -94,39 +122,52 @@ func (s *Scorer) Tick(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		tk = &tick{moved: map[string]time.Time{}, revs: map[string]map[time.Time]int32{}, revFrom: map[string]time.Time{}, groups: map[string]knownGroups{}}
+		if tk.cursors, err = readCursors(ctx, tx); err != nil {
+			return err
+		}
 		for _, sc := range s.Watch.Series {
-			r, err := s.score(ctx, tx, sc, closed[sc.clock()])
+			r, err := s.score(ctx, tx, tk, sc, closed[sc.clock()])
 			if err != nil {
 				return fmt.Errorf("score %s: %w", sc.Name, err)
 			}
 			recs = append(recs, r...)
+		}
+		if err := writeCursors(ctx, tx, tk.moved); err != nil {
+			return err
 		}
 		return insertRecords(ctx, tx, recs)
 	})
 	if err != nil {
 		// The detectors were fed what did not commit: warm them up again.
 		clear(s.live)
+		clear(s.groups)
+		clear(s.revs)
 		return 0, err
+	}
+	if tk != nil {
+		maps.Copy(s.groups, tk.groups)
+		for clock, revs := range tk.revs {
+			s.revs[clock] = revs
+		}
 	}
 	s.announce(ctx, recs)
 	return len(recs), nil
 }
 
 // score scores sc's windows closed since its cursor, and its revised ones.
-func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed time.Time) ([]Record, error) {
+func (s *Scorer) score(ctx context.Context, tx pgx.Tx, tk *tick, sc *SeriesConfig, closed time.Time) ([]Record, error) {
 	if closed.IsZero() {
 		return nil, nil // nothing closed yet
 	}
-	until, err := readCursor(ctx, tx, sc.Name)
-	if err != nil {
-		return nil, err
-	}
+	until := tk.cursors[sc.Name]
 	if until.IsZero() {
 		// A series newly watched starts at the windows closing from now on
 		// (its detectors warm up on the history before).
-		return nil, writeCursor(ctx, tx, sc.Name, closed)
+		tk.moved[sc.Name] = closed
+		return nil, nil
 	}
-	recs, err := s.revised(ctx, tx, sc, until)
+	recs, err := s.revised(ctx, tx, tk, sc, until)
 	if err != nil {
 		return nil, err
 	}
@@ -138,21 +179,35 @@ func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed 
 		to = limit
 	}
 	// Every group seen in the history or now, so a group that fell silent
-	// is scored at zero.
-	groups, err := s.groups(ctx, tx, sc, until.Add(-time.Duration(s.History)*sc.size), to)
-	if err != nil {
+	// is scored at zero: the history's groups read once, then the new
+	// windows' added.
+	var groups []string
+	if k, ok := s.groups[sc.Name]; ok && k.until.Equal(until) {
+		fresh, err := s.readGroups(ctx, tx, sc, until, to)
+		if err != nil {
+			return nil, err
+		}
+		groups = k.groups
+		for _, g := range fresh {
+			if !slices.Contains(groups, g) {
+				groups = append(slices.Clip(groups), g)
+			}
+		}
+		slices.Sort(groups)
+	} else if groups, err = s.readGroups(ctx, tx, sc, until.Add(-time.Duration(s.History)*sc.size), to); err != nil {
 		return nil, err
 	}
+	tk.groups[sc.Name] = knownGroups{until: to, groups: groups}
 	points, err := s.points(ctx, tx, sc, groups, until, to)
 	if err != nil {
 		return nil, err
 	}
+	trs, err := s.trackers(ctx, tx, sc, groups, until)
+	if err != nil {
+		return nil, err
+	}
 	for _, g := range groups {
-		name := sc.instanceName(g)
-		tr, err := s.tracker(ctx, tx, sc, g, until)
-		if err != nil {
-			return nil, err
-		}
+		name, tr := sc.instanceName(g), trs[g]
 		for _, p := range points[g] {
 			if sc.undefined(p) {
 				continue
@@ -161,7 +216,8 @@ func (s *Scorer) score(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, closed 
 		}
 		tr.fedUntil = to
 	}
-	return recs, writeCursor(ctx, tx, sc.Name, to)
+	tk.moved[sc.Name] = to
+	return recs, nil
 }
 
 func (s *Scorer) record(sc *SeriesConfig, name string, tr *tracked, p windows.Point) Record {
@@ -176,29 +232,44 @@ func (s *Scorer) record(sc *SeriesConfig, name string, tr *tracked, p windows.Po
 	return r
 }
 
-// tracker is the detector of one series instance, fed up to until: the one
-// in memory when it is, else a fresh one warmed up on the history.
-func (s *Scorer) tracker(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group string, until time.Time) (*tracked, error) {
-	name := sc.instanceName(group)
-	if tr := s.live[name]; tr != nil && tr.fedUntil.Equal(until) {
-		return tr, nil
+// trackers are the detectors of sc's groups, fed up to until: those in
+// memory when they are, else fresh ones warmed up on the history (one read
+// for all of them).
+func (s *Scorer) trackers(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups []string, until time.Time) (map[string]*tracked, error) {
+	out := make(map[string]*tracked, len(groups))
+	var cold []string
+	for _, g := range groups {
+		if tr := s.live[sc.instanceName(g)]; tr != nil && tr.fedUntil.Equal(until) {
+			out[g] = tr
+		} else {
+			cold = append(cold, g)
+		}
 	}
-	tr, err := s.warm(ctx, tx, sc, group, until)
+	if len(cold) == 0 {
+		return out, nil
+	}
+	warmed, err := s.warm(ctx, tx, sc, cold, until)
 	if err != nil {
 		return nil, err
 	}
-	s.live[name] = tr
-	return tr, nil
+	for g, tr := range warmed {
+		s.live[sc.instanceName(g)] = tr
+		out[g] = tr
+	}
+	return out, nil
 }
 
-// warm is a fresh detector for one instance fed the History windows before
-// until.
-func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group string, until time.Time) (*tracked, error) {
-	d, err := New(sc.Detector)
-	if err != nil {
-		return nil, err
+// warm is a fresh detector for each of groups fed the History windows
+// before until.
+func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, groups []string, until time.Time) (map[string]*tracked, error) {
+	out := make(map[string]*tracked, len(groups))
+	for _, g := range groups {
+		d, err := New(sc.Detector)
+		if err != nil {
+			return nil, err
+		}
+		out[g] = &tracked{d: d, fedUntil: until}
 	}
-	tr := &tracked{d: d, fedUntil: until}
 	from := until.Add(-time.Duration(s.History) * sc.size)
 	first, err := firstWindow(ctx, tx, sc)
 	if err != nil {
@@ -208,20 +279,22 @@ func (s *Scorer) warm(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, group st
 		from = first // no history before the first window ever folded
 	}
 	if !from.Before(until) {
-		return tr, nil
+		return out, nil
 	}
-	points, err := s.points(ctx, tx, sc, []string{group}, from, until)
+	points, err := s.points(ctx, tx, sc, groups, from, until)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range points[group] {
-		if sc.undefined(p) {
-			continue
+	for g, tr := range out {
+		for _, p := range points[g] {
+			if sc.undefined(p) {
+				continue
+			}
+			tr.d.Score(Point{Time: p.Start, Value: p.Value})
+			tr.fed++
 		}
-		d.Score(Point{Time: p.Start, Value: p.Value})
-		tr.fed++
 	}
-	return tr, nil
+	return out, nil
 }
 
 // firstWindow is the start of the first window of sc's clock and size
@@ -237,7 +310,7 @@ func firstWindow(ctx context.Context, db store.Querier, sc *SeriesConfig) (time.
 
 // groups are the values of sc's group_by with events in [from, to), or
 // [""] for a series without one.
-func (s *Scorer) groups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, to time.Time) ([]string, error) {
+func (s *Scorer) readGroups(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, from, to time.Time) ([]string, error) {
 	return readGroups(ctx, tx, s.Windows, sc, from, to)
 }
 
@@ -294,11 +367,14 @@ func readPoints(ctx context.Context, db store.Querier, wcfg windows.Config, sc *
 // before until whose revision rose since they were scored: each with a
 // detector warmed up on the history before it, recorded as a row of its
 // own.
-func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, until time.Time) ([]Record, error) {
+func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, tk *tick, sc *SeriesConfig, until time.Time) ([]Record, error) {
 	if sc.Source == SourceJourneys {
 		return nil, nil // abandonments have no revisions (see journeys.go)
 	}
 	from := until.Add(-time.Duration(s.Revisions) * sc.size)
+	if rose, err := s.revisionRose(ctx, tx, tk, sc, from, until); err != nil || !rose {
+		return nil, err
+	}
 	q := sc.query
 	q.From, q.To, q.SkipEmpty = from, until, true
 	res, err := windows.QueryMetrics(ctx, tx, s.Windows, q)
@@ -326,16 +402,41 @@ func (s *Scorer) revised(ctx context.Context, tx pgx.Tx, sc *SeriesConfig, until
 			if !ok || prev >= p.Revision {
 				continue // never scored (before the series was watched), or scored as it is
 			}
-			tr, err := s.warm(ctx, tx, sc, g, p.Start)
+			warmed, err := s.warm(ctx, tx, sc, []string{g}, p.Start)
 			if err != nil {
 				return nil, err
 			}
+			tr := warmed[g]
 			r := s.record(sc, name, tr, p)
 			r.Reason = fmt.Sprintf("revision %d (late events): %s", p.Revision, r.Reason)
 			recs = append(recs, r)
 		}
 	}
 	return recs, nil
+}
+
+// revisionRose says whether a closed window of sc's clock in [from, until)
+// has a revision higher than the last committed tick saw (when it did not,
+// whatever it revised then has been scored again). The revisions are read
+// once a tick per clock, from a little before the earliest series' range.
+func (s *Scorer) revisionRose(ctx context.Context, tx pgx.Tx, tk *tick, sc *SeriesConfig, from, until time.Time) (bool, error) {
+	clock := sc.clock()
+	revs, ok := tk.revs[clock]
+	if !ok || from.Before(tk.revFrom[clock]) {
+		read := from.Add(-time.Duration(s.Revisions) * sc.size)
+		var err error
+		if revs, err = windowRevisions(ctx, tx, sc, read); err != nil {
+			return false, err
+		}
+		tk.revs[clock], tk.revFrom[clock] = revs, read
+	}
+	seen := s.revs[clock]
+	for start, rev := range revs {
+		if !start.Before(from) && start.Before(until) && rev > seen[start] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // announce publishes the anomalies found, best effort: the table is the

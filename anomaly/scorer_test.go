@@ -34,7 +34,7 @@ func newScoring(t *testing.T) *scoring {
 	return newScoringWith(t, windows.Config{Sizes: []time.Duration{5 * time.Minute, time.Hour}, Dims: []string{windows.DimFamily}, Delay: time.Second, Idle: time.Hour})
 }
 
-func newScoringWith(t *testing.T, cfg windows.Config) *scoring {
+func newScoringWith(t testing.TB, cfg windows.Config) *scoring {
 	t.Helper()
 	p := testenv.NewPipeline(t, 1)
 	wf, err := windows.NewFold(cfg)
@@ -73,7 +73,7 @@ func (s *scoring) traffic(t *testing.T, from, to time.Time, spike time.Time, ext
 	}
 }
 
-func (s *scoring) fold(t *testing.T, evs []store.Event) {
+func (s *scoring) fold(t testing.TB, evs []store.Event) {
 	t.Helper()
 	ctx := context.Background()
 	var used pgx.Tx
