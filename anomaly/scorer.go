@@ -322,16 +322,32 @@ func readGroups(ctx context.Context, db store.Querier, wcfg windows.Config, sc *
 		return []string{""}, nil
 	}
 	q := sc.query
-	q.Metric, q.From, q.To, q.SkipEmpty = windows.MetricCount, from, to, true
-	if q.Window != wcfg.Sizes[len(wcfg.Sizes)-1] && to.Sub(from)/q.Window > 10_000 {
-		q.Window = wcfg.Sizes[len(wcfg.Sizes)-1] // the groups, not the values: the fewest rows
-		q.From = windows.Start(from, q.Window)
+	q.Metric, q.SkipEmpty = windows.MetricCount, true
+	// A long range reads the largest windows inside it (the groups, not
+	// the values: the fewest rows) and the windows of sc's size at its
+	// ends: the same groups.
+	parts := [][2]time.Time{{from, to}}
+	largest := wcfg.Sizes[len(wcfg.Sizes)-1]
+	if in, out := windows.Start(from.Add(largest-time.Nanosecond), largest), windows.Start(to, largest); q.Window != largest && out.Sub(in) > 2*largest {
+		parts = [][2]time.Time{{from, in}, {in, out}, {out, to}}
 	}
-	res, err := windows.QueryMetrics(ctx, db, wcfg, q)
-	if err != nil {
-		return nil, err
+	var groups []string
+	for i, part := range parts {
+		q.From, q.To, q.Window = part[0], part[1], sc.query.Window
+		if len(parts) == 3 && i == 1 {
+			q.Window = largest
+		}
+		if !q.From.Before(q.To) {
+			continue
+		}
+		res, err := windows.QueryMetrics(ctx, db, wcfg, q)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, res.Groups...)
 	}
-	return res.Groups, nil
+	slices.Sort(groups)
+	return slices.Compact(groups), nil
 }
 
 // points are sc's values for each group in [from, to), every window (empty
