@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/hookstream/hookstream/anomaly"
-	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/windows"
+	"github.com/jackc/pgx/v5"
 )
 
 // The forecast routes answer what "query forecast" and "anomaly backtest"
@@ -19,28 +21,49 @@ func TestForecastRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t, func(c *Config) { c.Watch = watch })
-	f.process(t)
-	f.store(t, scenario(300, 5).Events)
 	ctx := context.Background()
-	// Every 5m window the traffic folded closes (the partitions are idle).
-	var last time.Time
-	if err := f.DB.QueryRow(ctx, `SELECT max(created) FROM events`).Scan(&last); err != nil {
+	// Three days of transfers, 10 to 14 every 5m, folded and closed on a
+	// clock of the test's own.
+	day0 := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
+	clock := day0
+	wf, err := windows.NewFold(windows.Config{Delay: time.Second, Idle: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 30*time.Second, "the 5m windows to close", func() bool {
-		cs, err := windows.ReadCursors(ctx, f.DB)
-		for _, c := range cs {
-			if err == nil && c.Basis == windows.EventTime && c.Size == 5*time.Minute {
-				return c.ClosedUntil.After(last)
-			}
+	wf.WithClock(func() time.Time { return clock })
+	var evs []store.Event
+	for w := day0; w.Before(day0.Add(72 * time.Hour)); w = w.Add(5 * time.Minute) {
+		for i := range 10 + int(w.Unix()/300)%5 {
+			at := w.Add(time.Duration(i) * time.Second)
+			evs = append(evs, store.Event{ID: fmt.Sprint("e", len(evs)), Topic: "customer_transfer_created", Family: "transfer", Created: at, Received: at, Source: "webhook", Body: []byte("{}")})
 		}
-		return false
+	}
+	clock = day0.Add(72 * time.Hour)
+	var used pgx.Tx
+	err = pgx.BeginFunc(ctx, f.DB, func(tx pgx.Tx) error {
+		used = tx
+		if _, err := store.InsertEvents(ctx, tx, evs); err != nil {
+			return err
+		}
+		return wf.Fold(ctx, tx, evs)
 	})
+	wf.TxEnded(used, err == nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closer := &windows.Closer{DB: f.DB, Partitions: 4, Config: wf.Config(), Now: func() time.Time { return clock.Add(2 * time.Hour) }}
+	if _, err := closer.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	want, err := anomaly.Forecasts(ctx, f.DB, f.s.cfg.Windows, watch, anomaly.ForecastQuery{Series: "volume", Horizon: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs, _ := windows.ReadCursors(ctx, f.DB)
+	var mn, mx time.Time
+	f.DB.QueryRow(ctx, `SELECT min(created), max(created) FROM events`).Scan(&mn, &mx)
+	t.Logf("cursors %+v events %s..%s", cs, mn, mx)
 	if len(want) == 0 || len(want[0].Points) != 12 {
 		t.Fatalf("forecasts %+v", want)
 	}
