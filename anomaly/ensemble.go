@@ -8,6 +8,7 @@ import (
 func init() {
 	Register("ensemble", func() Detector { return newEnsemble(defaultEnsemble) })
 	Register(LiveDetector, func() Detector { return newEnsemble(liveEnsemble) })
+	Register(CountsDetector, func() Detector { return newEnsemble(countsEnsemble) })
 }
 
 // LiveDetector is the detector of watched series unless their entry names
@@ -23,6 +24,36 @@ var liveEnsemble = func() ensembleConfig {
 	c.warm, c.hold = 96, 12 // the hold outlasts the likelihood's short window, or an incident echoes
 	return c
 }()
+
+// CountsDetector is LiveDetector for series of counts (of events, of
+// failures): it scores them on the square-root scale (see
+// ensembleConfig.counts), where a silent window after busy ones stands out.
+const CountsDetector = "ensemble-counts"
+
+var countsEnsemble = func() ensembleConfig {
+	c := liveEnsemble
+	c.counts = true
+	return c
+}()
+
+// anscombe is the variance-stabilising transform of a count v, 2·sqrt(v +
+// 3/8): Poisson noise has a spread of about 1 on this scale whatever the
+// mean. (Mirrored for a negative v, which a count never is.)
+func anscombe(v float64) float64 {
+	if v < 0 {
+		return -2 * math.Sqrt(-v+3.0/8)
+	}
+	return 2 * math.Sqrt(v+3.0/8)
+}
+
+// unAnscombe maps a value of the square-root scale back to a count, at
+// least 0.
+func unAnscombe(u float64) float64 {
+	if u <= 2*math.Sqrt(3.0/8) {
+		return 0
+	}
+	return u*u/4 - 3.0/8
+}
 
 // ensembleConfig is the ensemble's one configuration for every series.
 type ensembleConfig struct {
@@ -46,12 +77,23 @@ type ensembleConfig struct {
 	alert, quiet float64
 	hold         int
 	// spatial scores 1 a value beyond the range seen so far by more than
-	// this fraction of the range (0 disables it).
+	// this fraction of the range (0 disables it), and a second point in a
+	// row beyond every level held for two points in a row by as much: a
+	// level never held before (a series that has had a silent window now
+	// and then has not had two in a row).
 	spatial float64
 	// spatialZ is the combined normalised error a value beyond the range
-	// must also have to count as new: a drift steadily leaves its range
-	// without surprising any model.
+	// (both values of a pair) must also have to count as new: a drift
+	// steadily leaves its range without surprising any model.
 	spatialZ float64
+	// counts scores the series on the square-root scale (anscombe), where
+	// the spread of a count's noise is the same at every level. On the raw
+	// scale the noise of counts is skewed and its spread set by the busy
+	// windows: a window without events after a dozen a window is about two
+	// spreads low, a little less than an ordinary burst is high; on this
+	// scale it is three to four, and beyond every value seen. Expected
+	// values, intervals and reasons stay on the raw scale.
+	counts bool
 }
 
 var defaultEnsemble = ensembleConfig{
@@ -88,18 +130,30 @@ type ensemble struct {
 	n        int
 	holdLeft int
 	lo, hi   float64
-	nonNeg   bool
+	// held is the range of levels held for two points in a row: the
+	// lowest larger and the highest smaller value of two consecutive
+	// points; prev and prevSurprise are the last point's.
+	heldLo, heldHi     float64
+	prev, prevSurprise float64
+	nonNeg             bool
 }
 
 func newEnsemble(cfg ensembleConfig) *ensemble {
 	return &ensemble{cfg: cfg, rz: newRobustZ(robustWindow), seas: newSeasonal(),
-		hw: newHoltWinters(), lik: newLikelihood(cfg), nonNeg: true, lo: math.Inf(1), hi: math.Inf(-1)}
+		hw: newHoltWinters(), lik: newLikelihood(cfg), nonNeg: true, lo: math.Inf(1), hi: math.Inf(-1),
+		heldLo: math.Inf(1), heldHi: math.Inf(-1)}
 }
 
 func (d *ensemble) Score(p Point) Result {
-	v := p.Value
-	if !finite(v) {
-		return notFinite(v)
+	raw := p.Value
+	if !finite(raw) {
+		return notFinite(raw)
+	}
+	d.nonNeg = d.nonNeg && raw >= 0
+	v := raw // on the scale the models work on
+	if d.cfg.counts {
+		v = anscombe(raw)
+		p.Value = v
 	}
 	var es [3]estimate
 	es[0], _ = d.rz.step(p)
@@ -128,26 +182,42 @@ func (d *ensemble) Score(p Point) Result {
 		}
 		d.mae[i] += (err - d.mae[i]) / float64(min(d.maeN[i], 100))
 	}
-	raw := 0.0
+	surprise := 0.0
 	if nz > 0 {
-		raw = combine(zs[:nz], d.cfg.combine) / d.cfg.zCap
+		surprise = combine(zs[:nz], d.cfg.combine) / d.cfg.zCap
 	}
-	spatial := d.cfg.spatial > 0 && d.n > d.cfg.warm && d.hi > d.lo && raw*d.cfg.zCap >= d.cfg.spatialZ &&
-		(v > d.hi+d.cfg.spatial*(d.hi-d.lo) || v < d.lo-d.cfg.spatial*(d.hi-d.lo))
+	// Novelty: beyond every value seen, or with the point before beyond
+	// every level held for two points.
+	novel := d.cfg.spatial > 0 && d.n > d.cfg.warm && d.hi > d.lo && surprise*d.cfg.zCap >= d.cfg.spatialZ
+	margin := d.cfg.spatial * (d.hi - d.lo)
+	spatial := novel && (v > d.hi+margin || v < d.lo-margin)
+	held := ""
+	if d.n > 1 {
+		lo, hi := math.Min(d.prev, v), math.Max(d.prev, v)
+		if novel && !spatial && d.prevSurprise*d.cfg.zCap >= d.cfg.spatialZ && !math.IsInf(d.heldLo, 1) {
+			switch {
+			case lo > d.heldHi+margin:
+				spatial, held = true, "higher"
+			case hi < d.heldLo-margin:
+				spatial, held = true, "lower"
+			}
+		}
+		d.heldLo, d.heldHi = math.Min(d.heldLo, hi), math.Max(d.heldHi, lo)
+	}
+	d.prev, d.prevSurprise = v, surprise
 	d.lo, d.hi = math.Min(d.lo, v), math.Max(d.hi, v)
-	d.nonNeg = d.nonNeg && v >= 0
 
 	// Anomaly likelihood of the recent mean surprise.
-	score, lik := d.lik.add(raw, d.n > d.cfg.warm)
+	score, lik := d.lik.add(surprise, d.n > d.cfg.warm)
 	if spatial {
 		score = 1
 	}
 
 	// Flag early and once.
-	pre, held := score, 0
+	pre, ago := score, 0
 	if d.holdLeft > 0 {
 		d.holdLeft--
-		held = d.cfg.hold - d.holdLeft
+		ago = d.cfg.hold - d.holdLeft
 		score *= d.cfg.quiet
 	} else if score >= d.cfg.alert {
 		d.holdLeft = d.cfg.hold
@@ -158,6 +228,9 @@ func (d *ensemble) Score(p Point) Result {
 		e := es[best]
 		r.Expected = e.expected
 		r.Low, r.High = interval(e.expected, e.spread, d.nonNeg)
+		if d.cfg.counts {
+			r.Expected, r.Low, r.High = unAnscombe(r.Expected), unAnscombe(r.Low), unAnscombe(r.High)
+		}
 	}
 	switch {
 	case first:
@@ -165,14 +238,17 @@ func (d *ensemble) Score(p Point) Result {
 	case best < 0 || d.n <= d.cfg.warm:
 		r.Reason = "warming up: " + strconv.Itoa(d.n-1) + " of " + strconv.Itoa(d.cfg.warm) + " points needed"
 	case pre >= reasonLevel:
-		r.Reason = explain(v, r.Expected, r.Low, r.High, es[best].from)
-		if spatial {
+		r.Reason = explain(raw, r.Expected, r.Low, r.High, es[best].from)
+		switch {
+		case held != "":
+			r.Reason += "; with the point before, " + held + " than any two points in a row before"
+		case spatial:
 			r.Reason += "; beyond every value seen before"
-		} else {
+		default:
 			r.Reason += "; errors this large are unusual for this series (likelihood " + fmtLikelihood(lik) + ")"
 		}
-		if held > 0 {
-			r.Reason += "; score lowered: reported " + strconv.Itoa(held) + " points ago"
+		if ago > 0 {
+			r.Reason += "; score lowered: reported " + strconv.Itoa(ago) + " points ago"
 		}
 	}
 	return r

@@ -26,11 +26,14 @@ const (
 	// would have happened in it happens just after it instead.
 	VolumeDrop = "volume-drop"
 	// LagSurge: webhooks of events created in the window are delivered late,
-	// up to Duration (at most 10 minutes) after their created time.
+	// up to Duration (at most 10 minutes) after their created time and at
+	// least half of that (Event.Delay): of a surge of 10 minutes or more,
+	// nothing created in it arrives in its first 5 minutes.
 	LagSurge = "lag-surge"
 	// VerificationStall: customer verification stops progressing: every
 	// verification step but "created" that would have happened in the
-	// window happens just after it instead.
+	// window happens just after it instead, within a tenth of its length
+	// (so a stall much shorter than an hour hardly changes hourly counts).
 	VerificationStall = "verification-stall"
 )
 
