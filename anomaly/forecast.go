@@ -89,9 +89,9 @@ func Forecasts(ctx context.Context, db store.Querier, wcfg windows.Config, w *Wa
 	}
 	out := []Forecast{}
 	for _, s := range sel {
-		steps := int((q.Horizon + s.sc.size - 1) / s.sc.size)
-		if steps < 1 || steps > maxForecastPoints {
-			return nil, fmt.Errorf("%w: %s is %d windows of %s; give from one window to %d", ErrHorizon, q.Horizon, steps, s.sc.Window, maxForecastPoints)
+		steps, err := s.sc.horizonSteps(q.Horizon)
+		if err != nil {
+			return nil, err
 		}
 		until := closed[s.sc.clock()]
 		hist, err := s.history(ctx, db, wcfg, until, historyOf(q.History, s.sc.size))
@@ -124,6 +124,15 @@ func Forecasts(ctx context.Context, db store.Querier, wcfg windows.Config, w *Wa
 		}
 	}
 	return out, nil
+}
+
+// horizonSteps is how many of sc's windows cover horizon.
+func (sc *SeriesConfig) horizonSteps(horizon time.Duration) (int, error) {
+	steps := int((horizon + sc.size - 1) / sc.size)
+	if steps < 1 || steps > maxForecastPoints {
+		return 0, fmt.Errorf("%w: %s is %d windows of %s; give from one window to %d", ErrHorizon, horizon, steps, sc.Window, maxForecastPoints)
+	}
+	return steps, nil
 }
 
 func historyOf(n int, size time.Duration) int {
@@ -431,9 +440,9 @@ func Backtests(ctx context.Context, db store.Querier, wcfg windows.Config, w *Wa
 	}
 	out := []Backtest{}
 	for _, s := range sel {
-		steps := int((q.Horizon + s.sc.size - 1) / s.sc.size)
-		if steps < 1 || steps > maxForecastPoints {
-			return nil, fmt.Errorf("%w: %s is %d windows of %s; give from one window to %d", ErrHorizon, q.Horizon, steps, s.sc.Window, maxForecastPoints)
+		steps, err := s.sc.horizonSteps(q.Horizon)
+		if err != nil {
+			return nil, err
 		}
 		until := closed[s.sc.clock()]
 		span := time.Duration(q.Days) * day

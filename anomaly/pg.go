@@ -103,25 +103,20 @@ ON CONFLICT (name) DO UPDATE SET scored_until = excluded.scored_until`, names, u
 func windowRevisions(ctx context.Context, q store.Querier, sc *SeriesConfig, from time.Time) (map[time.Time]int32, error) {
 	rows, err := q.Query(ctx, `SELECT start, max(revision) FROM window_aggs WHERE basis = $1 AND size_s = $2 AND start >= $3 AND revision > 0 GROUP BY start`,
 		string(sc.query.Basis), int32(sc.size/time.Second), from)
-	if err != nil {
-		return nil, fmt.Errorf("read window revisions: %w", err)
-	}
-	out := map[time.Time]int32{}
-	var start time.Time
-	var rev int32
-	_, err = pgx.ForEachRow(rows, []any{&start, &rev}, func() error {
-		out[start.UTC()] = rev
-		return nil
-	})
-	return out, err
+	return revisionsByStart(rows, err, "read window revisions")
 }
 
 // scoredRevisions are the highest revisions scored of series's windows
 // starting in [from, to).
 func scoredRevisions(ctx context.Context, q store.Querier, series string, from, to time.Time) (map[time.Time]int32, error) {
 	rows, err := q.Query(ctx, `SELECT start, max(revision) FROM anomalies WHERE series = $1 AND start >= $2 AND start < $3 GROUP BY start`, series, from, to)
+	return revisionsByStart(rows, err, "read scored revisions")
+}
+
+// revisionsByStart collects (start, revision) rows by start.
+func revisionsByStart(rows pgx.Rows, err error, what string) (map[time.Time]int32, error) {
 	if err != nil {
-		return nil, fmt.Errorf("read scored revisions: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	out := map[time.Time]int32{}
 	var start time.Time
