@@ -1,7 +1,6 @@
 package alert
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,30 +19,33 @@ const (
 )
 
 // Range is an expected range of values (an anomaly's).
-type Range struct{ Low, High float64 }
+type Range struct {
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
+}
 
 // Notification is one alert as a notification shows it.
 type Notification struct {
-	Rule        string
-	Severity    Severity
-	State       State
-	Fingerprint string
-	Value       float64
+	Rule        string   `json:"rule"`
+	Severity    Severity `json:"severity"`
+	State       State    `json:"state"`
+	Fingerprint string   `json:"fingerprint"`
+	Value       float64  `json:"value"`
 	// Op and Threshold are the condition of a threshold or operational
 	// rule (value > 50); with Op "" no threshold is shown.
-	Op        Op
-	Threshold float64
+	Op        Op      `json:"op,omitempty"`
+	Threshold float64 `json:"threshold,omitempty"`
 	// Expected is an anomaly's expected range; nil: none shown.
-	Expected    *Range
-	Window      string // the window size, for example 1m; "" for none
-	Labels      map[string]string
-	StartedAt   time.Time
-	ResolvedAt  time.Time // zero unless resolved
-	Summary     string    // rendered from the rule's template
-	Description string    // rendered from the rule's template
-	RunbookURL  string
-	ConsoleURL  string // the alert in hookstream's console
-	GrafanaURL  string
+	Expected    *Range            `json:"expected,omitempty"`
+	Window      string            `json:"window,omitempty"` // the window size, for example 1m; "" for none
+	Labels      map[string]string `json:"labels"`
+	StartedAt   time.Time         `json:"started_at"`
+	ResolvedAt  time.Time         `json:"resolved_at,omitzero"` // zero unless resolved
+	Summary     string            `json:"summary,omitempty"`     // rendered from the rule's template
+	Description string            `json:"description,omitempty"` // rendered from the rule's template
+	RunbookURL  string            `json:"runbook_url,omitempty"`
+	ConsoleURL  string            `json:"console_url,omitempty"` // the alert in hookstream's console
+	GrafanaURL  string            `json:"grafana_url,omitempty"`
 }
 
 // Slack Block Kit limits (docs.slack.dev/reference/block-kit).
@@ -90,7 +92,7 @@ type SlackButton struct {
 }
 
 // SlackJSON renders n as a Slack incoming-webhook body.
-func SlackJSON(n Notification) ([]byte, error) { return json.Marshal(Slack(n)) }
+func SlackJSON(n Notification) ([]byte, error) { return marshal(Slack(n)) }
 
 // Slack builds n's message: a header with the severity and the rule, a
 // section with the summary, a section of fields (state, value, threshold
@@ -151,22 +153,8 @@ func Slack(n Notification) SlackMessage {
 		SlackText{Type: "mrkdwn", Text: truncateMrkdwn(ctx, slackSectionTextMax)},
 	}})
 
-	var buttons []any
-	for _, b := range []struct{ label, url, id string }{
-		{"Open in hookstream", n.ConsoleURL, "console"},
-		{"Grafana", n.GrafanaURL, "grafana"},
-		{"Runbook", n.RunbookURL, "runbook"},
-	} {
-		if b.url == "" || utf8.RuneCountInString(b.url) > slackButtonURLMax {
-			continue // a cut URL would lead somewhere else
-		}
-		buttons = append(buttons, SlackButton{
-			Type: "button", Text: SlackText{Type: "plain_text", Text: truncate(b.label, slackButtonTextMax)},
-			URL: b.url, ActionID: b.id,
-		})
-	}
-	if len(buttons) > 0 {
-		blocks = append(blocks, SlackBlock{Type: "divider"}, SlackBlock{Type: "actions", Elements: buttons})
+	if b := buttons(n); len(b) > 0 {
+		blocks = append(blocks, SlackBlock{Type: "divider"}, SlackBlock{Type: "actions", Elements: b})
 	}
 	if len(blocks) > slackBlocksMax {
 		blocks = blocks[:slackBlocksMax]
@@ -177,6 +165,25 @@ func Slack(n Notification) SlackMessage {
 		text += ": " + n.Summary
 	}
 	return SlackMessage{Text: truncateMrkdwn(escape(text), slackTextMax), Blocks: blocks}
+}
+
+// buttons are the link buttons of n's URLs that are set.
+func buttons(n Notification) []any {
+	var bs []any
+	for _, b := range []struct{ label, url, id string }{
+		{"Open in hookstream", n.ConsoleURL, "console"},
+		{"Grafana", n.GrafanaURL, "grafana"},
+		{"Runbook", n.RunbookURL, "runbook"},
+	} {
+		if b.url == "" || utf8.RuneCountInString(b.url) > slackButtonURLMax {
+			continue // a cut URL would lead somewhere else
+		}
+		bs = append(bs, SlackButton{
+			Type: "button", Text: SlackText{Type: "plain_text", Text: truncate(b.label, slackButtonTextMax)},
+			URL: b.url, ActionID: b.id,
+		})
+	}
+	return bs
 }
 
 // headline is "🔴 CRITICAL: rule" when firing, "✅ RESOLVED (critical):

@@ -106,8 +106,9 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.committers.Add(1)
 		go r.committer()
 	}
-	r.drainDone.Add(1)
+	r.drainDone.Add(2)
 	go r.drainer()
+	go r.reporter()
 	return nil
 }
 

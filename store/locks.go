@@ -24,6 +24,8 @@ const (
 	JourneysLock int32 = 0x6a726e79 // "jrny"
 	// AnomalyLock lets one anomaly scorer work at a time.
 	AnomalyLock int32 = 0x616e6f6d // "anom"
+	// AlertLock lets one alert evaluator work at a time.
+	AlertLock int32 = 0x616c7274 // "alrt"
 )
 
 // Lock takes the advisory lock key (for this schema) until tx ends, shared

@@ -78,3 +78,17 @@ func (k Keys) Stored() string { return k.Namespace + ":events:stored" }
 // Anomalies is the stream where the anomaly scorer announces the anomalies
 // it finds, for the live feed and alerts.
 func (k Keys) Anomalies() string { return k.Namespace + ":anomalies" }
+
+// Alerts is the stream where the alert evaluator announces alert state
+// changes, for the live feed.
+func (k Keys) Alerts() string { return k.Namespace + ":alerts" }
+
+// IngestMinute is the hash where receivers count, per minute (Unix
+// minutes), the webhooks they rejected and answered 503, for alerts.
+func (k Keys) IngestMinute(minute int64) string {
+	return k.Namespace + ":ingest:minute:" + strconv.FormatInt(minute, 10)
+}
+
+// IngestSpool is the hash where each receiver reports its spool depth
+// ("<depth> <unix seconds>" under its instance name), for alerts.
+func (k Keys) IngestSpool() string { return k.Namespace + ":ingest:spool" }

@@ -72,7 +72,7 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	started := make(chan *process.Role, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true}, ready, apiReady, started)
+		errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true, alert: true}, ready, apiReady, started)
 	}()
 	var addr, apiAddr string
 	var role *process.Role

@@ -58,6 +58,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			queryCommand(),
 			journeysCommand(),
 			anomalyCommand(),
+			alertsCommand(),
 		},
 	}
 	helpCmd := &ffcli.Command{

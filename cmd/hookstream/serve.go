@@ -64,32 +64,36 @@ type serveConfig struct {
 	ingestConfig
 	process processConfig
 	api     apiConfig
+	alert   alertConfig
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.ingestConfig.register(fs)
 	c.process.register(fs)
 	c.api.register(fs)
+	c.alert.register(fs)
 }
 
 // roleSet is the roles one process runs. apiIfConfigured: "all" asked for
 // the API, which runs only when tokens (or --api-insecure) allow it.
-type roleSet struct{ ingest, process, api, apiIfConfigured bool }
+type roleSet struct{ ingest, process, api, apiIfConfigured, alert bool }
 
 func parseRoles(s string) (roleSet, error) {
 	var r roleSet
 	for _, name := range strings.Split(s, ",") {
 		switch strings.TrimSpace(name) {
 		case "all":
-			r.ingest, r.process, r.apiIfConfigured = true, true, true
+			r.ingest, r.process, r.apiIfConfigured, r.alert = true, true, true, true
 		case "ingest":
 			r.ingest = true
 		case "process":
 			r.process = true
 		case "api":
 			r.api = true
+		case "alert":
+			r.alert = true
 		default:
-			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, api, all", name)
+			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, api, alert, all", name)
 		}
 	}
 	return r, nil
@@ -99,11 +103,11 @@ func serveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream serve", flag.ContinueOnError)
 	var cfg serveConfig
 	cfg.register(fs)
-	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process, api (all = every role; the API only when tokens are configured)")
+	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process, api, alert (all = every role; the API only when tokens are configured)")
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "hookstream serve [--roles ingest,process,api|all] [flags]",
-		ShortHelp:  "run hookstream roles: the webhook receiver (ingest), the processor (process) and the API (api)",
+		ShortUsage: "hookstream serve [--roles ingest,process,api,alert|all] [flags]",
+		ShortHelp:  "run hookstream roles: the webhook receiver (ingest), the processor (process), the API (api) and alerting (alert)",
 		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts each down in order.
 
 ingest: the webhook receiver. Shutdown: stop accepting requests, wait for
@@ -128,6 +132,13 @@ scope read or admin); without tokens --roles api refuses to start unless
 --api-insecure (loopback only), and --roles all runs without the API and
 says so in its log. docs/api.md lists the routes. Shutdown: disconnect live
 clients (they resume with Last-Event-ID), finish the requests in flight.
+
+alert: evaluates the alert rules (--alert-rules; docs/alerts.md) every
+--alert-interval and sends notifications to their targets (Slack, signed
+webhooks) from a durable outbox in PostgreSQL. Run it in several processes:
+one evaluates at a time, and another takes over within a second of the
+next evaluation when it dies; all of them send. Shutdown: finish and record
+the notification being sent.
 
 Examples:
   HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080
@@ -165,7 +176,7 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 	if r.api && len(tokens) == 0 && !cfg.api.insecure {
 		return api.ErrNoTokens
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	n := 0
 	if r.api {
 		n++
@@ -181,6 +192,10 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 	if r.process {
 		n++
 		go func() { errc <- serveProcess(ctx, &cfg.common, &cfg.process, started) }()
+	}
+	if r.alert {
+		n++
+		go func() { errc <- serveAlert(ctx, cfg) }()
 	}
 	var first error
 	for range n {
