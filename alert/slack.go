@@ -40,7 +40,7 @@ type Notification struct {
 	Window      string            `json:"window,omitempty"` // the window size, for example 1m; "" for none
 	Labels      map[string]string `json:"labels"`
 	StartedAt   time.Time         `json:"started_at"`
-	ResolvedAt  time.Time         `json:"resolved_at,omitzero"` // zero unless resolved
+	ResolvedAt  time.Time         `json:"resolved_at,omitzero"`  // zero unless resolved
 	Summary     string            `json:"summary,omitempty"`     // rendered from the rule's template
 	Description string            `json:"description,omitempty"` // rendered from the rule's template
 	RunbookURL  string            `json:"runbook_url,omitempty"`

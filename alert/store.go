@@ -86,10 +86,10 @@ const alertColumns = `fingerprint, rule, labels, severity, state, value, active_
 
 func scanRow(r pgx.Row) (*row, error) {
 	var (
-		a                                         row
-		labels, notification                      []byte
+		a                                          row
+		labels, notification                       []byte
 		active, firing, clear, resolved, evaluated *time.Time
-		notified, acked                           *time.Time
+		notified, acked                            *time.Time
 	)
 	if err := r.Scan(&a.Fingerprint, &a.Rule, &labels, &a.Severity, &a.State, &a.Value, &active, &firing, &clear,
 		&resolved, &evaluated, &notified, &a.AckedBy, &acked, &a.Announced, &a.Held, &notification); err != nil {
