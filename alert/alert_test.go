@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,8 +17,10 @@ import (
 	"github.com/hookstream/hookstream/alert"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/store"
+	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 )
 
 // t0 is where each test's clock starts: ten seconds into a minute, so the
@@ -577,4 +580,51 @@ func TestOnlyOneEvaluatesAtATime(t *testing.T) {
 func metricValue(t *testing.T, name string) uint64 {
 	t.Helper()
 	return metrics.GetOrCreateCounter(name).Get()
+}
+
+// TestOperationalSignals: the operational rules read what the receivers
+// report (rejections and 503s per minute, spool depth) and the consumer
+// group's lag from Redis.
+func TestOperationalSignals(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	minute := f.now().Unix() / 60
+	rdb := f.Redis
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last complete minute had 7 rejections, this one 3 so far; 503s
+	// only this minute.
+	must(rdb.HSet(ctx, f.Keys.IngestMinute(minute-1), stream.IngestRejected, 7).Err())
+	must(rdb.HSet(ctx, f.Keys.IngestMinute(minute), stream.IngestRejected, 3, stream.IngestUnavailable, 12).Err())
+	// Two fresh spool reports and a stale one (a receiver gone).
+	must(rdb.HSet(ctx, f.Keys.IngestSpool(),
+		"a", stream.SpoolReport(40, f.now().Add(-5*time.Second)),
+		"b", stream.SpoolReport(2, f.now()),
+		"gone", stream.SpoolReport(1000, f.now().Add(-10*time.Minute))).Err())
+	// Five entries the group has not read.
+	must(rdb.XGroupCreateMkStream(ctx, f.Keys.Stream(0), "process", "0").Err())
+	for i := range 5 {
+		must(rdb.XAdd(ctx, &redis.XAddArgs{Stream: f.Keys.Stream(0), Values: []any{"i", i}}).Err())
+	}
+	rs := f.rules(t, `rules:
+  - {name: rejections, kind: operational, severity: info, signal: ingest_rejections, op: ">=", value: 0}
+  - {name: unavailable, kind: operational, severity: info, signal: ingest_503s, op: ">=", value: 0}
+  - {name: spool, kind: operational, severity: info, signal: spool_depth, op: ">=", value: 0}
+  - {name: lag, kind: operational, severity: info, signal: consumer_lag, op: ">=", value: 0}
+  - {name: dlq, kind: operational, severity: info, signal: dead_letters_open, op: ">=", value: 0}
+  - {name: abandoned, kind: operational, severity: info, signal: journeys_abandoned_per_hour, op: ">=", value: 0}
+`)
+	f.tick(t, f.evaluator(rs))
+	got := map[string]float64{}
+	for _, a := range f.alerts(t, alert.ListFiring) {
+		got[a.Rule] = a.Value
+	}
+	want := map[string]float64{"rejections": 7, "unavailable": 12, "spool": 42, "lag": 5, "dlq": 0, "abandoned": 0}
+	if !maps.Equal(got, want) {
+		t.Fatalf("signals %v, want %v", got, want)
+	}
 }

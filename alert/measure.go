@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/redis/go-redis/v9"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/store"
@@ -177,9 +175,9 @@ func (m *measurer) signal(ctx context.Context, s Signal) (float64, error) {
 		if rdb == nil {
 			return 0, fmt.Errorf("signal %s: no Redis connection", s)
 		}
-		field := "rejected"
+		field := stream.IngestRejected
 		if s == SignalIngest503s {
-			field = "unavailable"
+			field = stream.IngestUnavailable
 		}
 		minute := m.now.Unix() / 60
 		prev, err1 := rdb.HGet(ctx, keys.IngestMinute(minute-1), field).Int64()
@@ -201,13 +199,7 @@ func (m *measurer) signal(ctx context.Context, s Signal) (float64, error) {
 		}
 		var depth int64
 		for _, rep := range reports {
-			d, at, ok := strings.Cut(rep, " ")
-			n, err1 := strconv.ParseInt(d, 10, 64)
-			unix, err2 := strconv.ParseInt(at, 10, 64)
-			if !ok || err1 != nil || err2 != nil {
-				continue
-			}
-			if m.now.Sub(time.Unix(unix, 0)) <= spoolReportFresh {
+			if n, at, ok := stream.ParseSpoolReport(rep); ok && m.now.Sub(at) <= spoolReportFresh {
 				depth += n
 			}
 		}

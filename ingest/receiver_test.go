@@ -292,3 +292,36 @@ func TestHealthReadyMetrics(t *testing.T) {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// TestReport: a receiver's report carries the rejections since its last
+// one into the namespace's per-minute counts, and its spool depth.
+func TestReport(t *testing.T) {
+	h := newHarness(t, nil, Options{})
+	ctx := context.Background()
+	base := ReadCounters()
+	for range 2 {
+		if r := h.post(event("unsigned"), nil); r.code != http.StatusUnauthorized {
+			t.Fatalf("unsigned webhook: %d", r.code)
+		}
+	}
+	now := time.Now()
+	next, err := h.recv.reportSince(ctx, "r1", base, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Rejected < base.Rejected+2 {
+		t.Fatalf("the new base %+v does not include the rejections", next)
+	}
+	// Other tests of the package run alongside and may reject too.
+	n, err := h.rdb.HGet(ctx, h.keys.IngestMinute(now.Unix()/60), stream.IngestRejected).Int64()
+	if err != nil || n < 2 {
+		t.Fatalf("rejected this minute: %d, %v", n, err)
+	}
+	rep, err := h.rdb.HGet(ctx, h.keys.IngestSpool(), "r1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if depth, at, ok := stream.ParseSpoolReport(rep); !ok || depth != 0 || at.Unix() != now.Unix() {
+		t.Fatalf("spool report %q", rep)
+	}
+}

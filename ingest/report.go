@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hookstream/hookstream/stream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -35,15 +36,22 @@ func (r *Receiver) reporter() {
 			return
 		case <-t.C:
 		}
-		now := ReadCounters()
-		d := now.Sub(base)
 		rctx, cancel := context.WithTimeout(context.Background(), r.opts.RedisTimeout)
-		err := r.report(rctx, instance, time.Now(), int64(d.Rejected), int64(d.Overloaded+d.Failed))
+		base, _ = r.reportSince(rctx, instance, base, time.Now())
 		cancel()
-		if err == nil {
-			base = now
-		}
 	}
+}
+
+// reportSince reports what the counters gained since base and returns the
+// new base: base itself when the report could not be written, so nothing
+// is lost.
+func (r *Receiver) reportSince(ctx context.Context, instance string, base Counters, now time.Time) (Counters, error) {
+	cur := ReadCounters()
+	d := cur.Sub(base)
+	if err := r.report(ctx, instance, now, int64(d.Rejected), int64(d.Overloaded+d.Failed)); err != nil {
+		return base, err
+	}
+	return cur, nil
 }
 
 // report writes one report at now.
@@ -51,11 +59,11 @@ func (r *Receiver) report(ctx context.Context, instance string, now time.Time, r
 	key := r.keys.IngestMinute(now.Unix() / 60)
 	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if rejected > 0 || unavailable > 0 {
-			p.HIncrBy(ctx, key, "rejected", rejected)
-			p.HIncrBy(ctx, key, "unavailable", unavailable)
+			p.HIncrBy(ctx, key, stream.IngestRejected, rejected)
+			p.HIncrBy(ctx, key, stream.IngestUnavailable, unavailable)
 			p.Expire(ctx, key, reportTTL)
 		}
-		p.HSet(ctx, r.keys.IngestSpool(), instance, fmt.Sprintf("%d %d", r.spool.Depth(), now.Unix()))
+		p.HSet(ctx, r.keys.IngestSpool(), instance, stream.SpoolReport(r.spool.Depth(), now))
 		p.Expire(ctx, r.keys.IngestSpool(), reportTTL)
 		return nil
 	})

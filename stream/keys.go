@@ -3,6 +3,8 @@ package stream
 import (
 	"hash/fnv"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // DefaultPartitions is how many partition streams a namespace has unless configured.
@@ -89,6 +91,28 @@ func (k Keys) IngestMinute(minute int64) string {
 	return k.Namespace + ":ingest:minute:" + strconv.FormatInt(minute, 10)
 }
 
+// The fields of an IngestMinute hash.
+const (
+	IngestRejected    = "rejected"    // webhooks rejected: bad signature, bad body, too large
+	IngestUnavailable = "unavailable" // webhooks answered 503
+)
+
 // IngestSpool is the hash where each receiver reports its spool depth
-// ("<depth> <unix seconds>" under its instance name), for alerts.
+// under its instance name (see SpoolReport), for alerts.
 func (k Keys) IngestSpool() string { return k.Namespace + ":ingest:spool" }
+
+// SpoolReport is a receiver's spool report: its depth at a time.
+func SpoolReport(depth int64, at time.Time) string {
+	return strconv.FormatInt(depth, 10) + " " + strconv.FormatInt(at.Unix(), 10)
+}
+
+// ParseSpoolReport reads a SpoolReport.
+func ParseSpoolReport(s string) (depth int64, at time.Time, ok bool) {
+	d, u, found := strings.Cut(s, " ")
+	n, err1 := strconv.ParseInt(d, 10, 64)
+	unix, err2 := strconv.ParseInt(u, 10, 64)
+	if !found || err1 != nil || err2 != nil {
+		return 0, time.Time{}, false
+	}
+	return n, time.Unix(unix, 0).UTC(), true
+}
