@@ -97,7 +97,7 @@ func alertsCommand() *ffcli.Command {
 	target := fs.String("target", "", "test: the target to send a sample notification to")
 	return &ffcli.Command{
 		Name:       "alerts",
-		ShortUsage: "hookstream alerts list|show ID|ack ID|silence|silences|unsilence ID|test|check [flags]",
+		ShortUsage: "hookstream alerts list|show ID|ack ID|silence --match k=v --comment TEXT|silences|unsilence ID|test --target NAME|check [flags]",
 		ShortHelp:  "see, acknowledge and silence alerts; test targets; check a rules file",
 		LongHelp: `Alerts come from the rules the alert role (serve --roles alert, part of
 all) evaluates; docs/alerts.md describes the rules file.

@@ -143,7 +143,7 @@ var (
 	// absentData is how a command that names a dead letter, an instance or
 	// a file fails when the thing does not exist: the private schema is
 	// empty, so those lines can only show that they parse and connect.
-	absentData   = regexp.MustCompile(`no such dead letter|dead letters? not (requeued|discarded)|no [a-z_]+ instance for subject|no such file`)
+	absentData   = regexp.MustCompile(`no such dead letter|dead letters? not (requeued|discarded)|no [a-z_]+ instance for subject|no such file|: not found; |the alert rules list no targets`)
 	shellVar     = regexp.MustCompile(`\$\{?[A-Za-z_]+\}?`)
 	plainWord    = regexp.MustCompile(`^[a-z]+$`)
 	placeholders = map[string]string{
