@@ -628,3 +628,45 @@ func TestOperationalSignals(t *testing.T) {
 		t.Fatalf("signals %v, want %v", got, want)
 	}
 }
+
+// TestPrune: what is older than it is kept for goes; the rest stays.
+func TestPrune(t *testing.T) {
+	f := newFixture(t)
+	s := newSink(t, secret, f.now)
+	rs := f.rules(t, fmt.Sprintf(`
+group_wait: 0s
+group_interval: 1s
+targets: [{name: hook, kind: webhook, url: %s, secret: %s}]
+rules: [{name: dlq, kind: operational, severity: warning, signal: dead_letters_open, op: ">", value: 0}]
+`, s.URL, secret))
+	ctx := context.Background()
+	// An old episode: fired and resolved 100 days ago.
+	ev, n := f.evaluator(rs), f.notifier(rs, alert.NotifierOptions{})
+	f.set(t0.Add(-100 * 24 * time.Hour))
+	if _, err := f.DB.Exec(ctx, `INSERT INTO dead_letters (stream, entry_id, event_id, reason, deliveries, fields, body) VALUES ('s', '1-1', 'e', 'r', 1, '{}', '')`); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t, ev)
+	drain(t, n, rs)
+	if _, err := f.DB.Exec(ctx, `UPDATE dead_letters SET discarded_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(time.Minute)
+	f.tick(t, ev)
+	drain(t, n, rs)
+	if got, _ := s.accepted(); len(got) != 2 {
+		t.Fatalf("the old episode sent %d notifications", len(got))
+	}
+	// Today's evaluator prunes it all.
+	f.set(t0)
+	f.tick(t, f.evaluator(rs))
+	for _, table := range []string{"alerts", "alert_history", "alert_outbox", "alert_deliveries"} {
+		var n int
+		if err := f.DB.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s: %d rows left", table, n)
+		}
+	}
+}

@@ -54,7 +54,18 @@ type Evaluator struct {
 	// Notified, if set, is called after an evaluation wrote notifications
 	// (the role wakes its notifier).
 	Notified func()
+
+	lastPrune time.Time
 }
+
+// What is kept, and how long: the record of what was sent and what
+// happened, well past any investigation, but not forever.
+const (
+	pruneEvery        = time.Hour
+	keepNotifications = 30 * 24 * time.Hour // sent or given up: alert_outbox and alert_deliveries
+	keepHistory       = 90 * 24 * time.Hour // alert_history, and alerts resolved or inactive that long
+	keepSilences      = 30 * 24 * time.Hour // after they ended
+)
 
 // NewEvaluator evaluates rules against the namespace of keys (Redis, for
 // the operational signals and announcements) and db (windows, anomalies,
@@ -130,6 +141,12 @@ func (e *Evaluator) Tick(ctx context.Context) (bool, error) {
 		if changes, err = e.evaluate(ctx, tx, now); err != nil {
 			return err
 		}
+		if now.Sub(e.lastPrune) >= pruneEvery {
+			if err := prune(ctx, tx, now); err != nil {
+				return err
+			}
+			e.lastPrune = now
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO alert_evaluator (id, last_tick, holder) VALUES (1, $1, $2)
 			ON CONFLICT (id) DO UPDATE SET last_tick = $1, holder = $2`, now, e.opts.Holder); err != nil {
 			return fmt.Errorf("record the evaluation: %w", err)
@@ -150,6 +167,24 @@ func (e *Evaluator) Tick(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// prune deletes what is older than it is kept for.
+func prune(ctx context.Context, tx pgx.Tx, now time.Time) error {
+	for _, q := range []struct {
+		sql    string
+		before time.Duration
+	}{
+		{`DELETE FROM alert_outbox WHERE delivered_at < $1 OR gave_up_at < $1`, keepNotifications},
+		{`DELETE FROM alert_history WHERE at < $1`, keepHistory},
+		{`DELETE FROM alerts WHERE state IN ('inactive', 'resolved') AND coalesce(resolved_at, last_evaluated) < $1`, keepHistory},
+		{`DELETE FROM alert_silences WHERE ends_at < $1`, keepSilences},
+	} {
+		if _, err := tx.Exec(ctx, q.sql, now.Add(-q.before)); err != nil {
+			return fmt.Errorf("prune old alert records: %w", err)
+		}
+	}
+	return nil
 }
 
 // change is one alert's state change in an evaluation, for the live feed.
