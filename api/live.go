@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/alert"
 	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/process"
 	"github.com/hookstream/hookstream/store"
@@ -196,6 +197,7 @@ func newHub(s *Server) *hub {
 		{typ: "event", key: s.cfg.Keys.Stored(), decode: decodeStored},
 		{typ: "window", key: s.cfg.Keys.WindowsClosed(), decode: decodeWindow},
 		{typ: "anomaly", key: s.cfg.Keys.Anomalies(), decode: decodeAnomaly},
+		{typ: "alert", key: s.cfg.Keys.Alerts(), decode: decodeAlert},
 	}}
 }
 
@@ -243,6 +245,15 @@ func decodeAnomaly(_ context.Context, _ *Server, values map[string]any) ([]paylo
 		return nil, err
 	}
 	data, _ := json.Marshal(rec)
+	return []payload{{data: data}}, nil
+}
+
+func decodeAlert(_ context.Context, _ *Server, values map[string]any) ([]payload, error) {
+	a, err := alert.DecodeAnnouncement(values)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(a)
 	return []payload{{data: data}}, nil
 }
 
@@ -455,7 +466,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // liveTypes are the message types a client can ask for.
-var liveTypes = []string{"event", "window", "anomaly"}
+var liveTypes = []string{"event", "window", "anomaly", "alert"}
 
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	h := s.hub
@@ -681,6 +692,7 @@ func (h *hub) gap(ctx context.Context, i int, p pos, out *sseWriter) (bool, erro
 		"event":   "GET /api/v1/events?from=" + since,
 		"window":  "GET /api/v1/metrics?from=" + since,
 		"anomaly": "GET /api/v1/anomalies?from=" + since,
+		"alert":   "GET /api/v1/alerts?state=all",
 	}[h.sources[i].typ]
 	data, _ := json.Marshal(map[string]string{
 		"type": h.sources[i].typ, "resumed_from": since, "earliest": info.FirstEntry.ID,

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/hookstream/hookstream/alert"
 	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/journeys"
 	"github.com/hookstream/hookstream/process"
@@ -26,6 +28,10 @@ type Config struct {
 	Windows  windows.Config // as the processors run them
 	Journeys *journeys.Set  // the definitions (nil: none; journey routes answer 404)
 	Watch    *anomaly.Watch // the watched series (nil: none; forecast routes answer 404)
+	// Alerts are the alert rules, for their targets (nil: none; POST
+	// /api/v1/alerts/test answers 404 saying so). The alerts, silences and
+	// notification log are read from PostgreSQL either way.
+	Alerts *alert.Rules
 	// Tokens are the accepted API tokens (ParseTokens). With none, New
 	// refuses unless Insecure, which lets every request in as admin.
 	Tokens   []Token
@@ -129,24 +135,51 @@ func (s *Server) register() {
 	h("POST", "/dlq/{id}/discard", ScopeAdmin, s.discardDeadLetter)
 	h("POST", "/process/pause", ScopeAdmin, s.pause(true))
 	h("POST", "/process/resume", ScopeAdmin, s.pause(false))
+	h("GET", "/alerts", ScopeRead, s.listAlerts)
+	h("GET", "/alerts/notifications", ScopeRead, s.alertNotifications)
+	h("POST", "/alerts/test", ScopeAdmin, s.testAlertTarget)
+	h("GET", "/alerts/{fingerprint}", ScopeRead, s.getAlert)
+	h("POST", "/alerts/{fingerprint}/ack", ScopeAdmin, s.ackAlert)
+	h("GET", "/silences", ScopeRead, s.listSilences)
+	h("POST", "/silences", ScopeAdmin, s.createSilence)
+	h("GET", "/silences/{id}", ScopeRead, s.getSilence)
+	h("DELETE", "/silences/{id}", ScopeAdmin, s.expireSilence)
 	h("GET", "/live", ScopeRead, s.live)
 	h("GET", "/openapi.json", 0, s.openAPI)
 
-	// Answers for what no route takes, as problems too.
-	allowed := map[string][]string{}
+	// Answers for what no route takes, as problems too: 405 when the path
+	// is a route's with another method (the methods that would be served
+	// are found by asking the mux, since a fallback pattern per path
+	// without a method would conflict with a method's wildcard route, as
+	// /alerts/test with GET /alerts/{fingerprint}), 404 otherwise.
+	var methods []string
 	for _, r := range s.routes {
-		allowed[r.pattern] = append(allowed[r.pattern], r.method)
-	}
-	for pattern, methods := range allowed {
-		s.mux.Handle(pattern, s.logged(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", strings.Join(methods, ", "))
-			writeProblem(w, r, http.StatusMethodNotAllowed, ProblemNotFound, r.Method+" is not allowed here; use "+strings.Join(methods, " or "), "")
-		})))
+		if !slices.Contains(methods, r.method) {
+			methods = append(methods, r.method)
+		}
 	}
 	s.mux.Handle(v1+"/", s.logged(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed := s.allowedMethods(r, methods); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, r, http.StatusMethodNotAllowed, ProblemNotFound, r.Method+" is not allowed here; use "+strings.Join(allowed, " or "), "")
+			return
+		}
 		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "no such route; the routes are listed at "+v1+"/openapi.json", "")
 	})))
 	s.mux.Handle("/", consoleHandler())
+}
+
+// allowedMethods are those of methods a route serves r's path with.
+func (s *Server) allowedMethods(r *http.Request, methods []string) []string {
+	var out []string
+	for _, m := range methods {
+		q := r.Clone(r.Context())
+		q.Method = m
+		if _, pattern := s.mux.Handler(q); strings.HasPrefix(pattern, m+" ") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Handler serves the API, the live feed and the console.
