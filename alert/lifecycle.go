@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -97,6 +98,9 @@ func NewAlert(rule string, labels map[string]string) Alert {
 	}
 }
 
+// ErrNotFiring is acknowledging an alert that does not fire.
+var ErrNotFiring = errors.New("only a firing alert can be acknowledged")
+
 // Acknowledged says whether someone acknowledged the alert.
 func (a Alert) Acknowledged() bool { return a.AckedBy != "" }
 
@@ -114,7 +118,7 @@ func (a Alert) Acknowledge(by string, now time.Time) (Alert, error) {
 		return a, fmt.Errorf("alert %s: acknowledge: say who acknowledges it", a.Fingerprint)
 	}
 	if a.State != StateFiring {
-		return a, fmt.Errorf("alert %s: acknowledge: it is %s, only a firing alert can be acknowledged", a.Fingerprint, a.State)
+		return a, fmt.Errorf("alert %s: acknowledge: it is %s: %w", a.Fingerprint, a.State, ErrNotFiring)
 	}
 	if a.Acknowledged() {
 		return a, nil

@@ -69,7 +69,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	fp := r.PathValue("fingerprint")
 	by := tokenOf(r.Context()).name
 	v, err := alert.Acknowledge(r.Context(), s.db, fp, by, s.cfg.Now())
-	if err != nil && !errors.Is(err, alert.ErrNotFound) && strings.Contains(err.Error(), "only a firing alert can be acknowledged") {
+	if errors.Is(err, alert.ErrNotFiring) {
 		writeProblem(w, r, http.StatusConflict, ProblemConflict, err.Error(), "")
 		return
 	}

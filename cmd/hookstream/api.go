@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hookstream/hookstream/alert"
 	"github.com/hookstream/hookstream/anomaly"
 	"github.com/hookstream/hookstream/api"
 	"github.com/hookstream/hookstream/store"
@@ -71,6 +72,11 @@ func serveAPI(ctx context.Context, cfg *serveConfig, tokens []api.Token, ready c
 			return err
 		}
 	}
+	// The API reads the alert rules for their targets (POST /api/v1/alerts/test).
+	rules, err := alert.LoadRules(cfg.alert.rules, wcfg)
+	if err != nil {
+		return err
+	}
 	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 16)
 	if err != nil {
 		return err
@@ -84,7 +90,7 @@ func serveAPI(ctx context.Context, cfg *serveConfig, tokens []api.Token, ready c
 	}
 	defer pool.Close()
 	role, err := api.NewRole(rdb, pool, cfg.api.addr, api.Config{
-		Keys: stream.NewKeys(cfg.namespace, cfg.partitions), Windows: wcfg, Journeys: set, Watch: watch,
+		Keys: stream.NewKeys(cfg.namespace, cfg.partitions), Windows: wcfg, Journeys: set, Watch: watch, Alerts: rules,
 		Tokens: tokens, Insecure: cfg.api.insecure, Version: version(),
 		Live: api.LiveOptions{MaxClients: cfg.api.maxClients}, Logger: log,
 	})
