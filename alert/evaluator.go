@@ -33,7 +33,7 @@ type EvaluatorOptions struct {
 	Holder string
 	// ConsoleURL is hookstream's API as people reach it
 	// (http://hookstream.example:8081): notifications link each alert to
-	// ConsoleURL/api/v1/alerts/<fingerprint>. GrafanaURL, if set, is the
+	// the console's view of it, ConsoleURL/#alert=<fingerprint>. GrafanaURL, if set, is the
 	// link of the Grafana button. Both optional.
 	ConsoleURL, GrafanaURL string
 	Logger                 *slog.Logger
@@ -353,7 +353,7 @@ func (e *Evaluator) notification(r *Rule, a *row, s sample) (Notification, error
 		}
 	}
 	if e.opts.ConsoleURL != "" {
-		n.ConsoleURL = e.opts.ConsoleURL + "/api/v1/alerts/" + url.PathEscape(a.Fingerprint)
+		n.ConsoleURL = e.opts.ConsoleURL + "/#alert=" + url.QueryEscape(a.Fingerprint)
 	}
 	d := TemplateData{Rule: r.Name, Severity: r.Severity, Labels: a.Labels, Value: a.Value, Op: n.Op, Threshold: n.Threshold,
 		Score: s.Score, Window: r.Window, Metric: r.Metric, Signal: r.Signal}

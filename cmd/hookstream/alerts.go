@@ -34,7 +34,7 @@ type alertConfig struct {
 func (c *alertConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.rules, "alert-rules", "", "alert rules and targets (YAML; see docs/alerts.md); default: the built-in rules, with no targets")
 	fs.DurationVar(&c.interval, "alert-interval", 15*time.Second, "how often the alert rules are evaluated")
-	fs.StringVar(&c.consoleURL, "console-url", "", "hookstream's API as people reach it (http://host:8081), linked from notifications; empty: no link")
+	fs.StringVar(&c.consoleURL, "console-url", "", "hookstream's API as people reach it (http://host:8081): notifications link to its console's view of the alert; empty: no link")
 	fs.StringVar(&c.grafanaURL, "grafana-url", "", "a Grafana dashboard linked from notifications; empty: no link")
 	fs.DurationVar(&c.lease, "alert-lease", 30*time.Second, "how long a notifier holds a notification it is sending; past it another notifier sends it again (more than 10s, the request timeout)")
 }
