@@ -212,6 +212,19 @@ func (m *measurer) signal(ctx context.Context, s Signal) (float64, error) {
 			return 0, fmt.Errorf("signal %s: %w", s, err)
 		}
 		return float64(n), nil
+	case SignalReconcileGaps, SignalSubscriptionPaused:
+		// The last complete reconciliation; none yet (not configured): 0.
+		col := `errors`
+		if s == SignalSubscriptionPaused {
+			col = `coalesce((audit->>'paused')::int, 0)`
+		}
+		var n int64
+		err := m.q.QueryRow(ctx, `SELECT coalesce((SELECT `+col+` FROM reconcile_runs WHERE status = 'complete'
+			ORDER BY id DESC LIMIT 1), 0)`).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("signal %s: %w", s, err)
+		}
+		return float64(n), nil
 	}
 	return 0, fmt.Errorf("signal %q: unknown", s)
 }

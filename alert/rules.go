@@ -46,18 +46,20 @@ type Signal string
 
 // Operational signals and their units.
 const (
-	SignalDeadLetters       Signal = "dead_letters_open"           // dead letters not yet replayed or dropped
-	SignalConsumerLag       Signal = "consumer_lag"                // stream entries not yet processed, over all consumer groups
-	SignalOldestPendingAge  Signal = "oldest_pending_age"          // seconds the oldest pending (claimed, unacknowledged) entry has waited
-	SignalIngestRejections  Signal = "ingest_rejections"           // webhooks rejected by ingest (bad signature, bad body) per minute
-	SignalIngest503s        Signal = "ingest_503s"                 // ingest answers 503 per minute
-	SignalSpoolDepth        Signal = "spool_depth"                 // webhooks spooled on disk, waiting for the stream
-	SignalJourneysAbandoned Signal = "journeys_abandoned_per_hour" // journey instances abandoned in the last hour
+	SignalDeadLetters        Signal = "dead_letters_open"           // dead letters not yet replayed or dropped
+	SignalConsumerLag        Signal = "consumer_lag"                // stream entries not yet processed, over all consumer groups
+	SignalOldestPendingAge   Signal = "oldest_pending_age"          // seconds the oldest pending (claimed, unacknowledged) entry has waited
+	SignalIngestRejections   Signal = "ingest_rejections"           // webhooks rejected by ingest (bad signature, bad body) per minute
+	SignalIngest503s         Signal = "ingest_503s"                 // ingest answers 503 per minute
+	SignalSpoolDepth         Signal = "spool_depth"                 // webhooks spooled on disk, waiting for the stream
+	SignalJourneysAbandoned  Signal = "journeys_abandoned_per_hour" // journey instances abandoned in the last hour
+	SignalReconcileGaps      Signal = "reconcile_gaps"              // events at Dwolla the last complete reconciliation could not recover
+	SignalSubscriptionPaused Signal = "dwolla_subscriptions_paused" // webhook subscriptions Dwolla has paused, as the last reconciliation saw
 )
 
 // Signals lists every operational signal.
 var Signals = []Signal{SignalDeadLetters, SignalConsumerLag, SignalOldestPendingAge, SignalIngestRejections,
-	SignalIngest503s, SignalSpoolDepth, SignalJourneysAbandoned}
+	SignalIngest503s, SignalSpoolDepth, SignalJourneysAbandoned, SignalReconcileGaps, SignalSubscriptionPaused}
 
 // Op compares a measured value (left) with a rule's value (right).
 type Op string
