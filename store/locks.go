@@ -26,6 +26,9 @@ const (
 	AnomalyLock int32 = 0x616e6f6d // "anom"
 	// AlertLock lets one alert evaluator work at a time.
 	AlertLock int32 = 0x616c7274 // "alrt"
+	// ReconcileLock lets one reconciliation run at a time (a session lock:
+	// a run outlasts any one transaction).
+	ReconcileLock int32 = 0x72636e63 // "rcnc"
 )
 
 // Lock takes the advisory lock key (for this schema) until tx ends, shared
