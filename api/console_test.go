@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,19 +20,25 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/hookstream/hookstream/alert"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/sim"
+	"github.com/hookstream/hookstream/windows"
 )
 
 // The console in a real headless Chromium, against a real hookstream: a
 // processor role storing simulated Dwolla traffic into PostgreSQL, and the
 // API over it. The page signs in, tails the live feed (through a dropped
 // connection), searches, opens an event, draws a journey timeline, a funnel
-// and a metric chart, shows API problems, and signs out.
+// and a metric chart, shows API problems, and signs out. Its Alerts panel
+// follows the evaluator's changes live, shows an alert's detail (opened by
+// a notification's #alert= link too), and offers acknowledging, silencing
+// and expiring to an admin token only.
 func TestConsoleInABrowser(t *testing.T) {
 	browser := chromiumPath(t)
 	const secret = "console-test-secret-0123456789"
-	tokens, err := ParseTokens("console:read:" + secret)
+	const admin = "console-admin-secret-0123456789"
+	tokens, err := ParseTokens("console:read:" + secret + ",console-ops:admin:" + admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +289,61 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the chart's legend reads %q", got)
 	}
 
+	// Alerts: an evaluation makes two alerts fire and one pend; the panel,
+	// on the live feed, lists them without being asked.
+	waitJS("the alerts panel to follow the live feed", 10*time.Second,
+		`document.getElementById('alerts-panel').dataset.live === 'true' && document.getElementById('alerts-empty').hidden === false`)
+	rules, oncall := consoleAlertRules(t)
+	preset := adminCall(t, ts.URL, admin, "POST", "/api/v1/silences", `{"matchers":["team=nobody"],"for":"3h","comment":"nothing pages the nobody team"}`)
+	ev := alert.NewEvaluator(f.DB, f.Redis, f.Keys, rules, f.s.cfg.Windows, alert.EvaluatorOptions{ConsoleURL: ts.URL, Logger: quiet})
+	if did, err := ev.Tick(context.Background()); err != nil || !did {
+		t.Fatalf("evaluate the alert rules: %v %v", did, err)
+	}
+	n := alert.NewNotifier(f.DB, rules.Targets, alert.NotifierOptions{Logger: quiet})
+	for _, tg := range rules.Targets {
+		if _, err := n.Drain(context.Background(), tg); err != nil {
+			t.Fatalf("send the notifications to %s: %v", tg.Name, err)
+		}
+	}
+	if got := oncall.received(); len(got) != 2 {
+		t.Fatalf("the oncall target received %d notifications, want one per firing rule", len(got))
+	}
+	firing, err := alert.List(context.Background(), f.DB, alert.ListFiring, 100, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps := map[string]string{}
+	for _, a := range firing {
+		fps[a.Rule] = a.Fingerprint
+	}
+	if len(fps) != 3 || fps["dlq"] == "" || fps["dlq-page"] == "" || fps["dlq-slow"] == "" {
+		t.Fatalf("alerts after an evaluation: %+v", firing)
+	}
+	fp := fps["dlq"]
+	waitJS("the alerts panel to list the new alerts", 20*time.Second, alertRows(map[string]string{"dlq": "firing", "dlq-page": "firing", "dlq-slow": "pending"}))
+	if got := text("alerts-count"); got != "2" {
+		t.Fatalf("the alerts panel counts %q firing, want 2", got)
+	}
+	if got := eval(alertRow(fp) + `.textContent`); !strings.Contains(got, "warning") || !strings.Contains(got, "team=payments") || !strings.Contains(got, "≥ 0") {
+		t.Fatalf("the dlq row reads %q; want its severity, labels and condition", got)
+	}
+	waitJS("the preset silence listed", 10*time.Second, fmt.Sprintf(`document.querySelector('#silences-rows tr[data-id=%q]') !== null`, preset["id"]))
+
+	// A read token sees an alert's detail, but no actions.
+	do("open an alert with a read token", 20*time.Second,
+		chromedp.Click(chromedp.CSS(alertRowSel(fp))),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="alert-history"]`)))
+	if got := eval(`location.hash`); got != "#alert="+fp {
+		t.Fatalf("opening an alert sets the hash to %q, want #alert=%s", got, fp)
+	}
+	if got := text("alert-detail"); !strings.Contains(got, "0 open dead letters") || !strings.Contains(got, "value 0 ≥ 0") || !strings.Contains(got, "oncall") || !strings.Contains(got, "pager") {
+		t.Fatalf("the alert's detail reads %q; want its summary, condition and notifications", got)
+	}
+	if got := eval(`String(document.getElementById('alerts-readonly').hidden) + ' ' + String(document.querySelector('[data-testid="alert-actions-readonly"]') !== null) + ' ' +
+		String(document.querySelectorAll('[data-testid="alert-ack"], [data-testid="silence-form"], [data-testid="silence-expire"]').length)`); got != "false true 0" {
+		t.Fatalf("with a read token: read-only note hidden, detail's note shown, admin controls = %q; want \"false true 0\"", got)
+	}
+
 	do("scroll to the top", 10*time.Second, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	shot := screenshot(t, ctx)
 
@@ -293,6 +355,88 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := eval(`String(sessionStorage.getItem('hookstream.token'))`); got != "null" {
 		t.Fatalf("the token is still kept after signing out: %q", got)
 	}
+	if got := eval(`String(document.querySelectorAll('#alerts-rows tr').length) + ' ' + String(document.querySelector('[data-testid="alert-history"]') !== null)`); got != "0 false" {
+		t.Fatalf("signing out leaves alerts shown: %q", got)
+	}
+
+	// A notification's link, #alert=<fingerprint>: after signing in (here
+	// with an admin token) the page opens that alert and scrolls to it.
+	do("follow a notification's link to the firing dlq-page alert", 30*time.Second,
+		chromedp.Navigate("about:blank"),
+		chromedp.Navigate(ts.URL+"/#alert="+fps["dlq-page"]),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		setField("token", ""),
+		chromedp.SendKeys(chromedp.ID("token"), admin),
+		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.ID("app")))
+	if scope := text("who-scope"); scope != "admin" {
+		t.Fatalf("signed in with scope %q, want admin", scope)
+	}
+	waitJS("the linked alert's detail, in view", 20*time.Second, fmt.Sprintf(
+		`(() => { const f = document.querySelector('[data-testid="alert-fingerprint"]'); const r = document.getElementById('alert-detail-box').getBoundingClientRect();
+			return f !== null && f.textContent === %q && document.querySelector('[data-testid="alert-notification"]') !== null && r.top >= 0 && r.top < innerHeight; })()`, fps["dlq-page"]))
+	if got := text("alert-detail"); !strings.Contains(got, "dlq-page") || !strings.Contains(got, "Pages whoever is on call") {
+		t.Fatalf("the linked alert's detail reads %q", got)
+	}
+	// Its notifications, with each attempt's status and error.
+	waitJS("the notifications' attempts", 10*time.Second,
+		`[...document.querySelectorAll('[data-testid="alert-notification"]')].map(n => n.dataset.target + ':' + [...n.querySelectorAll('[data-testid="notification-attempt"]')].map(a => a.dataset.status).join(',')).sort().join(' ') === 'oncall:204 pager:503'`)
+	if got := eval(`document.querySelector('[data-testid="alert-notification"][data-target="pager"]').textContent`); !strings.Contains(got, "503") || !strings.Contains(got, "retrying") {
+		t.Fatalf("the failed notification reads %q; want its 503 and that it is retried", got)
+	}
+	if got := eval(`String(document.getElementById('alerts-readonly').hidden) + ' ' + String(document.querySelector('[data-testid="alert-ack"]') !== null)`); got != "true true" {
+		t.Fatalf("with an admin token: read-only note hidden, acknowledge offered = %q", got)
+	}
+
+	// Acknowledge the dlq alert: its row then shows who did.
+	do("open the dlq alert", 20*time.Second,
+		chromedp.Click(chromedp.CSS(alertRowSel(fp))),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="alert-ack"]`)))
+	waitJS("the dlq alert's detail", 10*time.Second, fmt.Sprintf(`document.querySelector('[data-testid="alert-fingerprint"]').textContent === %q`, fp))
+	do("acknowledge it", 20*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="alert-ack"]`)))
+	waitJS("the row to show the acknowledgement", 20*time.Second, fmt.Sprintf(
+		`%s.dataset.acked === 'true' && %s.textContent.includes('acked · console-ops') && document.querySelector('[data-testid="alert-detail-acked"]') !== null && document.querySelector('[data-testid="alert-ack"]').disabled`, alertRow(fp), alertRow(fp)))
+	if got := eval(`document.querySelector('[data-testid="alert-history"]').textContent`); !strings.Contains(got, "acknowledged by console-ops") {
+		t.Fatalf("the history after acknowledging reads %q", got)
+	}
+
+	// Silence it: the form is filled from its labels; the silence is
+	// listed and the row says silenced.
+	if got := eval(`document.querySelector('[data-testid="silence-matchers"]').value`); got != "alertname=dlq\nteam=payments" {
+		t.Fatalf("the silence form's matchers read %q; want the alert's name and labels", got)
+	}
+	do("silence it", 20*time.Second,
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="silence-comment"]`), "replaying the dead letters"),
+		chromedp.Click(chromedp.CSS(`[data-testid="silence-submit"]`)))
+	silenceRow := `[...document.querySelectorAll('#silences-rows tr[data-testid="silence-row"]')].find(r => r.textContent.includes('alertname=dlq') && r.textContent.includes('replaying the dead letters'))`
+	waitJS("the silence listed and the alert silenced", 20*time.Second, fmt.Sprintf(`%s !== undefined && %s.dataset.silenced === 'true'`, silenceRow, alertRow(fp)))
+	if got := eval(alertRow(fps["dlq-page"]) + `.dataset.silenced`); got != "false" {
+		t.Fatalf("the dlq-page alert reads silenced %s; the silence matches dlq only", got)
+	}
+
+	do("scroll to the alerts", 10*time.Second, chromedp.Evaluate[chromedp.Void](`document.getElementById('alerts-panel').scrollIntoView()`))
+	alertsShot := elementScreenshot(t, ctx, "#alerts-panel", "console-alerts.png")
+
+	// Expire it: gone from the list, and the alert is no longer silenced.
+	do("expire the silence", 20*time.Second, chromedp.Evaluate[chromedp.Void](silenceRow+`.querySelector('[data-testid="silence-expire"]').click()`))
+	waitJS("the silence gone and the alert no longer silenced", 20*time.Second, fmt.Sprintf(`%s === undefined && %s.dataset.silenced === 'false'`, silenceRow, alertRow(fp)))
+	if got := eval(fmt.Sprintf(`String(document.querySelector('#silences-rows tr[data-id=%q]') !== null)`, preset["id"])); got != "true" {
+		t.Fatal("expiring one silence removed the other from the list")
+	}
+	var sil struct {
+		Silences []alert.SilenceView `json:"silences"`
+	}
+	b, _ := json.Marshal(adminCall(t, ts.URL, admin, "GET", "/api/v1/silences?all=true", ""))
+	if err := json.Unmarshal(b, &sil); err != nil || len(sil.Silences) != 2 {
+		t.Fatalf("silences after expiring one: %v %s", err, b)
+	}
+	for _, v := range sil.Silences {
+		if v.ID != preset["id"] && (v.Status != alert.SilenceExpired || v.CreatedBy != "console-ops") {
+			t.Fatalf("the console's silence after expiring it: %+v", v)
+		}
+	}
+	t.Logf("alerts panel screenshot: %s", alertsShot)
+
 	if ps := problems(); len(ps) > 0 {
 		t.Fatalf("the page reported errors (screenshot %s):\n%s", shot, strings.Join(ps, "\n"))
 	}
@@ -465,4 +609,106 @@ func countRows(t *testing.T, p *testenv.Pipeline, query string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// consoleAlertRules: dlq and dlq-page always hold (open dead letters >= 0)
+// and fire at once, dlq-slow holds but waits an hour, so it pends. Each
+// notification goes to oncall, which takes it, and pager, which answers
+// 503.
+func consoleAlertRules(t *testing.T) (*alert.Rules, *webhookSink) {
+	t.Helper()
+	oncall := newWebhookSink(t)
+	pager := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "pager is down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(pager.Close)
+	yaml := `group_wait: 0s
+targets:
+  - {name: oncall, kind: webhook, url: "` + oncall.srv.URL + `", secret: "` + oncall.secret.String() + `"}
+  - {name: pager, kind: webhook, url: "` + pager.URL + `", secret: "` + oncall.secret.String() + `"}
+rules:
+  - {name: dlq, kind: operational, severity: warning, signal: dead_letters_open, op: ">=", value: 0, labels: {team: payments},
+     summary: "{{.Value}} open dead letters", description: "Dead letters wait for a replay or a discard."}
+  - {name: dlq-page, kind: operational, severity: critical, signal: dead_letters_open, op: ">=", value: 0, labels: {team: payments, route: pager},
+     summary: "{{.Value}} open dead letters (paging)", description: "Pages whoever is on call."}
+  - {name: dlq-slow, kind: operational, severity: info, signal: dead_letters_open, op: ">=", value: 0, for: 1h}
+`
+	rules, err := alert.ParseRules([]byte(yaml), windows.Config{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules, oncall
+}
+
+// adminCall sends a request to the API with secret and decodes its JSON
+// answer; anything but a 2xx fails the test.
+func adminCall(t *testing.T, base, secret, method, path, body string) map[string]any {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, base+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: %v: %s", method, path, err, b)
+	}
+	return out
+}
+
+func alertRowSel(fp string) string {
+	return fmt.Sprintf(`#alerts-rows tr[data-fingerprint=%q]`, fp)
+}
+
+// alertRow is the expression of the alerts table's row of fp.
+func alertRow(fp string) string {
+	return fmt.Sprintf(`document.querySelector(%q)`, alertRowSel(fp))
+}
+
+// alertRows is a predicate: the alerts table lists exactly these rules, in
+// these states.
+func alertRows(want map[string]string) string {
+	b, _ := json.Marshal(want)
+	return fmt.Sprintf(`(() => { const want = %s; const rows = [...document.querySelectorAll('#alerts-rows tr[data-testid="alert-row"]')];
+		return rows.length === Object.keys(want).length && rows.every(r => want[r.dataset.rule] === r.dataset.state); })()`, b)
+}
+
+// elementScreenshot writes a PNG of the element sel to
+// HOOKSTREAM_SCREENSHOTS (else the test's temporary directory).
+func elementScreenshot(t *testing.T, ctx context.Context, sel, name string) string {
+	t.Helper()
+	dir := os.Getenv("HOOKSTREAM_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", sel, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -21,6 +21,9 @@
     search: { query: null, cursor: null, page: 0 },
     live: null,
     metricsSeq: 0,
+    alert: '', // the fingerprint of the alert whose detail is open
+    alertsSeq: 0,
+    alertSeq: 0,
   };
 
   // ---- helpers -----------------------------------------------------------
@@ -231,6 +234,7 @@
     $('search-next').hidden = true;
     $('search-first').hidden = true;
     $('search-page').textContent = '';
+    resetAlerts();
   }
 
   async function startApp() {
@@ -238,7 +242,7 @@
     const live = new LiveTail();
     state.live = live;
     live.start($('live-topic').value.trim());
-    await Promise.all([loadCatalog(), loadJourneys()]);
+    await Promise.all([loadCatalog(), loadJourneys(), startAlerts()]);
   }
 
   // ---- live tail ---------------------------------------------------------
@@ -348,6 +352,7 @@
       s.className = `pill ${kind.replace(/\W.*$/, '')}`;
       s.dataset.state = kind;
       $('live-note').textContent = note || '';
+      alertsUpdates();
       const panel = $('live-panel');
       panel.dataset.connects = String(this.connects);
       panel.dataset.reconnects = String(this.reconnects);
@@ -367,7 +372,7 @@
           const headers = { Authorization: `Bearer ${state.token}`, Accept: 'text/event-stream' };
           if (this.lastId) headers['Last-Event-ID'] = this.lastId;
           this.status(this.connects ? 'reconnecting' : 'connecting', '');
-          const res = await fetch(url('/live', { types: 'event', topics: this.topics }), { headers, signal: ctrl.signal, cache: 'no-store' });
+          const res = await fetch(url('/live', { types: 'event,alert', topics: this.topics }), { headers, signal: ctrl.signal, cache: 'no-store' });
           if (!res.ok) {
             const err = await problemOf(res);
             if (res.status === 401) {
@@ -434,8 +439,11 @@
         } else {
           addLiveRow(data);
         }
+      } else if (m.type === 'alert') {
+        alertChanged(data);
       } else if (m.type === 'gap') {
-        addGapRow(data);
+        if (data.type === 'alert') alertChanged(data);
+        else addGapRow(data);
       }
     }
 
@@ -918,6 +926,370 @@
         : el('p', { class: 'muted small', 'data-testid': 'instance-records' }, 'No records (abandonments, conflicts) for this instance.'));
   }
 
+  // ---- alerts ------------------------------------------------------------
+
+  const isAdmin = () => Boolean(state.info && state.info.scope === 'admin');
+
+  // send is api() for the routes that change something: method, JSON body.
+  async function send(method, path, body) {
+    let res;
+    const headers = { Authorization: `Bearer ${state.token}`, Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    try {
+      res = await fetch(url(path), { method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new ApiError(0, 'Network error', `cannot reach the API: ${e.message}`);
+    }
+    if (!res.ok) {
+      const err = await problemOf(res);
+      if (res.status === 401) signOut(err);
+      throw err;
+    }
+    return res.json();
+  }
+
+  const ALERT_EMPTY = 'Click an alert to see its history and notifications.';
+  const OPS = { '>': '>', '>=': '≥', '<': '<', '<=': '≤', '==': '=', '!=': '≠' };
+
+  function fmtAgo(s) {
+    if (!s) return '';
+    const sec = (serverNow().getTime() - Date.parse(s)) / 1000;
+    if (sec < 0) return `in ${fmtDuration(-sec)}`;
+    if (sec < 5) return 'just now';
+    return `${fmtDuration(sec)} ago`;
+  }
+
+  // alertSince is when the alert entered its state.
+  function alertSince(a) {
+    if (a.state === 'resolved') return a.resolved_at;
+    if (a.state === 'firing') return a.firing_since || a.active_since;
+    return a.active_since || a.last_evaluated;
+  }
+
+  function condition(a) {
+    if (a.expected) return `expected ${fmtNum(a.expected.low)}–${fmtNum(a.expected.high)}`;
+    if (a.op) return `${OPS[a.op] || a.op} ${fmtNum(a.threshold || 0)}`;
+    return '';
+  }
+
+  function labelChips(labels) {
+    const ks = Object.keys(labels || {}).sort();
+    return ks.map((k) => el('span', { class: 'chip label', title: `${k}=${labels[k]}` }, `${k}=${labels[k]}`));
+  }
+
+  const sevBadge = (s) => el('span', { class: `badge sev-${s}`, 'data-testid': 'alert-severity' }, s);
+  const stateBadge = (s) => el('span', { class: `badge state-${s}`, 'data-testid': 'alert-state' }, s);
+
+  function alertsUpdates() {
+    const live = state.live;
+    const on = live && $('live-status').dataset.state === 'live';
+    const filtered = $('live-topic').value.trim() !== '';
+    let note;
+    if (on && !filtered) note = 'updated live as alerts change';
+    else if (on) note = 'no live updates while the live tail filters by topic: use Refresh';
+    else note = 'live feed off: use Refresh';
+    $('alerts-updates').textContent = note;
+    $('alerts-panel').dataset.live = String(Boolean(on && !filtered));
+  }
+
+  async function loadAlerts() {
+    const want = $('alerts-state').value;
+    const seq = ++state.alertsSeq;
+    let res;
+    try {
+      res = await api('/alerts', { state: want });
+    } catch (e) {
+      if (seq === state.alertsSeq) showProblem('alerts-error', e);
+      return;
+    }
+    if (seq !== state.alertsSeq) return;
+    showProblem('alerts-error', null);
+    drawAlerts(res.alerts);
+  }
+
+  function drawAlerts(alerts) {
+    const open = state.alert;
+    const rows = alerts.map((a) => {
+      const since = alertSince(a);
+      const acked = Boolean(a.acked_by);
+      const silenced = (a.silenced_by || []).length > 0;
+      return el('tr', {
+        class: `row${open === a.fingerprint ? ' selected' : ''}`, tabindex: '0', 'aria-label': `${a.rule}, ${a.state}: show details`,
+        'data-testid': 'alert-row', dataset: { fingerprint: a.fingerprint, rule: a.rule, state: a.state, acked: String(acked), silenced: String(silenced) },
+      },
+      el('td', { class: 'rule', title: a.summary || a.rule }, el('strong', null, a.rule)),
+      el('td', null, sevBadge(a.severity)),
+      el('td', null, stateBadge(a.state)),
+      el('td', { class: 'time', title: since ? `${fmtDateTime(since)} UTC` : '' }, fmtAgo(since)),
+      el('td', { class: 'num' }, fmtNum(a.value), ' ', el('span', { class: 'muted' }, condition(a))),
+      el('td', { class: 'labels' }, labelChips(a.labels)),
+      el('td', { 'data-testid': 'alert-flags' },
+        acked ? el('span', { class: 'badge acked', title: `acknowledged by ${a.acked_by} at ${fmtDateTime(a.acked_at)} UTC` }, `acked · ${a.acked_by}`) : null,
+        silenced ? el('span', { class: 'badge silenced', title: `silenced by ${a.silenced_by.join(', ')}` }, 'silenced') : null,
+        !acked && !silenced ? el('span', { class: 'muted' }, '–') : null));
+    });
+    $('alerts-rows').replaceChildren(...rows);
+    $('alerts-empty').hidden = rows.length > 0;
+    $('alerts-empty').textContent = { firing: 'Nothing firing or pending.', resolved: 'No resolved alerts.', all: 'No alerts.' }[$('alerts-state').value] || 'No alerts.';
+    const firing = alerts.filter((a) => a.state === 'firing').length;
+    $('alerts-count').textContent = String(firing);
+    $('alerts-count').className = `pill${firing ? ' firing' : ''}`;
+    $('alerts-count').title = `${firing} firing`;
+    $('alerts-loaded').textContent = `${alerts.length} shown · read ${fmtTime(iso(serverNow()))} UTC`;
+  }
+
+  async function loadSilences() {
+    let res;
+    try {
+      res = await api('/silences');
+    } catch (e) {
+      showProblem('silences-error', e);
+      return;
+    }
+    showProblem('silences-error', null);
+    const admin = isAdmin();
+    const rows = res.silences.map((s) =>
+      el('tr', { 'data-testid': 'silence-row', dataset: { id: s.id, status: s.status } },
+        el('td', { class: 'matchers' }, (s.matchers || []).map((m) => el('span', { class: 'chip label' }, `${m.name}${m.type}${m.value}`))),
+        el('td', null, el('span', { class: `badge sil-${s.status}` }, s.status)),
+        el('td', { class: 'time', title: `${fmtDateTime(s.starts_at)} – ${fmtDateTime(s.ends_at)} UTC` }, fmtAgo(s.ends_at)),
+        el('td', null, s.created_by),
+        el('td', { class: 'comment', title: s.comment }, s.comment),
+        el('td', { class: 'actions' }, admin
+          ? el('button', { type: 'button', class: 'btn ghost small-btn', 'data-testid': 'silence-expire', 'aria-label': `Expire silence ${s.id}`, onclick: (ev) => expireSilence(s.id, ev.currentTarget) }, 'Expire')
+          : null)));
+    $('silences-rows').replaceChildren(...rows);
+    $('silences-empty').hidden = rows.length > 0;
+  }
+
+  async function expireSilence(id, btn) {
+    btn.disabled = true;
+    try {
+      await send('DELETE', `/silences/${encodeURIComponent(id)}`);
+    } catch (e) {
+      btn.disabled = false;
+      showProblem('silences-error', e);
+      return;
+    }
+    await refreshAlerts();
+  }
+
+  // refreshAlerts reads the alerts, the silences and the open alert again.
+  function refreshAlerts() {
+    return Promise.all([loadAlerts(), loadSilences(), state.alert ? openAlert(state.alert, { quiet: true }) : null]);
+  }
+
+  // alertChanged takes a live alert message: a burst of them (one
+  // evaluation) reads the lists once.
+  const alertChanged = debounce(() => {
+    if (state.token) refreshAlerts();
+  }, 250);
+
+  async function openAlert(fp, opts) {
+    const o = opts || {};
+    const box = $('alert-detail');
+    if (!o.quiet) {
+      state.alert = fp;
+      showProblem('alert-detail-error', null);
+      box.replaceChildren(el('p', { class: 'empty' }, 'Loading…'));
+    }
+    for (const r of document.querySelectorAll('#alerts-rows tr.selected')) r.classList.remove('selected');
+    for (const r of document.querySelectorAll(`#alerts-rows tr[data-fingerprint="${CSS.escape(fp)}"]`)) r.classList.add('selected');
+    const seq = ++state.alertSeq;
+    let d;
+    try {
+      d = await api(`/alerts/${encodeURIComponent(fp)}`);
+    } catch (e) {
+      if (seq !== state.alertSeq) return;
+      box.replaceChildren();
+      showProblem('alert-detail-error', e);
+      return;
+    }
+    if (seq !== state.alertSeq || state.alert !== fp) return;
+    // A refresh does not redraw under someone filling in the silence form.
+    if (o.quiet && box.dataset.fingerprint === fp && box.querySelector('form.silence-form') && box.contains(document.activeElement)) return;
+    showProblem('alert-detail-error', null);
+    // Keep what the user typed into the silence form across a refresh.
+    const keep = box.querySelector('form.silence-form') ? {
+      matchers: box.querySelector('[data-testid="silence-matchers"]').value,
+      dur: box.querySelector('[data-testid="silence-for"]').value,
+      comment: box.querySelector('[data-testid="silence-comment"]').value,
+      fp: box.dataset.fingerprint,
+    } : null;
+    box.dataset.fingerprint = fp;
+    box.replaceChildren(...alertDetail(d, keep && keep.fp === fp ? keep : null));
+    if (o.scroll) $('alert-detail-box').scrollIntoView({ behavior: 'auto', block: 'start' });
+  }
+
+  function alertDetail(d, keep) {
+    const kv = (k, v) => (v === '' || v === undefined || v === null || (Array.isArray(v) && !v.length) ? null : [el('dt', null, k), el('dd', null, v)]);
+    const when = (s) => (s ? el('span', { title: `${fmtAgo(s)}` }, `${fmtDateTime(s)} UTC`) : null);
+    const runbook = /^https?:\/\//i.test(d.runbook_url || '')
+      ? el('a', { href: d.runbook_url, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'alert-runbook' }, d.runbook_url)
+      : d.runbook_url || null;
+    const cond = d.expected
+      ? `value ${fmtNum(d.value)}, expected ${fmtNum(d.expected.low)}–${fmtNum(d.expected.high)}`
+      : d.op ? `value ${fmtNum(d.value)} ${OPS[d.op] || d.op} ${fmtNum(d.threshold || 0)}` : `value ${fmtNum(d.value)}`;
+    const out = [
+      el('div', { class: 'detail-head' },
+        el('h3', { 'data-testid': 'alert-detail-rule' }, d.rule),
+        el('div', { class: 'badges' }, sevBadge(d.severity), stateBadge(d.state),
+          d.acked_by ? el('span', { class: 'badge acked', 'data-testid': 'alert-detail-acked' }, `acked · ${d.acked_by}`) : null,
+          (d.silenced_by || []).length ? el('span', { class: 'badge silenced' }, 'silenced') : null)),
+      d.summary ? el('p', { class: 'alert-summary', 'data-testid': 'alert-summary' }, d.summary) : null,
+      d.description ? el('p', { class: 'muted alert-desc', 'data-testid': 'alert-description' }, d.description) : null,
+      el('dl', { class: 'kv', 'data-testid': 'alert-condition' },
+        kv('condition', `${cond}${d.window ? ` over ${d.window} windows` : ''}`),
+        kv('labels', labelChips(d.labels)),
+        kv('fingerprint', el('span', { class: 'mono', 'data-testid': 'alert-fingerprint' }, d.fingerprint)),
+        kv('active since', when(d.active_since)),
+        kv('firing since', when(d.firing_since)),
+        kv('resolved', when(d.resolved_at)),
+        kv('evaluated', when(d.last_evaluated)),
+        kv('acknowledged', d.acked_by ? `by ${d.acked_by} at ${fmtDateTime(d.acked_at)} UTC` : ''),
+        kv('silenced by', (d.silenced_by || []).join(', ')),
+        kv('runbook', runbook)),
+      alertActions(d, keep),
+      el('h4', null, `History (${(d.history || []).length})`),
+      (d.history || []).length
+        ? el('table', { class: 'events compact', 'data-testid': 'alert-history' },
+          el('thead', null, el('tr', null, el('th', { scope: 'col' }, 'At'), el('th', { scope: 'col' }, 'Change'), el('th', { scope: 'col' }, 'Value'), el('th', { scope: 'col' }, 'Note'))),
+          el('tbody', null, d.history.slice().reverse().map((h) =>
+            el('tr', { 'data-testid': 'alert-history-row' },
+              el('td', { class: 'time' }, fmtDateTime(h.at)),
+              el('td', null, h.from === h.to ? stateBadge(h.to) : [el('span', { class: 'muted' }, h.from), ' → ', stateBadge(h.to)]),
+              el('td', { class: 'num' }, fmtNum(h.value)),
+              el('td', { class: 'wrap' }, h.note || '')))))
+        : el('p', { class: 'muted small' }, 'No history.'),
+      el('h4', null, `Notifications (${(d.notifications || []).length})`),
+      (d.notifications || []).length
+        ? el('ul', { class: 'records notifications', 'data-testid': 'alert-notifications' }, d.notifications.map(notification))
+        : el('p', { class: 'muted small', 'data-testid': 'alert-notifications' }, 'No notification carried this alert yet.'),
+    ];
+    return out.filter(Boolean);
+  }
+
+  function notification(n) {
+    let outcome;
+    if (n.delivered_at) outcome = el('span', { class: 'badge o-success' }, 'delivered');
+    else if (n.gave_up_at) outcome = el('span', { class: 'badge o-failure' }, 'gave up');
+    else outcome = el('span', { class: 'badge st-abandoned' }, n.attempts ? 'retrying' : 'queued');
+    const when = n.delivered_at ? `delivered ${fmtDateTime(n.delivered_at)}` : n.gave_up_at ? `gave up ${fmtDateTime(n.gave_up_at)}`
+      : n.next_attempt_at ? `next attempt ${fmtDateTime(n.next_attempt_at)}` : '';
+    return el('li', { 'data-testid': 'alert-notification', dataset: { id: n.id, target: n.target } },
+      el('div', null, el('strong', null, n.target), ' ', el('span', { class: 'muted' }, n.kind), ' ', stateBadge(n.status), ' ', outcome),
+      el('div', { class: 'small muted' }, `${n.id} · created ${fmtDateTime(n.created_at)} · ${n.attempts} attempt${n.attempts === 1 ? '' : 's'}${when ? ` · ${when}` : ''}`),
+      n.last_error ? el('div', { class: 'small err' }, n.last_error) : null,
+      (n.log || []).length
+        ? el('table', { class: 'events compact attempts', 'data-testid': 'notification-attempts' },
+          el('thead', null, el('tr', null, ['#', 'At', 'Took', 'HTTP', 'Error'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('tbody', null, n.log.map((a) =>
+            el('tr', { 'data-testid': 'notification-attempt', dataset: { status: String(a.status) } },
+              el('td', null, String(a.attempt)),
+              el('td', { class: 'time' }, fmtDateTime(a.at)),
+              el('td', { class: 'num' }, `${Math.round(a.duration_ms)} ms`),
+              el('td', null, el('span', { class: `badge ${a.status >= 200 && a.status < 300 ? 'o-success' : 'o-failure'}` }, a.status ? String(a.status) : 'no answer')),
+              el('td', { class: 'wrap' }, a.error || '')))))
+        : null);
+  }
+
+  function alertActions(d, keep) {
+    if (!isAdmin()) {
+      return el('p', { class: 'note small', 'data-testid': 'alert-actions-readonly' },
+        `Acknowledging and silencing need an admin token; “${state.info ? state.info.token : ''}” is a read token.`);
+    }
+    const firing = d.state === 'firing';
+    const ackReason = d.acked_by ? `Acknowledged by ${d.acked_by}.` : firing ? 'No more repeat notifications until it resolves.' : 'Only a firing alert can be acknowledged.';
+    const ack = el('button', { type: 'button', class: 'btn primary', 'data-testid': 'alert-ack', disabled: !firing || Boolean(d.acked_by), 'aria-describedby': 'alert-ack-why' }, 'Acknowledge');
+    ack.addEventListener('click', async () => {
+      ack.disabled = true;
+      try {
+        await send('POST', `/alerts/${encodeURIComponent(d.fingerprint)}/ack`);
+      } catch (e) {
+        ack.disabled = false;
+        showProblem('alert-detail-error', e);
+        return;
+      }
+      await refreshAlerts();
+    });
+    const matchers = [`alertname=${d.rule}`, ...Object.keys(d.labels || {}).sort().map((k) => `${k}=${d.labels[k]}`)].join('\n');
+    const mInput = el('textarea', { id: 'silence-matchers', rows: 3, spellcheck: 'false', 'data-testid': 'silence-matchers', required: true });
+    mInput.value = keep ? keep.matchers : matchers;
+    const fInput = el('input', { id: 'silence-for', list: 'silence-durations', spellcheck: 'false', 'data-testid': 'silence-for', required: true, size: 6 });
+    fInput.value = keep ? keep.dur : '2h';
+    const cInput = el('input', { id: 'silence-comment', spellcheck: 'true', placeholder: 'why (required)', 'data-testid': 'silence-comment', required: true });
+    cInput.value = keep ? keep.comment : '';
+    const submit = el('button', { type: 'submit', class: 'btn', 'data-testid': 'silence-submit' }, 'Silence');
+    const form = el('form', { class: 'silence-form', autocomplete: 'off', 'data-testid': 'silence-form', 'aria-label': 'Silence this alert' },
+      el('label', { for: 'silence-matchers', class: 'grow' }, 'Matchers (one a line)', mInput),
+      el('div', { class: 'controls' },
+        el('label', { for: 'silence-for' }, 'For', fInput),
+        el('label', { for: 'silence-comment', class: 'grow' }, 'Comment', cInput),
+        submit),
+      el('datalist', { id: 'silence-durations' }, ['30m', '1h', '2h', '4h', '12h', '24h', '168h'].map((v) => el('option', { value: v }))));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      try {
+        await send('POST', '/silences', {
+          matchers: mInput.value.split('\n').map((s) => s.trim()).filter(Boolean),
+          for: fInput.value.trim(),
+          comment: cInput.value.trim(),
+        });
+      } catch (e) {
+        showProblem('alert-detail-error', e);
+        return;
+      } finally {
+        submit.disabled = false;
+      }
+      cInput.value = '';
+      showProblem('alert-detail-error', null);
+      await refreshAlerts();
+    });
+    return el('div', { class: 'alert-actions', 'data-testid': 'alert-actions' },
+      el('h4', null, 'Actions'),
+      el('div', { class: 'ack-row' }, ack, el('span', { id: 'alert-ack-why', class: 'muted small' }, ackReason)),
+      form);
+  }
+
+  // alertFromHash is the fingerprint of a #alert=<fingerprint> link.
+  function alertFromHash() {
+    const m = /^#alert=(.+)$/.exec(location.hash);
+    if (!m) return '';
+    try {
+      return decodeURIComponent(m[1].replace(/\+/g, ' '));
+    } catch (_) {
+      return '';
+    }
+  }
+
+  function openAlertFromHash() {
+    const fp = alertFromHash();
+    if (fp && state.token) return openAlert(fp, { scroll: true });
+    return null;
+  }
+
+  function startAlerts() {
+    $('alerts-readonly').hidden = isAdmin();
+    $('alerts-readonly').textContent = isAdmin() ? '' : 'This is a read token: alerts and silences are shown, but acknowledging, silencing and expiring need an admin token.';
+    alertsUpdates();
+    return Promise.all([loadAlerts(), loadSilences(), openAlertFromHash()]);
+  }
+
+  function resetAlerts() {
+    state.alert = '';
+    $('alerts-rows').textContent = '';
+    $('silences-rows').textContent = '';
+    $('alerts-empty').hidden = false;
+    $('silences-empty').hidden = false;
+    $('alerts-count').textContent = '0';
+    $('alerts-count').className = 'pill';
+    $('alerts-loaded').textContent = '';
+    delete $('alert-detail').dataset.fingerprint;
+    $('alert-detail').replaceChildren(el('p', { class: 'empty' }, ALERT_EMPTY));
+    for (const id of ['alerts-error', 'silences-error', 'alert-detail-error']) showProblem(id, null);
+  }
+
   // ---- wiring ------------------------------------------------------------
 
   function rowClick(ev) {
@@ -959,6 +1331,23 @@
       state.live.start($('live-topic').value.trim());
     }, 400);
     $('live-topic').addEventListener('input', retopic);
+    $('live-topic').addEventListener('input', alertsUpdates);
+    $('alerts-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      refreshAlerts();
+    });
+    $('alerts-state').addEventListener('change', loadAlerts);
+    const alertRow = (ev) => {
+      const tr = ev.target.closest('tr.row');
+      if (!tr || (ev.type === 'keydown' && ev.key !== 'Enter' && ev.key !== ' ')) return;
+      if (ev.type === 'keydown') ev.preventDefault();
+      const fp = tr.dataset.fingerprint;
+      history.replaceState(null, '', `#alert=${encodeURIComponent(fp)}`);
+      openAlert(fp);
+    };
+    $('alerts-rows').addEventListener('click', alertRow);
+    $('alerts-rows').addEventListener('keydown', alertRow);
+    window.addEventListener('hashchange', openAlertFromHash);
     $('search-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       runSearch();
