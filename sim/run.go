@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -51,6 +53,15 @@ type RunConfig struct {
 	Partitions          int
 	// DatabaseURL is the PostgreSQL Verify "events" reads (--database-url).
 	DatabaseURL string
+	// APIAddr, when set, is where the fake Dwolla API (NewAPI) is served
+	// from the same ground truth while the run sends, and after its summary
+	// until ctx ends (--api-addr, such as 127.0.0.1:9090; port 0 picks
+	// one). The event bodies' _links then point at it.
+	APIAddr string
+	// API configures the fake API (--api-key, --api-secret, --api-429,
+	// --api-5xx, --api-latency). Its Deliver is Send, its Seed defaults to
+	// Generate.Seed and its BaseURL to http://APIAddr.
+	API APIConfig
 	// Out receives a progress line every 5 seconds and the summary (nil:
 	// discarded).
 	Out io.Writer
@@ -60,6 +71,7 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	c.Verify = cmp.Or(c.Verify, "none")
 	c.VerifyTimeout = cmp.Or(c.VerifyTimeout, 30*time.Second)
 	c.Send.Seed = cmp.Or(c.Send.Seed, c.Generate.Seed)
+	c.API.Seed = cmp.Or(c.API.Seed, c.Generate.Seed)
 	if c.Generate.Start.IsZero() {
 		c.Generate.Start = time.Now().UTC()
 	}
@@ -102,7 +114,15 @@ func Run(ctx context.Context, c RunConfig) error {
 // runOnce generates a finite scenario, sends it and optionally verifies it.
 func runOnce(ctx context.Context, c RunConfig) error {
 	began := time.Now()
+	srv, err := c.startAPI(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
 	sc := Generate(c.Generate)
+	if srv != nil {
+		srv.api.Add(sc.Events...)
+	}
 	fmt.Fprintf(c.Out, "hookstream sim: %d events from %d customers (%d lifecycles, seed %d), created from %s\n",
 		len(sc.Events), c.Generate.Customers, sc.Lifecycles(), c.Generate.Seed, sc.Events[0].Created.Format(time.RFC3339))
 	for _, in := range IncidentRecords(c.Generate) {
@@ -120,6 +140,7 @@ func runOnce(ctx context.Context, c RunConfig) error {
 	if err != nil {
 		return err
 	}
+	srv.announce(c.Out)
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	in := make(chan Event)
@@ -150,6 +171,7 @@ func runOnce(ctx context.Context, c RunConfig) error {
 		}
 		verifyErr = c.verify(ctx, truth)
 	}
+	srv.serveOn(ctx, c.Out)
 	if stats.GaveUp > 0 {
 		return errors.Join(verifyErr, fmt.Errorf("%d deliveries were given up after %d retries; is the receiver at %s up and using the same secret?",
 			stats.GaveUp, MaxRetries, c.Send.URL))
@@ -170,11 +192,18 @@ func runContinuous(ctx context.Context, c RunConfig) error {
 		gen.Span = time.Duration(perCustomer / send.Rate * float64(time.Second))
 		send.Rate = 0 // the created times pace the traffic
 	}
+	srv, err := c.startAPI(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	gen.Host, send.Attempts = c.Generate.Host, c.Send.Attempts
 	src := NewOrdered(gen)
 	sender, err := NewSender(send)
 	if err != nil {
 		return err
 	}
+	srv.announce(c.Out)
 
 	var truth *bufio.Writer
 	if c.Truth != "" {
@@ -209,6 +238,9 @@ func runContinuous(ctx context.Context, c RunConfig) error {
 				}
 			} else {
 				ev = src.Next()
+			}
+			if srv != nil {
+				srv.api.Add(ev)
 			}
 			select {
 			case in <- ev:
@@ -346,7 +378,7 @@ func (c RunConfig) summary(took time.Duration, events int64, lifecycles int, st 
 		fmt.Fprintf(out, "  events      %d generated (seed %d)\n", events, c.Generate.Seed)
 	}
 	fmt.Fprintf(out, "  requests    %d (%.0f/s), %d answered 2xx\n", st.Sent, float64(st.Sent)/secs, st.Delivered)
-	fmt.Fprintf(out, "  injected    %d duplicate deliveries, %d reordered\n", st.Duplicates, st.Reordered)
+	fmt.Fprintf(out, "  injected    %d duplicate deliveries, %d reordered, %d dropped (never delivered)\n", st.Duplicates, st.Reordered, st.Dropped)
 	non2xx := "none"
 	if len(st.Non2xx) > 0 {
 		var parts []string
@@ -406,4 +438,80 @@ func (c RunConfig) verify(ctx context.Context, truth []string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// apiServer is the fake API of a run, served on RunConfig.APIAddr. Its
+// methods do nothing on a nil *apiServer (no --api-addr).
+type apiServer struct {
+	api  *API
+	srv  *http.Server
+	url  string
+	key  string
+	sec  string
+	done chan struct{}
+}
+
+// startAPI listens on c.APIAddr and serves the fake API there, pointing the
+// generated bodies' links at it and the sender's attempts into it.
+func (c *RunConfig) startAPI(ctx context.Context) (*apiServer, error) {
+	if c.APIAddr == "" {
+		return nil, nil
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the fake Dwolla API on --api-addr %s: %w; is the port free?", c.APIAddr, err)
+	}
+	cfg := c.API
+	cfg.BaseURL = cmp.Or(cfg.BaseURL, "http://"+ln.Addr().String())
+	cfg.Deliver = c.Send
+	api, err := NewAPI(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	c.Generate.Host = cfg.BaseURL
+	c.Send.Attempts = api
+	s := &apiServer{
+		api: api, url: cfg.BaseURL, key: cmp.Or(cfg.Key, DefaultAPIKey), sec: cmp.Or(cfg.Secret, DefaultAPISecret),
+		srv:  &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(ln) // ErrServerClosed after stop
+	}()
+	return s, nil
+}
+
+// announce says where the API is and how to log in.
+func (s *apiServer) announce(out io.Writer) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(out, "hookstream sim: fake Dwolla API at %s (HOOKSTREAM_DWOLLA_API=%s HOOKSTREAM_DWOLLA_KEY=%s HOOKSTREAM_DWOLLA_SECRET=%s)\n",
+		s.url, s.url, s.key, s.sec)
+}
+
+// serveOn keeps serving until ctx ends.
+func (s *apiServer) serveOn(ctx context.Context, out io.Writer) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(out, "hookstream sim: still serving the fake Dwolla API at %s (%d events, %d webhooks); Ctrl-C stops\n",
+		s.url, s.api.Len(), s.api.Webhooks())
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+}
+
+// stop closes the listener and waits up to 5 seconds for requests in flight.
+func (s *apiServer) stop() {
+	if s == nil {
+		return
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(shutCtx)
+	<-s.done
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"maps"
@@ -62,9 +63,18 @@ type SendConfig struct {
 	// TimeScale divides Dwolla's retry gaps (15m, 45m, 2h, 3h, 6h, 12h, 24h,
 	// 24h): 3600 turns 15m into 0.25s. Default 1, Dwolla's real schedule.
 	TimeScale float64
-	// Seed makes the choice of duplicated and reordered events, and their
-	// delays, reproducible.
+	// Drop is the fraction of events never delivered (0..1): the receiver
+	// never sees them, though Dwolla has them (the fake API lists them in
+	// /events, and in the webhooks with one failed attempt, see
+	// AttemptRecorder). Which events are dropped depends only on the event
+	// id and Seed (Dropped), so every run drops the same ones.
+	Drop float64
+	// Seed makes the choice of duplicated, reordered and dropped events,
+	// and the delays, reproducible.
 	Seed int64
+	// Attempts, when set, is told of every delivery attempt and every
+	// dropped event, as the sender saw them (the fake API's webhook list).
+	Attempts AttemptRecorder
 	// Client sends the requests. Nil means a client with keep-alive and
 	// Dwolla's 10 s timeout. Redirects are never followed, not even by a
 	// given client: Dwolla counts a 3xx as a failure.
@@ -89,8 +99,8 @@ func (c SendConfig) withDefaults() (SendConfig, error) {
 		return c, errors.New("sim: no signing secret: set the receiver's webhook secret")
 	case c.Rate < 0 || c.Concurrency < 0 || c.ReorderDelay < 0 || c.TimeScale < 0:
 		return c, errors.New("sim: rate, concurrency, reorder delay and time scale must not be negative")
-	case c.Duplicates < 0 || c.Duplicates > 1 || c.Reorder < 0 || c.Reorder > 1:
-		return c, fmt.Errorf("sim: duplicates (%g) and reorder (%g) are fractions and must be within [0, 1]", c.Duplicates, c.Reorder)
+	case c.Duplicates < 0 || c.Duplicates > 1 || c.Reorder < 0 || c.Reorder > 1 || c.Drop < 0 || c.Drop > 1:
+		return c, fmt.Errorf("sim: duplicates (%g), reorder (%g) and drop (%g) are fractions and must be within [0, 1]", c.Duplicates, c.Reorder, c.Drop)
 	}
 	return c, nil
 }
@@ -103,6 +113,7 @@ type SendStats struct {
 	Reordered  int64         // deliveries delayed so they arrive after later events
 	Retries    int64         // requests that retried a failed delivery
 	GaveUp     int64         // deliveries abandoned after MaxRetries retries
+	Dropped    int64         // events never delivered on purpose (SendConfig.Drop)
 	Non2xx     map[int]int64 // non-2xx answers by status code
 	NetErrors  int64         // requests that got no answer (refused, reset, timeout)
 }
@@ -110,8 +121,8 @@ type SendStats struct {
 // String summarises the stats on one line.
 func (s SendStats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d requests, %d delivered, %d duplicates, %d reordered, %d retries, %d gave up, %d network errors",
-		s.Sent, s.Delivered, s.Duplicates, s.Reordered, s.Retries, s.GaveUp, s.NetErrors)
+	fmt.Fprintf(&b, "%d requests, %d delivered, %d duplicates, %d reordered, %d dropped, %d retries, %d gave up, %d network errors",
+		s.Sent, s.Delivered, s.Duplicates, s.Reordered, s.Dropped, s.Retries, s.GaveUp, s.NetErrors)
 	if len(s.Non2xx) > 0 {
 		b.WriteString(", non-2xx:")
 		for _, code := range slices.Sorted(maps.Keys(s.Non2xx)) {
@@ -157,7 +168,7 @@ type Sender struct {
 	client *http.Client
 	rng    *rand.Rand // used by Run's scheduling loop only
 
-	sent, delivered, duplicates, reordered, retries, gaveUp, netErrors atomic.Int64
+	sent, delivered, duplicates, reordered, dropped, retries, gaveUp, netErrors atomic.Int64
 
 	mu     sync.Mutex
 	non2xx map[int]int64
@@ -199,6 +210,7 @@ func (s *Sender) Stats() SendStats {
 		Reordered:  s.reordered.Load(),
 		Retries:    s.retries.Load(),
 		GaveUp:     s.gaveUp.Load(),
+		Dropped:    s.dropped.Load(),
 		Non2xx:     non2xx,
 		NetErrors:  s.netErrors.Load(),
 	}
@@ -329,6 +341,17 @@ func (s *Sender) Run(ctx context.Context, in <-chan Event) error {
 // (reordered), and possibly a duplicate later still.
 func (s *Sender) plan(ev Event, due time.Time, push func(*delivery)) {
 	d := &delivery{ev: ev, sig: dwolla.Sign(s.cfg.Secret, ev.Body), due: due}
+	if s.cfg.Drop > 0 && Dropped(ev.ID, s.cfg.Seed, s.cfg.Drop) {
+		s.dropped.Add(1)
+		if s.cfg.Attempts != nil {
+			at := time.Now().UTC()
+			s.cfg.Attempts.RecordAttempt(ev, SentAttempt{
+				URL: s.cfg.URL, Signature: d.sig, Sent: at, Answered: at,
+				StatusCode: http.StatusServiceUnavailable, Body: []byte(DroppedBody), Dropped: true,
+			})
+		}
+		return
+	}
 	if s.cfg.Reorder > 0 && s.rng.Float64() < s.cfg.Reorder {
 		d.due = d.due.Add(s.delay())
 		s.reordered.Add(1)
@@ -395,14 +418,92 @@ func (s *Sender) post(ctx context.Context, d *delivery) (int, error) {
 	req.Header["User-Agent"] = []string{UserAgent}
 	req.Header[dwolla.TopicHeader] = []string{d.ev.Topic}
 	req.Header[dwolla.SignatureHeader] = []string{d.sig}
+	sent := time.Now().UTC()
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if s.cfg.Attempts != nil {
+			s.cfg.Attempts.RecordAttempt(d.ev, SentAttempt{URL: s.cfg.URL, Signature: d.sig, Sent: sent, Answered: time.Now().UTC(), Err: err})
+		}
 		return 0, err
+	}
+	var body []byte
+	if s.cfg.Attempts != nil {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, maxRecordedBody))
 	}
 	// Drain (a bounded amount) so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	if s.cfg.Attempts != nil {
+		s.cfg.Attempts.RecordAttempt(d.ev, SentAttempt{
+			URL: s.cfg.URL, Signature: d.sig, Sent: sent, Answered: time.Now().UTC(),
+			StatusCode: resp.StatusCode, Header: resp.Header, Body: body,
+		})
+	}
 	return resp.StatusCode, nil
+}
+
+// Deliver makes one signed delivery of ev now, outside Run's schedule and
+// without retries (what POST /webhooks/{id}/retries asks of Dwolla), and
+// returns the status, or the error when no answer came. It counts in Stats
+// and is reported to SendConfig.Attempts like any other attempt.
+func (s *Sender) Deliver(ctx context.Context, ev Event) (int, error) {
+	d := &delivery{ev: ev, sig: dwolla.Sign(s.cfg.Secret, ev.Body)}
+	status, err := s.post(ctx, d)
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		s.delivered.Add(1)
+	case err != nil:
+		s.netErrors.Add(1)
+	default:
+		s.mu.Lock()
+		s.non2xx[status]++
+		s.mu.Unlock()
+	}
+	return status, err
+}
+
+// maxRecordedBody bounds the response body kept for an AttemptRecorder.
+const maxRecordedBody = 4 << 10
+
+// DroppedBody is the response body recorded for a dropped event's attempt.
+const DroppedBody = "dropped by hookstream sim (--drop): never sent to the receiver"
+
+// AttemptRecorder is told of every delivery attempt a Sender makes, and of
+// every event it drops, as the sender saw it. RecordAttempt is called from
+// the sender's goroutines, concurrently, and must not block for long.
+type AttemptRecorder interface {
+	RecordAttempt(ev Event, a SentAttempt)
+}
+
+// SentAttempt is one delivery attempt of an event.
+type SentAttempt struct {
+	URL        string // where it was sent
+	Signature  string // X-Request-Signature-SHA-256
+	Sent       time.Time
+	Answered   time.Time   // when the answer (or the error) came
+	StatusCode int         // 0 when no answer came (Err)
+	Err        error       // no answer: refused, reset, timeout
+	Header     http.Header // the answer's headers
+	Body       []byte      // the answer's body, at most 4 KiB
+	// Dropped marks the attempt recorded for a dropped event (SendConfig.Drop):
+	// nothing was sent; it is recorded as a 503 with DroppedBody, so a
+	// delivery audit (any attempt with a status of 300 or more, none 2xx)
+	// finds it.
+	Dropped bool
+}
+
+// Dropped reports whether the event with this id is one of the fraction
+// drop of events a sender with this seed never delivers. It hashes the id
+// and the seed, so the choice is the same on every run and independent of
+// the order of events.
+func Dropped(id string, seed int64, drop float64) bool {
+	if drop <= 0 {
+		return false
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	x := splitmix(h.Sum64() ^ splitmix(uint64(seed)^0x64726f70)) // "drop"
+	return float64(x>>11)/(1<<53) < drop
 }
 
 func errString(err error) string {

@@ -42,6 +42,13 @@ func simCommand() *ffcli.Command {
 		}
 		return err
 	})
+	fs.Float64Var(&c.Send.Drop, "drop", 0, "fraction of events never delivered (0..1), chosen by a hash of the event id and --seed; the fake API (--api-addr) still has them")
+	fs.StringVar(&c.APIAddr, "api-addr", "", "serve a fake Dwolla API (token, events, webhook subscription and its webhooks, retries, resources) from the ground truth on this address, e.g. 127.0.0.1:9090, and keep serving after the summary until Ctrl-C")
+	fs.StringVar(&c.API.Key, "api-key", sim.DefaultAPIKey, "client key the fake API accepts at POST /token (the client reads HOOKSTREAM_DWOLLA_KEY)")
+	fs.StringVar(&c.API.Secret, "api-secret", sim.DefaultAPISecret, "client secret the fake API accepts at POST /token (the client reads HOOKSTREAM_DWOLLA_SECRET)")
+	fs.Float64Var(&c.API.Faults.TooManyRequests, "api-429", 0, "fraction of fake API requests answered 429 TooManyRequests (0..1)")
+	fs.Float64Var(&c.API.Faults.ServerErrors, "api-5xx", 0, "fraction of fake API requests answered 500 or 503 (0..1)")
+	fs.DurationVar(&c.API.Faults.Latency, "api-latency", 0, "added before every answer of the fake API")
 	fs.BoolVar(&c.Continuous, "continuous", false, "generate and send without end, each event when its created time comes, until Ctrl-C")
 	return &ffcli.Command{
 		Name:       "sim",
@@ -71,6 +78,16 @@ to --verify-timeout, then prints missing / duplicated / unexpected counts and
 exits non-zero on any difference. Verify against a fresh --namespace: events
 of earlier runs count as unexpected.
 
+--drop never delivers a fraction of the events (the same ones for the same
+--seed). With --api-addr the run also serves a fake Dwolla API from its
+ground truth: POST /token (--api-key, --api-secret), GET /events, the
+webhook subscription with every webhook and attempt (a dropped event shows
+one attempt answered 503), POST /webhooks/{id}/retries (sends the webhook
+again, signed) and the customers, funding sources and transfers with their
+latest status. The event bodies' links then point at it. After the summary
+it keeps serving until Ctrl-C, so a reconciliation can find what --drop
+withheld. --api-429, --api-5xx and --api-latency make it misbehave.
+
 With --continuous it generates without end and delivers each event when its
 created time comes, printing progress every 5 seconds until Ctrl-C. New
 customers start at a pace that yields --rate events per second once the first
@@ -82,6 +99,9 @@ Examples:
 
   # reproducible run with its ground truth on disk
   hookstream sim --seed 7 --start 2025-06-02T14:00:00Z --truth /tmp/truth.jsonl
+
+  # withhold 1% of the webhooks and serve the fake API to recover them from
+  hookstream sim --drop 0.01 --api-addr 127.0.0.1:9090
 
   # steady live traffic for dashboards
   hookstream sim --continuous --rate 50 --step-delay 5s
