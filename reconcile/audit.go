@@ -12,8 +12,10 @@ import (
 )
 
 // Audit is what a run learnt from the webhook subscriptions: whether Dwolla
-// paused one (it does after 400 consecutive failures), which deliveries in
-// the run's window failed and why, and what was asked to be delivered again.
+// paused one (it does after 400 consecutive failures), and, when the run
+// found events missing, which deliveries in the run's window (whole days:
+// Dwolla filters deliveries by date) failed and why, and what was asked to
+// be delivered again.
 type Audit struct {
 	Subscriptions []SubscriptionAudit `json:"subscriptions"`
 	Paused        int                 `json:"paused"` // subscriptions Dwolla has paused
@@ -22,11 +24,14 @@ type Audit struct {
 
 // SubscriptionAudit is one subscription's deliveries in the window.
 type SubscriptionAudit struct {
-	ID       string `json:"id"`
-	URL      string `json:"url"`
-	Paused   bool   `json:"paused"`
-	Webhooks int    `json:"webhooks"` // deliveries listed in the window
-	Failed   int    `json:"failed"`   // whose last attempt was not answered 2xx
+	ID     string `json:"id"`
+	URL    string `json:"url"`
+	Paused bool   `json:"paused"`
+	// Listed says whether the deliveries were listed: only when the run
+	// found events missing (they tell why).
+	Listed   bool `json:"listed"`
+	Webhooks int  `json:"webhooks"` // deliveries listed in the window
+	Failed   int  `json:"failed"`   // whose last attempt was not answered 2xx
 	// ByStatus counts the failed ones by the status of their last attempt
 	// ("0": no answer).
 	ByStatus map[string]int `json:"by_status"`
@@ -72,7 +77,11 @@ func (r *Reconciler) audit(ctx context.Context, run *Run, dry bool) (*Audit, err
 		if s.Paused {
 			a.Paused++
 		}
-		if err := r.deliveries(ctx, run, &sa); err != nil {
+		if run.Missing == 0 {
+			// Nothing missing, nothing to explain: listing the deliveries
+			// (by whole days, all Dwolla filters by) would cost pages on
+			// every run for nothing.
+		} else if err := r.deliveries(ctx, run, &sa); err != nil {
 			sa.Error = err.Error()
 			run.Errors++
 		} else if r.opts.RetryFailed && !dry {
@@ -105,6 +114,7 @@ func (r *Reconciler) deliveries(ctx context.Context, run *Run, sa *SubscriptionA
 	q.Set("limit", strconv.Itoa(r.opts.PageSize))
 	u.RawQuery = q.Encode()
 	href := u.String()
+	sa.Listed = true
 	for href != "" {
 		page, err := r.api.WebhooksAt(ctx, href)
 		run.APICalls++

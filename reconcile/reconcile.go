@@ -194,6 +194,14 @@ func (r *Reconciler) Run(ctx context.Context, w Window) (Run, error) {
 		return Run{}, ErrBusy
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, store.ReconcileLock)
+	// Holding the lock, any run still marked running belongs to a process
+	// that died mid-run (the lock is its session's): close it as failed.
+	// Its window is covered again, as it never moved the high-water mark.
+	if _, err := conn.Exec(ctx, `UPDATE reconcile_runs SET status = 'failed', finished_at = now(),
+		error = 'abandoned: the process running it ended before it finished; a later run covered its window again'
+		WHERE status = 'running'`); err != nil {
+		return Run{}, fmt.Errorf("reconcile: close abandoned runs: %w", err)
+	}
 
 	now := r.opts.Now().UTC()
 	run := Run{StartedAt: now, Status: StatusRunning, Holder: r.opts.Holder, Since: w.Since.UTC(), Until: w.Until.UTC()}

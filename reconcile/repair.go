@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,7 +21,8 @@ type Repair struct {
 	Error         string        `json:"error,omitempty"`
 }
 
-// Discrepancy is a stuck instance whose resource Dwolla reports settled.
+// Discrepancy is a stuck instance whose resource Dwolla reports in a status
+// that a step the instance has not reached would have left it in.
 type Discrepancy struct {
 	Journey      string `json:"journey"`
 	Subject      string `json:"subject"`
@@ -28,36 +30,36 @@ type Discrepancy struct {
 	OurStatus    string `json:"our_status"`
 	OurStep      string `json:"our_step"`
 	DwollaStatus string `json:"dwolla_status"`
-	Note         string `json:"note"`
+	// Steps are the steps not reached whose topics leave the resource in
+	// Dwolla's status: where the missing events belong.
+	Steps []string `json:"steps"`
+	Note  string   `json:"note"`
 }
 
 const repairItemsKept = 50
-
-// settled are the statuses Dwolla reports for a resource whose lifecycle
-// has ended one way or the other (customers, transfers, funding sources).
-var settled = map[string]bool{
-	"verified": true, "suspended": true, "deactivated": true, "document": false, "retry": false,
-	"processed": true, "failed": true, "cancelled": true, "unverified": false, "pending": false,
-	"removed": true,
-}
 
 // recheckAfter keeps a run from asking about the same instance again soon.
 const recheckAfter = 24 * time.Hour
 
 // repair checks journey instances past their deadline (in progress or
-// abandoned) against Dwolla: the resource their latest event names (the
-// customer for customer journeys, the resource for resource journeys) is
-// fetched, and when Dwolla reports it settled while the instance is not,
-// the discrepancy is recorded: "recovered" when this run recovered events of
-// the subject (they fold into the instance like any other), else reported
-// (Dwolla's events for it are past the horizon or were never sent).
+// abandoned) against Dwolla: the resource the instance follows (the
+// customer for customer journeys, the resource for resource journeys, as
+// its latest event links it) is fetched, and when Dwolla reports a status
+// that only a step the instance has not reached would give (the transfer is
+// processed, the instance never reached "completed"), the discrepancy is
+// recorded: "recovered" when this run recovered events of the subject (they
+// fold into the instance like any other), else reported (Dwolla's events for
+// it are past the horizon or were never sent). A status the instance's
+// reached steps explain (a verified customer whose onboarding waits for a
+// first transfer) is no discrepancy.
 func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, error) {
 	rp := &Repair{Items: []Discrepancy{}}
 	if r.opts.Journeys == nil {
 		return rp, nil
 	}
 	now := r.opts.Now()
-	rows, err := r.db.Query(ctx, `SELECT i.journey, i.subject, i.status, coalesce(i.current_step, ''), e.body
+	rows, err := r.db.Query(ctx, `SELECT i.journey, i.subject, i.status, coalesce(i.current_step, ''),
+			array(SELECT x IS NOT NULL FROM unnest(i.step_at) AS t(x)), e.body
 		FROM journey_instances i
 		CROSS JOIN LATERAL (SELECT x FROM unnest(i.step_event) WITH ORDINALITY AS t(x, n) WHERE x IS NOT NULL ORDER BY n DESC LIMIT 1) last
 		JOIN events e ON e.id = last.x
@@ -71,6 +73,8 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 	}
 	type stuck struct {
 		journey, subject, status, step, href string
+		def                                  *journeys.Definition
+		reached                              []bool
 	}
 	var list []stuck
 	for rows.Next() {
@@ -78,14 +82,15 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 			s    stuck
 			body []byte
 		)
-		if err := rows.Scan(&s.journey, &s.subject, &s.status, &s.step, &body); err != nil {
+		if err := rows.Scan(&s.journey, &s.subject, &s.status, &s.step, &s.reached, &body); err != nil {
 			rows.Close()
 			return rp, fmt.Errorf("reconcile: read stuck journey instances: %w", err)
 		}
 		def, ok := r.opts.Journeys.Get(s.journey)
-		if !ok {
-			continue
+		if !ok || len(s.reached) != len(def.Steps) {
+			continue // a journey no longer defined, or redefined since
 		}
+		s.def = def
 		ev, err := dwolla.ParseEvent(body)
 		if err != nil {
 			continue
@@ -114,18 +119,22 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 			continue
 		}
 		status := strings.ToLower(res.Status)
-		if !settled[status] {
-			continue // Dwolla is waiting too: the instance is rightly in progress
+		steps := unreachedFor(s.def, s.reached, collectionOf(s.href), status)
+		if len(steps) == 0 {
+			continue // the steps reached explain Dwolla's status: rightly in progress
 		}
-		d := Discrepancy{Journey: s.journey, Subject: s.subject, Resource: s.href, OurStatus: s.status, OurStep: s.step, DwollaStatus: status}
+		d := Discrepancy{Journey: s.journey, Subject: s.subject, Resource: s.href, OurStatus: s.status, OurStep: s.step,
+			DwollaStatus: status, Steps: steps}
 		n, err := r.recoveredFor(ctx, run, s.subject)
 		switch {
 		case err != nil:
 			return rp, err
 		case n > 0:
-			d.Note = fmt.Sprintf("recovered: this run recovered %d events of %s; they fold into the instance", n, s.subject)
+			d.Note = fmt.Sprintf("recovered: Dwolla says %s, which step %s would give; this run recovered %d events of %s, they fold into the instance",
+				status, strings.Join(steps, " or "), n, s.subject)
 		default:
-			d.Note = fmt.Sprintf("Dwolla says %s, and it lists no event we lack for it: its events are past Dwolla's 30-day horizon or were never published", status)
+			d.Note = fmt.Sprintf("Dwolla says %s, which step %s would give, and it lists no event we lack for it: its events are past Dwolla's 30-day horizon or were never published",
+				status, strings.Join(steps, " or "))
 		}
 		rp.Discrepancies++
 		if len(rp.Items) < repairItemsKept {
@@ -146,4 +155,36 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 // whose body names the subject as customer, resource or correlation.
 func (r *Reconciler) recoveredFor(_ context.Context, run *Run, subject string) (int, error) {
 	return run.recoveredBy[subject], nil
+}
+
+// unreachedFor lists the steps of def not reached whose topics leave a
+// resource of collection in status.
+func unreachedFor(def *journeys.Definition, reached []bool, collection, status string) []string {
+	var out []string
+	for i, st := range def.Steps {
+		if reached[i] {
+			continue
+		}
+		for _, topic := range st.Topics {
+			if c, s := dwolla.StatusAfter(topic); c == collection && s == status {
+				out = append(out, st.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// collectionOf is the collection of a resource's href: "transfers" for
+// https://api.dwolla.com/transfers/{id}.
+func collectionOf(href string) string {
+	u, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[len(parts)-2]
 }

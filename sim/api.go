@@ -840,68 +840,11 @@ func (a *API) retryWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // resourceStatus is the status of a resource after its latest event,
-// derived from the topic (resources of the simulator have no other state):
-//
-//	customer_created                                    unverified
-//	customer_verified, _activated, _document_approved,
-//	  _kba_verification_passed                          verified
-//	customer_reverification_needed                      retry
-//	customer_kba_verification_needed                    kba
-//	customer_kba_verification_failed, customer_verification_document_*
-//	  (needed, uploaded, failed)                        document
-//	customer_suspended                                  suspended
-//	customer_deactivated                                deactivated
-//	customer_funding_source_added, _unverified,
-//	  customer_microdeposits_* (micro-deposits pending) unverified
-//	customer_funding_source_verified                    verified
-//	customer_funding_source_removed                     removed
-//	…_created (transfers, mass payments)                pending
-//	…_completed: transfers processed, mass payments     complete
-//	…_failed, …_creation_failed                         failed
-//	…_cancelled                                         cancelled
-//
-// Anything else reads as the topic's last word.
-func resourceStatus(collection, topic string) string {
-	switch topic {
-	case "customer_created":
-		return "unverified"
-	case "customer_verified", "customer_activated", "customer_verification_document_approved", "customer_kba_verification_passed":
-		return "verified"
-	case "customer_reverification_needed":
-		return "retry"
-	case "customer_kba_verification_needed":
-		return "kba"
-	case "customer_kba_verification_failed":
-		return "document"
-	case "customer_suspended":
-		return "suspended"
-	case "customer_deactivated":
-		return "deactivated"
-	case "customer_funding_source_verified":
-		return "verified"
-	case "customer_funding_source_removed":
-		return "removed"
-	case "customer_funding_source_added", "customer_funding_source_unverified":
-		return "unverified"
-	}
-	switch {
-	case strings.HasPrefix(topic, "customer_verification_document_"):
-		return "document"
-	case strings.HasPrefix(topic, "customer_microdeposits_"):
-		return "unverified"
-	case strings.HasSuffix(topic, "_created"):
-		return "pending"
-	case strings.HasSuffix(topic, "_completed"):
-		if collection == "mass-payments" {
-			return "complete"
-		}
-		return "processed"
-	case strings.HasSuffix(topic, "_failed"):
-		return "failed"
-	case strings.HasSuffix(topic, "_cancelled"):
-		return "cancelled"
-	}
-	return topic[strings.LastIndexByte(topic, '_')+1:]
+// derived from the topic (resources of the simulator have no other state);
+// dwolla.StatusAfter has the table.
+func resourceStatus(_, topic string) string {
+	_, status := dwolla.StatusAfter(topic)
+	return status
 }
 
 func (a *API) getResource(w http.ResponseWriter, r *http.Request, collection string) {

@@ -59,6 +59,7 @@ Run 'hookstream <subcommand> --help' for the flags of each subcommand.`,
 			journeysCommand(),
 			anomalyCommand(),
 			alertsCommand(),
+			reconcileCommand(),
 		},
 	}
 	helpCmd := &ffcli.Command{

@@ -63,8 +63,9 @@ func (c *ingestConfig) secretList() [][]byte {
 type serveConfig struct {
 	ingestConfig
 	process processConfig
-	api     apiConfig
-	alert   alertConfig
+	api       apiConfig
+	alert     alertConfig
+	reconcile reconcileConfig
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -72,18 +73,24 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.process.register(fs)
 	c.api.register(fs)
 	c.alert.register(fs)
+	c.reconcile.register(fs)
 }
 
 // roleSet is the roles one process runs. apiIfConfigured: "all" asked for
 // the API, which runs only when tokens (or --api-insecure) allow it.
-type roleSet struct{ ingest, process, api, apiIfConfigured, alert bool }
+type roleSet struct {
+	ingest, process, api, apiIfConfigured, alert bool
+	// reconcileIfConfigured: "all" asked for reconciliation, which runs
+	// only when Dwolla credentials are configured.
+	reconcile, reconcileIfConfigured bool
+}
 
 func parseRoles(s string) (roleSet, error) {
 	var r roleSet
 	for _, name := range strings.Split(s, ",") {
 		switch strings.TrimSpace(name) {
 		case "all":
-			r.ingest, r.process, r.apiIfConfigured, r.alert = true, true, true, true
+			r.ingest, r.process, r.apiIfConfigured, r.alert, r.reconcileIfConfigured = true, true, true, true, true
 		case "ingest":
 			r.ingest = true
 		case "process":
@@ -92,8 +99,10 @@ func parseRoles(s string) (roleSet, error) {
 			r.api = true
 		case "alert":
 			r.alert = true
+		case "reconcile":
+			r.reconcile = true
 		default:
-			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, api, alert, all", name)
+			return r, fmt.Errorf("unknown role %q; known roles: ingest, process, api, alert, reconcile, all", name)
 		}
 	}
 	return r, nil
@@ -103,11 +112,11 @@ func serveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream serve", flag.ContinueOnError)
 	var cfg serveConfig
 	cfg.register(fs)
-	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process, api, alert (all = every role; the API only when tokens are configured)")
+	roles := fs.String("roles", "all", "comma-separated roles to run in this process: ingest, process, api, alert, reconcile (all = every role; the API only when tokens are configured, reconcile only with Dwolla credentials)")
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "hookstream serve [--roles ingest,process,api,alert|all] [flags]",
-		ShortHelp:  "run hookstream roles: the webhook receiver (ingest), the processor (process), the API (api) and alerting (alert)",
+		ShortUsage: "hookstream serve [--roles ingest,process,api,alert,reconcile|all] [flags]",
+		ShortHelp:  "run hookstream roles: the webhook receiver (ingest), the processor (process), the API (api), alerting (alert) and reconciliation with Dwolla (reconcile)",
 		LongHelp: `Runs the named roles until SIGINT/SIGTERM, then shuts each down in order.
 
 ingest: the webhook receiver. Shutdown: stop accepting requests, wait for
@@ -139,6 +148,11 @@ webhooks) from a durable outbox in PostgreSQL. Run it in several processes:
 one evaluates at a time, and another takes over within a second of the
 next evaluation when it dies; all of them send. Shutdown: finish and record
 the notification being sent.
+
+reconcile: every --reconcile-every, compares Dwolla's events API with the
+events table and recovers what is missing (docs/reconcile.md); needs
+HOOKSTREAM_DWOLLA_KEY and HOOKSTREAM_DWOLLA_SECRET (--roles all runs without
+it, and says so, when they are not set). One process runs at a time.
 
 Examples:
   HOOKSTREAM_WEBHOOK_SECRETS=s3cret hookstream serve --roles ingest --http-addr :8080
@@ -176,7 +190,19 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 	if r.api && len(tokens) == 0 && !cfg.api.insecure {
 		return api.ErrNoTokens
 	}
-	errc := make(chan error, 4)
+	if r.reconcileIfConfigured && !r.reconcile {
+		if cfg.reconcile.dwolla.configured() {
+			r.reconcile = true
+		} else {
+			slog.Warn("the reconcile role is not running: no Dwolla API credentials; set HOOKSTREAM_DWOLLA_KEY and HOOKSTREAM_DWOLLA_SECRET to compare with Dwolla's events API")
+		}
+	}
+	if r.reconcile {
+		if _, err := cfg.reconcile.dwolla.client(slog.Default()); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 5)
 	n := 0
 	if r.api {
 		n++
@@ -196,6 +222,10 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 	if r.alert {
 		n++
 		go func() { errc <- serveAlert(ctx, cfg) }()
+	}
+	if r.reconcile {
+		n++
+		go func() { errc <- serveReconcile(ctx, cfg) }()
 	}
 	var first error
 	for range n {
