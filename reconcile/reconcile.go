@@ -43,6 +43,10 @@ type Options struct {
 	// run starts (default 1h): events Dwolla lists late, or with a created
 	// time a little in the past, are still compared.
 	Overlap time.Duration
+	// Settle is how old an event must be to be compared when a run's
+	// until is not given (default 1m): a newer one may have its webhook
+	// in flight, or be on its way through the streams.
+	Settle time.Duration
 	// Horizon is how long Dwolla keeps events (default 30 days): a first
 	// run, and any --since, reach back at most this far.
 	Horizon time.Duration
@@ -70,6 +74,9 @@ func (o *Options) defaults() {
 	}
 	if o.Overlap <= 0 {
 		o.Overlap = time.Hour
+	}
+	if o.Settle <= 0 {
+		o.Settle = time.Minute
 	}
 	if o.Horizon <= 0 {
 		o.Horizon = 30 * 24 * time.Hour
@@ -111,7 +118,7 @@ func New(db *pgxpool.Pool, rdb redis.UniversalClient, keys stream.Keys, api API,
 // Window is what a run compares: events created in [Since, Until). Zero
 // values are chosen by the run: Since from the last complete run's
 // high-water mark minus the overlap (the whole horizon the first time),
-// Until now. A dry run compares and reports but recovers nothing, retries
+// Until now minus Options.Settle. A dry run compares and reports but recovers nothing, retries
 // nothing, and does not move the high-water mark.
 type Window struct {
 	Since, Until time.Time
@@ -207,7 +214,7 @@ func (r *Reconciler) Run(ctx context.Context, w Window) (Run, error) {
 	run := Run{StartedAt: now, Status: StatusRunning, Holder: r.opts.Holder, Since: w.Since.UTC(), Until: w.Until.UTC()}
 	horizon := now.Add(-r.opts.Horizon)
 	if run.Until.IsZero() {
-		run.Until = now
+		run.Until = now.Add(-r.opts.Settle)
 	}
 	if run.Since.IsZero() {
 		hw, ok, err := lastHighWater(ctx, r.db)

@@ -90,7 +90,9 @@ type ReportRow struct {
 	ByWebhook   int64 `json:"by_webhook"`
 	ByReconcile int64 `json:"by_reconcile"`
 	// Missing are the events reconciliation found missing (once each,
-	// however many runs saw them); Recovered those of them stored since;
+	// however many runs saw them), not counting those the receiver had
+	// already taken (in flight to the processors then); Recovered those of
+	// them stored since;
 	// Unrecovered those still not stored.
 	Missing     int64 `json:"missing"`
 	Recovered   int64 `json:"recovered"`
@@ -165,7 +167,7 @@ func MakeReport(ctx context.Context, q store.Querier, from, to time.Time) (Repor
 	gaps, err := q.Query(ctx, `SELECT date_trunc('day', g.created AT TIME ZONE 'UTC'), g.topic,
 			count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = g.event_id))
 		FROM (SELECT DISTINCT ON (event_id) event_id, topic, created FROM reconcile_gaps
-		      WHERE created >= $1 AND created < $2 AND outcome <> 'dry_run' ORDER BY event_id) g
+		      WHERE created >= $1 AND created < $2 AND outcome NOT IN ('dry_run', 'in_flight') ORDER BY event_id) g
 		GROUP BY 1, 2`, from, end)
 	if err != nil {
 		return rep, fmt.Errorf("report: count the gaps: %w", err)

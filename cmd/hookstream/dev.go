@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/hookstream/hookstream/ingest"
@@ -28,19 +30,23 @@ func devCommand() *ffcli.Command {
 	stepDelay := fs.Duration("step-delay", 3*time.Second, "mean gap between two steps of a simulated lifecycle")
 	dups := fs.Float64("duplicates", 0.2, "fraction of simulated events delivered twice")
 	reorder := fs.Float64("reorder", 0.2, "fraction of simulated events delivered late, after later ones")
+	drop := fs.Float64("drop", 0.01, "fraction of simulated events never delivered: only the fake Dwolla API has them, for the reconcile role to recover")
+	setDefault(fs, "reconcile-every", "1m")
 	return &ffcli.Command{
 		Name:       "dev",
 		ShortUsage: "hookstream dev [flags]",
 		ShortHelp:  "run everything locally with simulated Dwolla traffic (what `make dev` runs)",
 		LongHelp: `Applies the migrations, runs every role in this process and feeds it simulated
 Dwolla traffic (realistic lifecycles, signed, with duplicates and reordering),
-printing the URLs it serves and a status line every 5 seconds. Ctrl-C stops it
-in order. 'make dev' first finds or starts Redis and PostgreSQL and sets
+printing the URLs it serves and a status line every 5 seconds. A fake Dwolla
+API (the simulator's, on a free loopback port) has every simulated event,
+--drop of them are never delivered, and the reconcile role recovers them
+every --reconcile-every. Ctrl-C stops it in order. 'make dev' first finds or starts Redis and PostgreSQL and sets
 HOOKSTREAM_REDIS_URL and HOOKSTREAM_DATABASE_URL.`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
-			return runDev(ctx, &cfg, *perSec, *stepDelay, *dups, *reorder)
+			return runDev(ctx, &cfg, *perSec, *stepDelay, *dups, *reorder, *drop)
 		},
 	}
 }
@@ -51,7 +57,7 @@ func setDefault(fs *flag.FlagSet, name, value string) {
 	f.DefValue = value
 }
 
-func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay time.Duration, dups, reorder float64) error {
+func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay time.Duration, dups, reorder, drop float64) error {
 	pool, err := store.Open(ctx, cfg.dbURL)
 	if err != nil {
 		return err
@@ -68,11 +74,28 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 		token = devToken()
 		cfg.api.tokens = "dev:admin:" + token
 	}
+	// The fake Dwolla API the reconcile role compares with.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for the fake Dwolla API: %w", err)
+	}
+	dwollaURL := "http://" + ln.Addr().String()
+	fake, err := sim.NewAPI(sim.APIConfig{BaseURL: dwollaURL,
+		Deliver: sim.SendConfig{URL: "http://" + cfg.httpAddr + "/webhooks/dwolla", Secret: cfg.secretList()[0]}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fakeSrv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	go fakeSrv.Serve(ln)
+	defer fakeSrv.Close()
+	cfg.reconcile.dwolla.api, cfg.reconcile.dwolla.key, cfg.reconcile.dwolla.secret = dwollaURL, sim.DefaultAPIKey, sim.DefaultAPISecret
+
 	ready, apiReady := make(chan string, 1), make(chan string, 1)
 	started := make(chan *process.Role, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true, alert: true}, ready, apiReady, started)
+		errc <- serveRoles(ctx, cfg, roleSet{ingest: true, process: true, api: true, alert: true, reconcile: true}, ready, apiReady, started)
 	}()
 	var addr, apiAddr string
 	var role *process.Role
@@ -102,24 +125,38 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	base := "http://" + addr
 	fmt.Printf("\nhookstream dev is running\n  webhooks  POST %s/webhooks/dwolla  (secret %q)\n  health    %s/healthz  %s/readyz\n  metrics   %s/metrics\n"+
 		"  api       http://%s/api/v1  (live feed: /api/v1/live; routes: docs/api.md)\n  console   http://%s/\n  token     %s\n"+
+		"  dwolla    %s  (fake API: %.0f%% of the events are never delivered; reconciliation every %s recovers them: bin/hookstream reconcile runs)\n"+
 		"  redis     %s (namespace %q)\n  postgres  %s\n"+
 		"  try       bin/hookstream status | bin/hookstream query metrics --window 1m --group-by family | bin/hookstream dlq list\n"+
 		"            (from another shell in this folder, after: . .hookstream/env)\n"+
 		"Ctrl-C stops everything.\n\n",
-		base, cfg.secretList()[0], base, base, base, apiAddr, apiAddr, tokenLine, cfg.redisURL, cfg.namespace, cfg.dbURL)
+		base, cfg.secretList()[0], base, base, base, apiAddr, apiAddr, tokenLine, dwollaURL, drop*100, cfg.reconcile.every,
+		cfg.redisURL, cfg.namespace, cfg.dbURL)
 
 	sender, err := sim.NewSender(sim.SendConfig{
 		URL: base + "/webhooks/dwolla", Secret: cfg.secretList()[0], Concurrency: 10,
-		Duplicates: dups, Reorder: reorder, ReorderDelay: 2 * time.Second, TimeScale: 3600, Seed: time.Now().UnixNano(),
+		Duplicates: dups, Reorder: reorder, Drop: drop, ReorderDelay: 2 * time.Second, TimeScale: 3600, Seed: time.Now().UnixNano(),
+		Attempts: fake,
 	})
 	if err != nil {
 		return err
 	}
-	in := make(chan sim.Event, 1024)
+	gen, in := make(chan sim.Event, 1024), make(chan sim.Event, 1024)
 	go sim.NewOrdered(sim.Config{
 		Customers: 1000, Span: time.Duration(float64(1000*time.Second) / perSec),
-		Seed: time.Now().UnixNano(), Start: time.Now(), StepDelay: stepDelay,
-	}).FeedDue(ctx, in)
+		Seed: time.Now().UnixNano(), Start: time.Now(), StepDelay: stepDelay, Host: dwollaURL,
+	}).FeedDue(ctx, gen)
+	go func() { // Dwolla has every event, delivered or not
+		defer close(in)
+		for ev := range gen {
+			fake.Add(ev)
+			select {
+			case in <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	go sender.Run(ctx, in)
 
 	t := time.NewTicker(5 * time.Second)

@@ -47,6 +47,7 @@ type reconcileConfig struct {
 	dwolla      dwollaConfig
 	every       time.Duration
 	overlap     time.Duration
+	settle      time.Duration
 	pageSize    int
 	retryFailed bool
 	stuck       int
@@ -56,13 +57,14 @@ func (c *reconcileConfig) register(fs *flag.FlagSet) {
 	c.dwolla.register(fs)
 	fs.DurationVar(&c.every, "reconcile-every", 5*time.Minute, "serve --roles reconcile: how often a reconciliation runs")
 	fs.DurationVar(&c.overlap, "reconcile-overlap", time.Hour, "a run starts this far before the newest event the last complete run saw")
+	fs.DurationVar(&c.settle, "reconcile-settle", time.Minute, "compare only events at least this old (without --until): newer ones may still be on their way by webhook")
 	fs.IntVar(&c.pageSize, "reconcile-page-size", 200, "events per page asked of Dwolla's /events")
 	fs.BoolVar(&c.retryFailed, "retry-failed", false, "ask Dwolla to deliver again the failed webhooks whose events are still missing after recovery")
 	fs.IntVar(&c.stuck, "reconcile-stuck", 100, "journey instances past their deadline checked against Dwolla per run (0: none)")
 }
 
 func (c *reconcileConfig) options(log *slog.Logger, seenTTL time.Duration, j *journeyFlags) (reconcile.Options, error) {
-	o := reconcile.Options{PageSize: c.pageSize, Overlap: c.overlap, SeenTTL: seenTTL, RetryFailed: c.retryFailed, StuckLimit: c.stuck, Logger: log}
+	o := reconcile.Options{PageSize: c.pageSize, Overlap: c.overlap, Settle: c.settle, SeenTTL: seenTTL, RetryFailed: c.retryFailed, StuckLimit: c.stuck, Logger: log}
 	if c.stuck == 0 {
 		o.StuckLimit = -1
 	}
@@ -114,7 +116,7 @@ func reconcileCommand() *ffcli.Command {
 	jf.register(fs)
 	fs.DurationVar(&ttl, "seen-ttl", 72*time.Hour, "how long a recovered event's id is remembered for dedup (ingest's --seen-ttl)")
 	since := cli.Time(fs, "since", "compare events created from here (RFC 3339 or a date; default: the last complete run's high-water mark minus --reconcile-overlap, or Dwolla's 30 days)")
-	until := cli.Time(fs, "until", "compare events created before this (default now)")
+	until := cli.Time(fs, "until", "compare events created before this (default now minus --reconcile-settle)")
 	dry := fs.Bool("dry-run", false, "compare and report; recover nothing, retry nothing, move no high-water mark")
 	out := cli.Output(fs, "table", "json")
 

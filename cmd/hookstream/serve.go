@@ -62,7 +62,7 @@ func (c *ingestConfig) secretList() [][]byte {
 // serveConfig is the configuration of every role.
 type serveConfig struct {
 	ingestConfig
-	process processConfig
+	process   processConfig
 	api       apiConfig
 	alert     alertConfig
 	reconcile reconcileConfig
