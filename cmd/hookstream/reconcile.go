@@ -269,7 +269,11 @@ func printRun(w io.Writer, r reconcile.Run) {
 	fmt.Fprintf(w, "run %d %s: events created %s .. %s\n", r.ID, r.Status, r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339))
 	fmt.Fprintf(w, "  compared %d at Dwolla: %d missing, %d recovered, %d in flight, %d dead-lettered, %d unrecovered\n",
 		r.Compared, r.Missing, r.Recovered, r.InFlight, r.DeadLettered, r.Errors)
-	fmt.Fprintf(w, "  %d pages, %d API calls, %.1f s; high-water %s\n", r.Pages, r.APICalls, r.DurationMS/1000, r.HighWater.Format(time.RFC3339))
+	hw := "none (no event in the window)"
+	if !r.HighWater.IsZero() {
+		hw = r.HighWater.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "  %d pages, %d API calls, %.1f s; high-water %s\n", r.Pages, r.APICalls, r.DurationMS/1000, hw)
 	if a := r.Audit; a != nil {
 		if a.Error != "" {
 			fmt.Fprintf(w, "  delivery audit failed: %s\n", a.Error)
