@@ -144,6 +144,9 @@ func (s *Server) register() {
 	h("POST", "/silences", ScopeAdmin, s.createSilence)
 	h("GET", "/silences/{id}", ScopeRead, s.getSilence)
 	h("DELETE", "/silences/{id}", ScopeAdmin, s.expireSilence)
+	h("GET", "/reconcile/runs", ScopeRead, s.listReconcileRuns)
+	h("GET", "/reconcile/runs/{id}", ScopeRead, s.getReconcileRun)
+	h("GET", "/reconcile/report", ScopeRead, s.reconcileReport)
 	h("GET", "/live", ScopeRead, s.live)
 	h("GET", "/openapi.json", 0, s.openAPI)
 
