@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/dwolla"
@@ -13,8 +14,8 @@ import (
 
 // Audit is what a run learnt from the webhook subscriptions: whether Dwolla
 // paused one (it does after 400 consecutive failures), and, when the run
-// found events missing, which deliveries in the run's window (whole days:
-// Dwolla filters deliveries by date) failed and why, and what was asked to
+// found events missing, which deliveries on the days of those gaps (whole
+// days: Dwolla filters deliveries by date) failed and why, and what was asked to
 // be delivered again.
 type Audit struct {
 	Subscriptions []SubscriptionAudit `json:"subscriptions"`
@@ -22,7 +23,7 @@ type Audit struct {
 	Error         string              `json:"error,omitempty"`
 }
 
-// SubscriptionAudit is one subscription's deliveries in the window.
+// SubscriptionAudit is one subscription's deliveries on the days of the gaps.
 type SubscriptionAudit struct {
 	ID     string `json:"id"`
 	URL    string `json:"url"`
@@ -30,7 +31,7 @@ type SubscriptionAudit struct {
 	// Listed says whether the deliveries were listed: only when the run
 	// found events missing (they tell why).
 	Listed   bool `json:"listed"`
-	Webhooks int  `json:"webhooks"` // deliveries listed in the window
+	Webhooks int  `json:"webhooks"` // deliveries listed
 	Failed   int  `json:"failed"`   // whose last attempt was not answered 2xx
 	// ByStatus counts the failed ones by the status of their last attempt
 	// ("0": no answer).
@@ -98,7 +99,8 @@ func (r *Reconciler) audit(ctx context.Context, run *Run, dry bool) (*Audit, err
 	return a, nil
 }
 
-// deliveries pages the subscription's webhooks of the run's window.
+// deliveries pages the subscription's webhooks of the days the run found
+// gaps on.
 func (r *Reconciler) deliveries(ctx context.Context, run *Run, sa *SubscriptionAudit) error {
 	link := sa.links["webhooks"].Href
 	if link == "" {
@@ -109,8 +111,12 @@ func (r *Reconciler) deliveries(ctx context.Context, run *Run, sa *SubscriptionA
 		return fmt.Errorf("subscription %s: webhooks link: %w", sa.ID, err)
 	}
 	q := u.Query()
-	q.Set("startDate", run.Since.Format("2006-01-02"))
-	q.Set("endDate", run.Until.Format("2006-01-02"))
+	// The days of the gaps found, not the whole window: a first run's
+	// window is 30 days of deliveries.
+	q.Set("startDate", run.gapFrom.UTC().Format(time.DateOnly))
+	// A delivery is made when its event is created: a day more covers one
+	// made just after midnight.
+	q.Set("endDate", run.gapTo.UTC().Add(24*time.Hour).Format(time.DateOnly))
 	q.Set("limit", strconv.Itoa(r.opts.PageSize))
 	u.RawQuery = q.Encode()
 	href := u.String()

@@ -151,6 +151,9 @@ type Run struct {
 	// recoveredBy counts the events recovered or in flight by the subjects
 	// they name (customer, resource, correlation), for the journey check.
 	recoveredBy map[string]int
+	// gapFrom and gapTo span the created times of the gaps found: the
+	// days whose deliveries the audit lists.
+	gapFrom, gapTo time.Time
 }
 
 // Run statuses.
@@ -319,9 +322,6 @@ func (r *Reconciler) compare(ctx context.Context, run *Run, dry bool) error {
 		if err := r.comparePage(ctx, run, ids, evs, dry); err != nil {
 			return err
 		}
-		if err := progress(ctx, r.db, run); err != nil {
-			return err
-		}
 		next := page.Links["next"].Href
 		if older || next == "" || len(page.Embedded.Events) == 0 {
 			return nil
@@ -335,7 +335,7 @@ func (r *Reconciler) compare(ctx context.Context, run *Run, dry bool) error {
 // recovers them (one round trip to Redis, one insert of the gaps).
 func (r *Reconciler) comparePage(ctx context.Context, run *Run, ids []string, evs map[string]found, dry bool) error {
 	if len(ids) == 0 {
-		return nil
+		return progress(ctx, r.db, run)
 	}
 	rows, err := r.db.Query(ctx, `SELECT i.id, EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = i.id
 			AND d.replayed_at IS NULL AND d.discarded_at IS NULL)
@@ -417,14 +417,27 @@ func (r *Reconciler) comparePage(ctx context.Context, run *Run, ids []string, ev
 		}
 		gid, gout, gerr, gtopic = append(gid, g.id), append(gout, g.outcome), append(gerr, g.err), append(gtopic, f.ev.Topic)
 		gcreated = append(gcreated, f.ev.Created)
+		if run.gapFrom.IsZero() || f.ev.Created.Before(run.gapFrom) {
+			run.gapFrom = f.ev.Created
+		}
+		if f.ev.Created.After(run.gapTo) {
+			run.gapTo = f.ev.Created
+		}
 	}
-	_, err = r.db.Exec(ctx, `INSERT INTO reconcile_gaps (run_id, event_id, topic, created, outcome, error)
-		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
-		ON CONFLICT (run_id, event_id) DO NOTHING`, run.ID, gid, gtopic, gcreated, gout, gerr)
-	if err != nil {
-		return fmt.Errorf("reconcile: record the gaps: %w", err)
+	if len(gid) == 0 {
+		return progress(ctx, r.db, run)
 	}
-	return nil
+	// The gaps and the run's progress in one transaction: one commit (one
+	// WAL flush) per page, not two.
+	err = pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO reconcile_gaps (run_id, event_id, topic, created, outcome, error)
+			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+			ON CONFLICT (run_id, event_id) DO NOTHING`, run.ID, gid, gtopic, gcreated, gout, gerr); err != nil {
+			return fmt.Errorf("reconcile: record the gaps: %w", err)
+		}
+		return progress(ctx, tx, run)
+	})
+	return err
 }
 
 func (run *Run) noteRecovered(ev dwolla.Event) {
