@@ -14,7 +14,7 @@ const (
 )
 
 // QueryTypes lists the query types this backend answers.
-var QueryTypes = []string{QueryTypeMetrics, QueryTypeEvents, QueryTypeStatus}
+var QueryTypes = []string{QueryTypeMetrics, QueryTypeEvents, QueryTypeFunnel, QueryTypeJourneys, QueryTypeStatus}
 
 // WindowAuto asks the plugin to choose the window size from the panel's
 // width (maxDataPoints) and interval.

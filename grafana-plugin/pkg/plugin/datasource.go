@@ -50,6 +50,8 @@ func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (i
 	ds.mux = datasource.NewQueryTypeMux()
 	ds.mux.HandleFunc(models.QueryTypeMetrics, ds.perQuery(ds.queryMetrics))
 	ds.mux.HandleFunc(models.QueryTypeEvents, ds.perQuery(ds.queryEvents))
+	ds.mux.HandleFunc(models.QueryTypeFunnel, ds.perQuery(ds.queryFunnel))
+	ds.mux.HandleFunc(models.QueryTypeJourneys, ds.perQuery(ds.queryJourneys))
 	ds.mux.HandleFunc(models.QueryTypeStatus, ds.perQuery(ds.queryStatus))
 	ds.mux.HandleFunc("", ds.perQuery(unknownQueryType))
 

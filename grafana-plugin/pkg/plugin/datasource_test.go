@@ -77,6 +77,11 @@ func TestQueryGolden(t *testing.T) {
 		{name: "events_table_customer_topics", queryType: "events", json: `{"topics":["customer_created","customer_verified"],"limit":2000}`, tr: twoHours},
 		{name: "events_logs", queryType: "events", json: `{"limit":10,"format":"logs"}`, tr: twoHours},
 		{name: "status", queryType: "status", json: `{}`, tr: twoHours},
+		{name: "funnel_customer_verification", queryType: "funnel", json: `{"journey":"customer_verification"}`, tr: twoHours},
+		{name: "funnel_transfer_by_entry_topic", queryType: "funnel", json: `{"journey":"transfer","byEntryTopic":true}`, tr: twoHours},
+		{name: "journeys_instances", queryType: "journeys", json: `{"journey":"customer_verification","limit":20}`, tr: twoHours},
+		{name: "journeys_instance_timeline", queryType: "journeys", json: `{"journey":"customer_verification","subject":"bf414ba2-4bd0-4176-88b6-037589384271"}`, tr: twoHours},
+		{name: "journeys_instances_completed", queryType: "journeys", json: `{"journey":"customer_verification","status":"completed"}`, tr: twoHours},
 
 		{name: "error_unknown_query_type", queryType: "funnelz", json: `{}`, tr: twoHours},
 		{name: "error_no_query_type", queryType: "", json: `{}`, tr: twoHours},
@@ -88,6 +93,11 @@ func TestQueryGolden(t *testing.T) {
 		{name: "error_metrics_empty_range", queryType: "metrics", json: `{"window":"5m"}`, tr: rng("1h", "0s")},
 		{name: "error_events_limit", queryType: "events", json: `{"limit":20000}`, tr: twoHours},
 		{name: "error_events_format", queryType: "events", json: `{"format":"csv"}`, tr: twoHours},
+		{name: "error_funnel_no_journey", queryType: "funnel", json: `{}`, tr: twoHours},
+		{name: "error_funnel_unknown_journey", queryType: "funnel", json: `{"journey":"signup"}`, tr: twoHours},
+		{name: "error_journeys_bad_status", queryType: "journeys", json: `{"journey":"customer_verification","status":"done"}`, tr: twoHours},
+		{name: "error_journeys_limit", queryType: "journeys", json: `{"journey":"customer_verification","limit":-1}`, tr: twoHours},
+		{name: "error_journeys_no_instance", queryType: "journeys", json: `{"journey":"customer_verification","subject":"no-such-customer"}`, tr: twoHours},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
