@@ -201,9 +201,27 @@ func (c *Client) Metrics(ctx context.Context, p MetricsParams) (Metrics, error) 
 	return m, err
 }
 
-// Catalog is the part of GET /api/v1/metrics/catalog the plugin needs.
+// MetricInfo describes one metric of the catalog.
+type MetricInfo struct {
+	Name        string `json:"name"`
+	Unit        string `json:"unit"`
+	Description string `json:"description"`
+}
+
+// Dimension is a dimension metrics can be grouped and filtered by, with the
+// values seen in it since the catalog's ValuesSince.
+type Dimension struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+// Catalog is GET /api/v1/metrics/catalog: what a metric query can ask for.
 type Catalog struct {
-	Windows []string `json:"windows"`
+	Metrics     []MetricInfo    `json:"metrics"`
+	Windows     []string        `json:"windows"`
+	Bases       json.RawMessage `json:"bases"`
+	Dimensions  []Dimension     `json:"dimensions"`
+	ValuesSince time.Time       `json:"values_since"`
 }
 
 // Catalog reads what a metric query can ask for. since bounds the dimension
@@ -211,7 +229,11 @@ type Catalog struct {
 // passes a recent time to keep the answer cheap.
 func (c *Client) Catalog(ctx context.Context, since time.Time) (Catalog, error) {
 	var cat Catalog
-	err := c.get(ctx, "/api/v1/metrics/catalog", url.Values{"since": {since.UTC().Format(time.RFC3339)}}, &cat)
+	v := url.Values{}
+	if !since.IsZero() {
+		v.Set("since", since.UTC().Format(time.RFC3339))
+	}
+	err := c.get(ctx, "/api/v1/metrics/catalog", v, &cat)
 	return cat, err
 }
 

@@ -39,6 +39,8 @@ type Datasource struct {
 	// reports it, rather than the instance failing to start.
 	cfgErr error
 	mux    *datasource.QueryTypeMux
+	// resources answers CallResource (resources.go).
+	resources backend.CallResourceHandler
 
 	mu      sync.Mutex
 	windows []time.Duration // the API's window sizes, ascending, once read
@@ -54,6 +56,7 @@ func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (i
 	ds.mux.HandleFunc(models.QueryTypeJourneys, ds.perQuery(ds.queryJourneys))
 	ds.mux.HandleFunc(models.QueryTypeStatus, ds.perQuery(ds.queryStatus))
 	ds.mux.HandleFunc("", ds.perQuery(unknownQueryType))
+	ds.resources = ds.newResourceHandler()
 
 	set, err := models.LoadSettings(s)
 	if err != nil {
