@@ -41,6 +41,9 @@ type Datasource struct {
 	mux    *datasource.QueryTypeMux
 	// resources answers CallResource (resources.go).
 	resources backend.CallResourceHandler
+	// liveConnected, when set (by tests), is called each time RunStream's
+	// connection to the live feed is answered.
+	liveConnected func(path string)
 
 	mu      sync.Mutex
 	windows []time.Duration // the API's window sizes, ascending, once read

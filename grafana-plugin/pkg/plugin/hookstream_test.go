@@ -45,6 +45,7 @@ type hookstream struct {
 	apiURL     string // the API listener
 	webhookURL string // the receiver's listener (not an API)
 	logs       *syncBuffer
+	run        func(args ...string) (string, error) // runs the hookstream binary with the server's settings
 }
 
 var (
@@ -52,6 +53,13 @@ var (
 	hsShared  *hookstream
 	hsErr     error
 	hsCleanup []func()
+
+	// The live tests send new events; they have their own hookstream,
+	// started without the simulated traffic, so the shared one stays as
+	// the golden frames (status, metrics) saw it under -count and -shuffle.
+	liveOnce   sync.Once
+	liveShared *hookstream
+	liveErr    error
 )
 
 func TestMain(m *testing.M) {
@@ -66,14 +74,25 @@ func TestMain(m *testing.M) {
 // sharedHookstream starts the shared hookstream on first use.
 func sharedHookstream(t *testing.T) *hookstream {
 	t.Helper()
-	hsOnce.Do(func() { hsShared, hsErr = startHookstream() })
+	hsOnce.Do(func() { hsShared, hsErr = startHookstream(true) })
 	if hsErr != nil {
 		t.Fatal(hsErr)
 	}
 	return hsShared
 }
 
-func startHookstream() (*hookstream, error) {
+// liveHookstream starts, on first use, the hookstream the live tests send
+// their events to (no traffic until they do).
+func liveHookstream(t *testing.T) *hookstream {
+	t.Helper()
+	liveOnce.Do(func() { liveShared, liveErr = startHookstream(false) })
+	if liveErr != nil {
+		t.Fatal(liveErr)
+	}
+	return liveShared
+}
+
+func startHookstream(traffic bool) (*hookstream, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "hookstream-plugin-test")
 	if err != nil {
@@ -151,7 +170,7 @@ func startHookstream() (*hookstream, error) {
 	}
 
 	httpPort, apiPort := freePort(), freePort()
-	hs := &hookstream{apiURL: fmt.Sprintf("http://127.0.0.1:%d", apiPort), webhookURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), logs: &syncBuffer{}}
+	hs := &hookstream{apiURL: fmt.Sprintf("http://127.0.0.1:%d", apiPort), webhookURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), logs: &syncBuffer{}, run: run}
 	cmd := exec.Command(bin, "serve", "--roles", "all", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = hs.logs, hs.logs
@@ -176,6 +195,9 @@ func startHookstream() (*hookstream, error) {
 		return err == nil
 	}); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, hs.logs.String())
+	}
+	if !traffic {
+		return hs, nil
 	}
 	if out, err := run("sim", "--url", hs.webhookURL+"/webhooks/dwolla", "--webhook-secrets", "plugin-secret",
 		"--customers", simCustomers, "--seed", simSeed, "--start", simStart.Format(time.RFC3339), "--rate", "0",
