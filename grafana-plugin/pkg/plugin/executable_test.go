@@ -1,0 +1,192 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend/grpcplugin"
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// TestExecutable builds gpx_hookstream and starts it the way Grafana does:
+// as a child process through hashicorp/go-plugin, with the SDK's handshake
+// and plugin set over gRPC. The settings travel in a pluginv2.PluginContext
+// as Grafana sends them; CheckHealth, a metrics QueryData (Arrow frames)
+// and a CallResource are answered by the process, and Kill ends it.
+func TestExecutable(t *testing.T) {
+	hs := sharedHookstream(t)
+
+	bin := filepath.Join(t.TempDir(), "gpx_hookstream")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hookstream/hookstream/grafana-plugin/pkg").CombinedOutput(); err != nil {
+		t.Fatalf("build the plugin: %v\n%s", err, out)
+	}
+
+	logs := &syncBuffer{}
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		Cmd: exec.Command(bin),
+		HandshakeConfig: goplugin.HandshakeConfig{
+			ProtocolVersion:  grpcplugin.ProtocolVersion,
+			MagicCookieKey:   grpcplugin.MagicCookieKey,
+			MagicCookieValue: grpcplugin.MagicCookieValue,
+		},
+		VersionedPlugins: map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: {
+			"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
+			"resource":    &grpcplugin.ResourceGRPCPlugin{},
+			"data":        &grpcplugin.DataGRPCPlugin{},
+			"stream":      &grpcplugin.StreamGRPCPlugin{},
+		}},
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "gpx_hookstream", Output: logs, Level: hclog.Debug}),
+	})
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			client.Kill()
+		}
+		if t.Failed() {
+			t.Logf("plugin log:\n%s", logs.String())
+		}
+	})
+
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start the plugin: %v", err)
+	}
+	if client.NegotiatedVersion() != grpcplugin.ProtocolVersion || client.Protocol() != goplugin.ProtocolGRPC {
+		t.Fatalf("negotiated protocol %s version %d", client.Protocol(), client.NegotiatedVersion())
+	}
+	dispense := func(name string) any {
+		t.Helper()
+		v, err := rpc.Dispense(name)
+		if err != nil {
+			t.Fatalf("dispense %s: %v", name, err)
+		}
+		return v
+	}
+	diagnostics := dispense("diagnostics").(pluginv2.DiagnosticsClient)
+	dataClient := dispense("data").(pluginv2.DataClient)
+	resources := dispense("resource").(pluginv2.ResourceClient)
+
+	jsonData, _ := json.Marshal(map[string]string{"url": hs.apiURL})
+	pc := &pluginv2.PluginContext{
+		OrgId:    1,
+		PluginId: PluginID,
+		DataSourceInstanceSettings: &pluginv2.DataSourceInstanceSettings{
+			Id:                      1,
+			Uid:                     "hookstream-exec",
+			Name:                    "hookstream",
+			JsonData:                jsonData,
+			DecryptedSecureJsonData: map[string]string{"apiToken": readSecret},
+			LastUpdatedMS:           1000,
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	health, err := diagnostics.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if health.Status != pluginv2.CheckHealthResponse_OK || !strings.Contains(health.Message, "read scope") {
+		t.Fatalf("health: %v %s", health.Status, health.Message)
+	}
+
+	tr := rng("0s", "1h")
+	resp, err := dataClient.QueryData(ctx, &pluginv2.QueryDataRequest{PluginContext: pc, Queries: []*pluginv2.DataQuery{{
+		RefId:         "M",
+		QueryType:     "metrics",
+		Json:          []byte(`{"metric":"count","groupBy":"family","window":"auto"}`),
+		TimeRange:     &pluginv2.TimeRange{FromEpochMS: tr.From.UnixMilli(), ToEpochMS: tr.To.UnixMilli()},
+		MaxDataPoints: 20,
+		IntervalMS:    time.Minute.Milliseconds(),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := resp.Responses["M"]
+	if !ok || m.Error != "" {
+		t.Fatalf("metrics: present %v, error %q", ok, m.GetError())
+	}
+	frames, err := data.UnmarshalArrowFrames(m.Frames)
+	if err != nil {
+		t.Fatalf("decode the Arrow frames: %v", err)
+	}
+	if len(frames) < 2 {
+		t.Fatalf("metrics: %d frames, want a series per family", len(frames))
+	}
+	var total float64
+	for _, f := range frames {
+		if len(f.Fields) < 2 || f.Fields[1].Labels["family"] == "" {
+			t.Fatalf("a series without its family label: %v", f.Fields)
+		}
+		if f.Rows() != 12 { // 20 points over an hour need 3m: the 5m windows
+			t.Errorf("series %v has %d points, want 12 windows of 5m", f.Fields[1].Labels, f.Rows())
+		}
+		for r := range f.Rows() {
+			total += f.Fields[1].At(r).(float64)
+		}
+	}
+	if total == 0 {
+		t.Error("metrics sum to zero")
+	}
+
+	stream, err := resources.CallResource(ctx, &pluginv2.CallResourceRequest{PluginContext: pc, Method: "GET", Path: "topics", Url: "topics?since=2025-06-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code int32
+	var body []byte
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("topics: %v", err)
+		}
+		if r.Code != 0 {
+			code = r.Code
+		}
+		body = append(body, r.Body...)
+	}
+	if code != 200 {
+		t.Fatalf("topics: status %d: %s", code, body)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, body, "", "  "); err != nil {
+		t.Fatalf("topics is not JSON: %v: %s", err, body)
+	}
+	pretty.WriteByte('\n')
+	want, err := os.ReadFile(filepath.Join("testdata", "resources", "topics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, pretty.Bytes()) {
+		t.Errorf("topics from the executable differs from the golden answer:\n%s", pretty.String())
+	}
+
+	// Kill ends the process: it returns once the child has been waited for,
+	// so the pid is gone, not a zombie.
+	pid := client.ReattachConfig().Pid
+	client.Kill()
+	killed = true
+	if !client.Exited() {
+		t.Fatal("the client does not report the plugin exited after Kill")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("plugin process %d still exists after Kill: %v", pid, err)
+	}
+}
