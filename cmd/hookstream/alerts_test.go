@@ -136,14 +136,19 @@ rules:
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("notification %s delivered %s after the kill", first, time.Since(killed).Round(time.Millisecond))
+	// The sink counts the delivery before it answers; the notifier logs the
+	// attempt after the answer: wait for the log.
+	var attempts int
+	testenv.WaitFor(t, 30*time.Second, "the delivery to be logged", func() bool {
+		if err := p.DB.QueryRow(ctx, `SELECT count(*) FROM alert_deliveries WHERE outbox_id = $1`, first).Scan(&attempts); err != nil {
+			t.Fatal(err)
+		}
+		return attempts > 0
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(ok) != 1 || ok[first] != 1 {
 		t.Fatalf("the sink accepted %v; want %s once", ok, first)
-	}
-	var attempts int
-	if err := p.DB.QueryRow(ctx, `SELECT count(*) FROM alert_deliveries WHERE outbox_id = $1`, first).Scan(&attempts); err != nil {
-		t.Fatal(err)
 	}
 	if attempts != 1 {
 		// The killed process's attempt is not logged (it died in it); the
