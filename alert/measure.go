@@ -214,7 +214,7 @@ func (m *measurer) signal(ctx context.Context, s Signal) (float64, error) {
 		return float64(n), nil
 	case SignalReconcileGaps, SignalSubscriptionPaused:
 		// The last complete reconciliation; none yet (not configured): 0.
-		col := `errors`
+		col := `(SELECT count(*) FROM reconcile_gaps g WHERE g.run_id = reconcile_runs.id AND g.outcome = 'failed')`
 		if s == SignalSubscriptionPaused {
 			col = `coalesce((audit->>'paused')::int, 0)`
 		}

@@ -18,6 +18,7 @@ type seedRun struct {
 	pages, calls                               int
 	compared, missing, recovered, inFlight     int64
 	deadLettered, errors                       int64
+	unrecovered                                int64 // derived: the run's failed gaps, seeded below
 	audit                                      *reconcile.Audit
 	repair                                     *reconcile.Repair
 }
@@ -58,7 +59,7 @@ func (s seedRun) want(id int64) map[string]any {
 	m := map[string]any{
 		"id": id, "started_at": s.started, "status": s.status, "since": s.since, "until": s.until,
 		"pages": s.pages, "api_calls": s.calls, "compared": s.compared, "missing": s.missing, "recovered": s.recovered,
-		"in_flight": s.inFlight, "dead_lettered": s.deadLettered, "errors": s.errors, "holder": "test-host-1", "duration_ms": 0,
+		"in_flight": s.inFlight, "dead_lettered": s.deadLettered, "unrecovered": s.unrecovered, "errors": s.errors, "holder": "test-host-1", "duration_ms": 0,
 	}
 	if !s.finished.IsZero() {
 		m["finished_at"] = s.finished
@@ -121,7 +122,7 @@ func TestReconcileRoutes(t *testing.T) {
 	first := seedRun{
 		started: day(2, 12, 0), finished: day(2, 12, 0).Add(3500 * time.Millisecond), status: reconcile.StatusComplete,
 		since: day(1, 0, 0), until: day(2, 12, 0), highWater: day(2, 11, 58), pages: 3, calls: 5,
-		compared: 410, missing: 2, recovered: 1, errors: 1,
+		compared: 410, missing: 2, recovered: 1, errors: 1, unrecovered: 1, // gap-transfer
 		audit: &reconcile.Audit{Paused: 1, Subscriptions: []reconcile.SubscriptionAudit{
 			{ID: "sub-1", URL: "https://hooks.example.com/dwolla", Paused: true, Webhooks: 12, Failed: 4,
 				ByStatus: map[string]int{"500": 3, "0": 1}, Retried: 1, RetryErrors: 0,

@@ -141,7 +141,11 @@ type Run struct {
 	Recovered    int64     `json:"recovered"`
 	InFlight     int64     `json:"in_flight"`
 	DeadLettered int64     `json:"dead_lettered"`
-	Errors       int64     `json:"errors"`
+	// Unrecovered are the gaps that could not be appended (outcome
+	// failed): derived from reconcile_gaps. Errors counts every failure
+	// (unparsable events, unrecovered gaps, audit or journey-check calls).
+	Unrecovered int64 `json:"unrecovered"`
+	Errors      int64 `json:"errors"`
 	Error        string    `json:"error,omitempty"`
 	Holder       string    `json:"holder"`
 	Audit        *Audit    `json:"audit,omitempty"`
@@ -259,14 +263,14 @@ func (r *Reconciler) Run(ctx context.Context, w Window) (Run, error) {
 	default:
 		run.Status = StatusComplete
 		runsComplete.Inc()
-		unrecovered.Set(float64(run.Errors))
+		unrecovered.Set(float64(run.Unrecovered))
 		lastComplete.Set(float64(run.FinishedAt.Unix()))
 	}
 	if uerr := finishRun(context.WithoutCancel(ctx), r.db, &run); uerr != nil && err == nil {
 		err = uerr
 	}
 	log.Info("reconciliation finished", "status", run.Status, "compared", run.Compared, "missing", run.Missing,
-		"recovered", run.Recovered, "in_flight", run.InFlight, "pages", run.Pages, "api_calls", run.APICalls, "err", run.Error)
+		"recovered", run.Recovered, "in_flight", run.InFlight, "unrecovered", run.Unrecovered, "pages", run.Pages, "api_calls", run.APICalls, "err", run.Error)
 	return run, err
 }
 
@@ -413,6 +417,7 @@ func (r *Reconciler) comparePage(ctx context.Context, run *Run, ids []string, ev
 		case GapDeadLettered:
 			run.DeadLettered++
 		case GapFailed:
+			run.Unrecovered++
 			run.Errors++
 		}
 		gid, gout, gerr, gtopic = append(gid, g.id), append(gout, g.outcome), append(gerr, g.err), append(gtopic, f.ev.Topic)

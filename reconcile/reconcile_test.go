@@ -544,8 +544,11 @@ func TestAuditRetriesWhatCouldNotBeRecovered(t *testing.T) {
 	down := redis.NewClient(ropts)
 	t.Cleanup(func() { down.Close() })
 	got1 := run(t, f.reconciler(down, func(o *Options) { o.RetryFailed = true }), Window{})
-	if got1.Missing != int64(len(missing)) || got1.Recovered != 0 || got1.Errors != int64(len(missing)) {
-		t.Fatalf("run with Redis down %+v; want %d missing, none recovered, each an error", got1, len(missing))
+	if got1.Missing != int64(len(missing)) || got1.Recovered != 0 || got1.Unrecovered != int64(len(missing)) || got1.Errors != int64(len(missing)) {
+		t.Fatalf("run with Redis down %+v; want %d missing, none recovered, each unrecovered", got1, len(missing))
+	}
+	if stored, err := GetRun(context.Background(), f.DB, got1.ID); err != nil || stored.Unrecovered != got1.Unrecovered {
+		t.Fatalf("the stored run %+v (%v): unrecovered is derived from its failed gaps, want %d", stored, err, got1.Unrecovered)
 	}
 	a := got1.Audit
 	if a == nil || a.Paused != 1 || len(a.Subscriptions) != 1 {

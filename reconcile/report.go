@@ -16,7 +16,9 @@ import (
 var ErrNotFound = errors.New("not found")
 
 const runColumns = `id, started_at, finished_at, status, since, until, high_water, pages, api_calls, compared, missing,
-	recovered, in_flight, dead_lettered, errors, error, holder, audit, repair`
+	recovered, in_flight, dead_lettered,
+	(SELECT count(*) FROM reconcile_gaps g WHERE g.run_id = reconcile_runs.id AND g.outcome = 'failed'),
+	errors, error, holder, audit, repair`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var (
@@ -25,7 +27,7 @@ func scanRun(row pgx.Row) (Run, error) {
 		audit, repair []byte
 	)
 	if err := row.Scan(&r.ID, &r.StartedAt, &finished, &r.Status, &r.Since, &r.Until, &hw, &r.Pages, &r.APICalls, &r.Compared,
-		&r.Missing, &r.Recovered, &r.InFlight, &r.DeadLettered, &r.Errors, &r.Error, &r.Holder, &audit, &repair); err != nil {
+		&r.Missing, &r.Recovered, &r.InFlight, &r.DeadLettered, &r.Unrecovered, &r.Errors, &r.Error, &r.Holder, &audit, &repair); err != nil {
 		return r, err
 	}
 	r.StartedAt, r.Since, r.Until = r.StartedAt.UTC(), r.Since.UTC(), r.Until.UTC()

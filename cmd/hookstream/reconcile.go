@@ -213,10 +213,10 @@ func reconcileRunsCommand() *ffcli.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTARTED\tSTATUS\tSINCE\tCOMPARED\tMISSING\tRECOVERED\tIN FLIGHT\tUNRECOVERED\tPAGES\tCALLS\tSECONDS")
+			fmt.Fprintln(tw, "ID\tSTARTED\tSTATUS\tSINCE\tCOMPARED\tMISSING\tRECOVERED\tIN FLIGHT\tUNRECOVERED\tERRORS\tPAGES\tCALLS\tSECONDS")
 			for _, r := range rs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\n", r.ID, r.StartedAt.Format(time.RFC3339), r.Status,
-					r.Since.Format(time.RFC3339), r.Compared, r.Missing, r.Recovered, r.InFlight, r.Errors, r.Pages, r.APICalls, r.DurationMS/1000)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\n", r.ID, r.StartedAt.Format(time.RFC3339), r.Status,
+					r.Since.Format(time.RFC3339), r.Compared, r.Missing, r.Recovered, r.InFlight, r.Unrecovered, r.Errors, r.Pages, r.APICalls, r.DurationMS/1000)
 			}
 			return tw.Flush()
 		},
@@ -267,8 +267,8 @@ func reconcileReportCommand() *ffcli.Command {
 
 func printRun(w io.Writer, r reconcile.Run) {
 	fmt.Fprintf(w, "run %d %s: events created %s .. %s\n", r.ID, r.Status, r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339))
-	fmt.Fprintf(w, "  compared %d at Dwolla: %d missing, %d recovered, %d in flight, %d dead-lettered, %d unrecovered\n",
-		r.Compared, r.Missing, r.Recovered, r.InFlight, r.DeadLettered, r.Errors)
+	fmt.Fprintf(w, "  compared %d at Dwolla: %d missing, %d recovered, %d in flight, %d dead-lettered, %d unrecovered; %d errors\n",
+		r.Compared, r.Missing, r.Recovered, r.InFlight, r.DeadLettered, r.Unrecovered, r.Errors)
 	hw := "none (no event in the window)"
 	if !r.HighWater.IsZero() {
 		hw = r.HighWater.Format(time.RFC3339)
