@@ -144,13 +144,13 @@ type Run struct {
 	// Unrecovered are the gaps that could not be appended (outcome
 	// failed): derived from reconcile_gaps. Errors counts every failure
 	// (unparsable events, unrecovered gaps, audit or journey-check calls).
-	Unrecovered int64 `json:"unrecovered"`
-	Errors      int64 `json:"errors"`
-	Error        string    `json:"error,omitempty"`
-	Holder       string    `json:"holder"`
-	Audit        *Audit    `json:"audit,omitempty"`
-	Repair       *Repair   `json:"repair,omitempty"`
-	DurationMS   float64   `json:"duration_ms"`
+	Unrecovered int64   `json:"unrecovered"`
+	Errors      int64   `json:"errors"`
+	Error       string  `json:"error,omitempty"`
+	Holder      string  `json:"holder"`
+	Audit       *Audit  `json:"audit,omitempty"`
+	Repair      *Repair `json:"repair,omitempty"`
+	DurationMS  float64 `json:"duration_ms"`
 
 	// recoveredBy counts the events recovered or in flight by the subjects
 	// they name (customer, resource, correlation), for the journey check.

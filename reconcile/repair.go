@@ -125,10 +125,10 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 		}
 		d := Discrepancy{Journey: s.journey, Subject: s.subject, Resource: s.href, OurStatus: s.status, OurStep: s.step,
 			DwollaStatus: status, Steps: steps}
-		n, err := r.recoveredFor(ctx, run, s.subject)
+		// The events this run recovered (or found in flight) naming the
+		// subject as customer, resource or correlation.
+		n := run.recoveredBy[s.subject]
 		switch {
-		case err != nil:
-			return rp, err
 		case n > 0:
 			d.Note = fmt.Sprintf("recovered: Dwolla says %s, which step %s would give; this run recovered %d events of %s, they fold into the instance",
 				status, strings.Join(steps, " or "), n, s.subject)
@@ -149,12 +149,6 @@ func (r *Reconciler) repair(ctx context.Context, run *Run, dry bool) (*Repair, e
 		}
 	}
 	return rp, nil
-}
-
-// recoveredFor counts the events this run recovered (or found in flight)
-// whose body names the subject as customer, resource or correlation.
-func (r *Reconciler) recoveredFor(_ context.Context, run *Run, subject string) (int, error) {
-	return run.recoveredBy[subject], nil
 }
 
 // unreachedFor lists the steps of def not reached whose topics leave a

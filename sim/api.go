@@ -136,7 +136,7 @@ var apiNamespace = uuid.MustParse("6f2d8a4e-0c1b-4b7e-9a55-3e1f0d2c7b19")
 // /webhook-subscriptions/{id}, /webhook-subscriptions/{id}/webhooks,
 // /webhooks/{id}, POST /webhooks/{id}/retries) and the resources the events
 // are about (GET /customers/{id}, /funding-sources/{id}, /transfers/{id},
-// /mass-payments/{id}; see resourceStatus for their status). It answers
+// /mass-payments/{id}; their status is what dwolla.StatusAfter says of their latest event). It answers
 // Dwolla's error bodies (dwolla.APIError), requires Accept: MediaType and a
 // token it issued on every route but /token, and can inject 429s, 5xxs,
 // latency and events arriving while a client pages (APIFaults).
@@ -839,10 +839,8 @@ func (a *API) retryWebhook(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-// resourceStatus is the status of a resource after its latest event,
-// derived from the topic (resources of the simulator have no other state);
-// dwolla.StatusAfter has the table.
-func resourceStatus(_, topic string) string {
+// statusOf is the status a resource has after an event of topic.
+func statusOf(topic string) string {
 	_, status := dwolla.StatusAfter(topic)
 	return status
 }
@@ -853,7 +851,7 @@ func (a *API) getResource(w http.ResponseWriter, r *http.Request, collection str
 	rs := a.resources[id]
 	var out dwolla.Resource
 	if rs != nil && rs.collection == collection {
-		out = dwolla.Resource{ID: id, Status: resourceStatus(collection, rs.last.Topic), Created: rs.created}
+		out = dwolla.Resource{ID: id, Status: statusOf(rs.last.Topic), Created: rs.created}
 	}
 	a.mu.RUnlock()
 	if out.ID == "" {

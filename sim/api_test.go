@@ -486,7 +486,7 @@ func TestAPIResourcesCarryTheirLatestStatus(t *testing.T) {
 		}
 		var res dwolla.Resource
 		c.getJSON("/"+ev.ResourceType+"/"+strings.ToUpper(id), &res)
-		if want := resourceStatus(ev.ResourceType, ev.Topic); res.ID != id || res.Status != want {
+		if want := statusOf(ev.Topic); res.ID != id || res.Status != want {
 			t.Fatalf("%s/%s: %+v, want status %q after %s", ev.ResourceType, id, res, want, ev.Topic)
 		}
 		seen[ev.ResourceType+" "+res.Status]++
@@ -507,34 +507,6 @@ func TestAPIResourcesCarryTheirLatestStatus(t *testing.T) {
 			break
 		}
 	}
-}
-
-func TestResourceStatus(t *testing.T) {
-	t.Parallel()
-	f := func(coll, topic, want string) {
-		t.Helper()
-		if got := resourceStatus(coll, topic); got != want {
-			t.Errorf("resourceStatus(%s, %s) = %q, want %q", coll, topic, got, want)
-		}
-	}
-	f("customers", "customer_created", "unverified")
-	f("customers", "customer_verified", "verified")
-	f("customers", "customer_reverification_needed", "retry")
-	f("customers", "customer_kba_verification_needed", "kba")
-	f("customers", "customer_verification_document_needed", "document")
-	f("customers", "customer_suspended", "suspended")
-	f("customers", "customer_deactivated", "deactivated")
-	f("funding-sources", "customer_funding_source_added", "unverified")
-	f("funding-sources", "customer_microdeposits_completed", "unverified")
-	f("funding-sources", "customer_funding_source_verified", "verified")
-	f("funding-sources", "customer_funding_source_removed", "removed")
-	f("transfers", "customer_bank_transfer_created", "pending")
-	f("transfers", "customer_bank_transfer_completed", "processed")
-	f("transfers", "customer_transfer_completed", "processed")
-	f("transfers", "customer_bank_transfer_failed", "failed")
-	f("transfers", "customer_bank_transfer_creation_failed", "failed")
-	f("transfers", "customer_bank_transfer_cancelled", "cancelled")
-	f("mass-payments", "customer_mass_payment_completed", "complete")
 }
 
 func TestAPIFaultsAreSeededAndNearTheirRates(t *testing.T) {
