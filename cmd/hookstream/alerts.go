@@ -53,16 +53,11 @@ func serveAlert(ctx context.Context, cfg *serveConfig) error {
 	if cfg.alert.lease <= 10*time.Second {
 		return fmt.Errorf("--alert-lease %s: must exceed the 10s request timeout, or a slow target gets each notification twice", cfg.alert.lease)
 	}
-	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 4)
+	rdb, pool, done, err := roleConns(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	pool, err := openWaiting(ctx, cfg.dbURL, log)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer done()
 	if len(rules.Targets) == 0 {
 		log.Warn("alerts are evaluated but sent nowhere: the rules name no targets; see docs/alerts.md (--alert-rules)")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 )
 
 // processConfig is everything the process role is configured with (the
@@ -139,6 +140,22 @@ func serveProcess(ctx context.Context, cm *common, cfg *processConfig, started c
 		started <- role
 	}
 	return role.Run(ctx)
+}
+
+// roleConns opens what a background role (alert, reconcile) needs: a small
+// Redis client and a PostgreSQL pool, waiting for PostgreSQL when it is not
+// up yet. done closes both.
+func roleConns(ctx context.Context, cfg *serveConfig, log *slog.Logger) (redis.UniversalClient, *pgxpool.Pool, func(), error) {
+	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 4)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pool, err := openWaiting(ctx, cfg.dbURL, log)
+	if err != nil {
+		rdb.Close()
+		return nil, nil, nil, err
+	}
+	return rdb, pool, func() { pool.Close(); rdb.Close() }, nil
 }
 
 // openWaiting connects to PostgreSQL, waiting for it when it is not up yet

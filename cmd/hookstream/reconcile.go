@@ -87,16 +87,11 @@ func serveReconcile(ctx context.Context, cfg *serveConfig) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 4)
+	rdb, pool, done, err := roleConns(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	pool, err := openWaiting(ctx, cfg.dbURL, log)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer done()
 	r := reconcile.New(pool, rdb, stream.NewKeys(cfg.namespace, cfg.partitions), api, opts)
 	log.Info("reconciliation running", "every", cfg.reconcile.every, "dwolla_api", cfg.reconcile.dwolla.api)
 	r.RunEvery(ctx, cfg.reconcile.every)
