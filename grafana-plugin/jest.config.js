@@ -1,0 +1,3 @@
+module.exports = {
+  ...require('./.config/jest.config'),
+};
