@@ -14,7 +14,7 @@ const (
 )
 
 // QueryTypes lists the query types this backend answers.
-var QueryTypes = []string{QueryTypeMetrics, QueryTypeEvents, QueryTypeFunnel, QueryTypeJourneys, QueryTypeStatus}
+var QueryTypes = []string{QueryTypeMetrics, QueryTypeEvents, QueryTypeFunnel, QueryTypeJourneys, QueryTypeAnomalies, QueryTypeForecast, QueryTypeAlerts, QueryTypeStatus, QueryTypeValues}
 
 // WindowAuto asks the plugin to choose the window size from the panel's
 // width (maxDataPoints) and interval.

@@ -58,6 +58,10 @@ func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (i
 	ds.mux.HandleFunc(models.QueryTypeFunnel, ds.perQuery(ds.queryFunnel))
 	ds.mux.HandleFunc(models.QueryTypeJourneys, ds.perQuery(ds.queryJourneys))
 	ds.mux.HandleFunc(models.QueryTypeStatus, ds.perQuery(ds.queryStatus))
+	ds.mux.HandleFunc(models.QueryTypeAnomalies, ds.perQuery(ds.queryAnomalies))
+	ds.mux.HandleFunc(models.QueryTypeForecast, ds.perQuery(ds.queryForecast))
+	ds.mux.HandleFunc(models.QueryTypeAlerts, ds.perQuery(ds.queryAlerts))
+	ds.mux.HandleFunc(models.QueryTypeValues, ds.perQuery(ds.queryValues))
 	ds.mux.HandleFunc("", ds.perQuery(unknownQueryType))
 	ds.resources = ds.newResourceHandler()
 

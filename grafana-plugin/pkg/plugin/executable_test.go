@@ -143,6 +143,49 @@ func TestExecutable(t *testing.T) {
 		t.Error("metrics sum to zero")
 	}
 
+	// Every other query type in one request, each answered on its own
+	// with rows.
+	day := rng("0s", "31h")
+	others := map[string][2]string{
+		"events":    {"events", `{"limit":5}`},
+		"logs":      {"events", `{"limit":5,"format":"logs"}`},
+		"funnel":    {"funnel", `{"journey":"customer_verification"}`},
+		"journeys":  {"journeys", `{"journey":"customer_verification","limit":5}`},
+		"anomalies": {"anomalies", `{"series":"transfer-failures"}`},
+		"annotate":  {"anomalies", `{"format":"annotations"}`},
+		"forecast":  {"forecast", `{"series":"volume/family=transfer","horizon":"1h"}`},
+		"alerts":    {"alerts", `{}`},
+		"status":    {"status", `{}`},
+		"values":    {"values", `{"kind":"journeys"}`},
+	}
+	req := &pluginv2.QueryDataRequest{PluginContext: pc}
+	for ref, q := range others {
+		req.Queries = append(req.Queries, &pluginv2.DataQuery{RefId: ref, QueryType: q[0], Json: []byte(q[1]),
+			TimeRange: &pluginv2.TimeRange{FromEpochMS: day.From.UnixMilli(), ToEpochMS: day.To.UnixMilli()}, MaxDataPoints: 500, IntervalMS: 60000})
+	}
+	all, err := dataClient.QueryData(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref := range others {
+		r, ok := all.Responses[ref]
+		if !ok || r.Error != "" {
+			t.Errorf("%s: present %v, error %q", ref, ok, r.GetError())
+			continue
+		}
+		fs, err := data.UnmarshalArrowFrames(r.Frames)
+		if err != nil {
+			t.Fatalf("%s: decode the Arrow frames: %v", ref, err)
+		}
+		rows := 0
+		for _, f := range fs {
+			rows += f.Rows()
+		}
+		if rows == 0 {
+			t.Errorf("%s: %d frames without a row", ref, len(fs))
+		}
+	}
+
 	stream, err := resources.CallResource(ctx, &pluginv2.CallResourceRequest{PluginContext: pc, Method: "GET", Path: "topics", Url: "topics?since=2025-06-01"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,12 @@ var update = flag.Bool("update", false, "rewrite the golden frames in testdata/ 
 // with them every golden frame, are the same on any day.
 const (
 	simSeed      = "15"
-	simCustomers = "40"
+	simCustomers = "1200"
+	// simSpan spreads the customers over 30 hours of event time, a day
+	// and more of windows for the anomaly detectors and the forecaster to
+	// learn from; the failure spike at 26h gives them something to find.
+	simSpan     = "30h"
+	simIncident = "failure-spike@26h/1h"
 	readSecret   = "grafana-read-secret-0123456789"
 	adminSecret  = "ops-admin-secret-0123456789ab"
 )
@@ -94,6 +100,10 @@ func liveHookstream(t *testing.T) *hookstream {
 
 func startHookstream(traffic bool) (*hookstream, error) {
 	ctx := context.Background()
+	alertRules, err := filepath.Abs(filepath.Join("testdata", "server", "alert-rules.yaml"))
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "hookstream-plugin-test")
 	if err != nil {
 		return nil, err
@@ -155,6 +165,11 @@ func startHookstream(traffic bool) (*hookstream, error) {
 		"HOOKSTREAM_WEBHOOK_SECRETS=plugin-secret",
 		"HOOKSTREAM_SPOOL_DIR="+filepath.Join(dir, "spool"),
 		"HOOKSTREAM_API_TOKENS=grafana:read:"+readSecret+",ops:admin:"+adminSecret,
+		// Windows close on event time only: a partition idle for a
+		// second would otherwise follow the wall clock and close every
+		// window up to today at a moment no test controls.
+		"HOOKSTREAM_WATERMARK_IDLE=100000h",
+		"HOOKSTREAM_ALERT_RULES="+alertRules,
 	)
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
@@ -200,7 +215,11 @@ func startHookstream(traffic bool) (*hookstream, error) {
 		return hs, nil
 	}
 	if out, err := run("sim", "--url", hs.webhookURL+"/webhooks/dwolla", "--webhook-secrets", "plugin-secret",
-		"--customers", simCustomers, "--seed", simSeed, "--start", simStart.Format(time.RFC3339), "--rate", "0",
+		"--customers", simCustomers, "--span", simSpan, "--incident", simIncident, "--seed", simSeed, "--start", simStart.Format(time.RFC3339), "--rate", "0",
+		// one at a time, in event-time order: no event reaches a window
+		// after it closed, so no window is revised and every score is
+		// the same on every run
+		"--concurrency", "1",
 		"--verify", "events", "--verify-timeout", "60s"); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, hs.logs.String())
 	} else if !strings.Contains(out, " 0 missing, 0 duplicated, 0 unexpected") {
@@ -213,6 +232,38 @@ func startHookstream(traffic bool) (*hookstream, error) {
 		return err == nil && st.Total.Pending == 0 && st.Total.Lag == 0 && st.Total.Length > 0
 	}); err != nil {
 		return nil, err
+	}
+	// One silence, of a rule that never fires, so the silences view has a
+	// row and the alerts stay unsilenced.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.apiURL+"/api/v1/silences",
+		strings.NewReader(`{"matchers":["alertname=spool-never"],"for":"10000h","comment":"plugin tests: a silence to list"}`))
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		return nil, fmt.Errorf("create a silence: %w", err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("create a silence: %s", resp.Status)
+	}
+	// The scorer catches up with the closed windows in its own time: wait
+	// until every watched series has scored the last window it learnt.
+	if err := poll(60*time.Second, "the anomaly scorer to score every closed window", func() bool {
+		fs, err := api.Forecasts(ctx, "", time.Minute)
+		if err != nil {
+			return false
+		}
+		for _, f := range fs {
+			if f.Learnt == 0 {
+				continue
+			}
+			win, _ := time.ParseDuration(f.Window)
+			s, _, err := api.Anomalies(ctx, apiclient.AnomaliesParams{Series: f.Series, All: true, From: f.LearntUntil.Add(-win), To: f.LearntUntil, Limit: 1})
+			if err != nil || len(s) == 0 || !s[0].Start.Add(win).Equal(f.LearntUntil) {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, hs.logs.String())
 	}
 	return hs, nil
 }
