@@ -37,8 +37,8 @@ const (
 	// learn from; the failure spike at 26h gives them something to find.
 	simSpan     = "30h"
 	simIncident = "failure-spike@26h/1h"
-	readSecret   = "grafana-read-secret-0123456789"
-	adminSecret  = "ops-admin-secret-0123456789ab"
+	readSecret  = "grafana-read-secret-0123456789"
+	adminSecret = "ops-admin-secret-0123456789ab"
 )
 
 var simStart = time.Date(2025, 6, 2, 14, 0, 0, 0, time.UTC)
