@@ -35,6 +35,9 @@ var (
 // Datasource is one configured hookstream datasource.
 type Datasource struct {
 	api *apiclient.Client
+	// uid is the datasource's uid in Grafana: live channels are
+	// ds/<uid>/<path>.
+	uid string
 	// cfgErr is why the settings cannot work; every query and health check
 	// reports it, rather than the instance failing to start.
 	cfgErr error
@@ -51,7 +54,7 @@ type Datasource struct {
 
 // NewDatasource builds an instance from Grafana's settings.
 func NewDatasource(ctx context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
-	ds := &Datasource{}
+	ds := &Datasource{uid: s.UID}
 	ds.mux = datasource.NewQueryTypeMux()
 	ds.mux.HandleFunc(models.QueryTypeMetrics, ds.perQuery(ds.queryMetrics))
 	ds.mux.HandleFunc(models.QueryTypeEvents, ds.perQuery(ds.queryEvents))
@@ -112,7 +115,7 @@ func (d *Datasource) perQuery(fn queryFunc) backend.QueryDataHandlerFunc {
 				resp.Responses[q.RefID] = badQuery("the datasource is misconfigured: " + d.cfgErr.Error())
 				continue
 			}
-			resp.Responses[q.RefID] = fn(ctx, req.PluginContext, q)
+			resp.Responses[q.RefID] = d.goLive(q, fn(ctx, req.PluginContext, q))
 		}
 		return resp, nil
 	}

@@ -12,20 +12,27 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+	"github.com/grafana/grafana-plugin-sdk-go/live"
 
 	"github.com/hookstream/hookstream/grafana-plugin/pkg/apiclient"
+	"github.com/hookstream/hookstream/grafana-plugin/pkg/models"
 )
 
 // Live streams (Grafana Live channels ds/<uid>/<path>), each fed by the
 // API's live feed:
 //
-//	live/events            every stored event
-//	live/metrics/<metric>  every closed window (all sizes and clocks), the metric's value
-//	live/anomalies         every anomaly the scorer finds
-//	live/alerts            every alert state change
+//	live/events[/logs][/topic=<t>...]       every stored event (of those topics), as a row of
+//	                                        the events query's table (or logs) frame
+//	live/metrics/<metric>                   every closed window (all sizes and clocks), the metric's value
+//	live/metrics/<metric>/<window>/<basis>  the windows of one size and clock, as a point of the
+//	                                        metrics query's series
+//	live/anomalies                          every anomaly the scorer finds
+//	live/alerts                             every alert state change
 //
 // RunStream reconnects with Last-Event-ID, so a dropped connection neither
-// loses nor repeats a message.
+// loses nor repeats a message. A query with "live": true answers its frames
+// with the matching channel in meta.channel (goLive), so Grafana subscribes
+// the panel and appends each new message to what the query returned.
 var (
 	_ backend.StreamHandler = (*Datasource)(nil)
 )
@@ -40,21 +47,49 @@ type livePath struct {
 
 func parseLivePath(path string) (livePath, bool) {
 	switch {
-	case path == "live/events":
-		return livePath{params: apiclient.LiveParams{Types: []string{"event"}}, frame: liveEventFrame}, true
+	case path == "live/events" || strings.HasPrefix(path, "live/events/"):
+		return parseLiveEvents(strings.TrimPrefix(path, "live/events"))
 	case path == "live/anomalies":
 		return livePath{params: apiclient.LiveParams{Types: []string{"anomaly"}}, frame: liveAnomalyFrame}, true
 	case path == "live/alerts":
 		return livePath{params: apiclient.LiveParams{Types: []string{"alert"}}, frame: liveAlertFrame}, true
 	case strings.HasPrefix(path, "live/metrics/"):
-		metric := strings.TrimPrefix(path, "live/metrics/")
-		if metric == "" || strings.Contains(metric, "/") {
+		parts := strings.Split(strings.TrimPrefix(path, "live/metrics/"), "/")
+		if slices.Contains(parts, "") {
 			return livePath{}, false
 		}
-		return livePath{params: apiclient.LiveParams{Types: []string{"window"}}, metric: metric,
-			frame: func(m apiclient.LiveMessage) (*data.Frame, error) { return liveWindowFrame(metric, m) }}, true
+		metric, params := parts[0], apiclient.LiveParams{Types: []string{"window"}}
+		switch len(parts) {
+		case 1:
+			return livePath{params: params, metric: metric,
+				frame: func(m apiclient.LiveMessage) (*data.Frame, error) { return liveWindowFrame(metric, m) }}, true
+		case 3:
+			window, basis := parts[1], parts[2]
+			return livePath{params: params, metric: metric,
+				frame: func(m apiclient.LiveMessage) (*data.Frame, error) { return liveSeriesFrame(metric, window, basis, m) }}, true
+		}
 	}
 	return livePath{}, false
+}
+
+// parseLiveEvents reads what follows live/events: an optional /logs, then
+// /topic=<topic> segments.
+func parseLiveEvents(rest string) (livePath, bool) {
+	lp := livePath{params: apiclient.LiveParams{Types: []string{"event"}}}
+	logs := false
+	for i, seg := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
+		switch {
+		case rest == "":
+		case seg == "logs" && i == 0:
+			logs = true
+		case strings.HasPrefix(seg, "topic=") && len(seg) > len("topic="):
+			lp.params.Topics = append(lp.params.Topics, strings.TrimPrefix(seg, "topic="))
+		default:
+			return livePath{}, false
+		}
+	}
+	lp.frame = func(m apiclient.LiveMessage) (*data.Frame, error) { return liveEventFrame(m, logs) }
+	return lp, true
 }
 
 // SubscribeStream accepts the live paths above.
@@ -156,7 +191,9 @@ func (d *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReques
 	}
 }
 
-func liveEventFrame(m apiclient.LiveMessage) (*data.Frame, error) {
+// liveEventFrame is one event as a row of the events query's frame (table
+// or logs), so a live panel appends it to what the query returned.
+func liveEventFrame(m apiclient.LiveMessage, logs bool) (*data.Frame, error) {
 	if m.Event != "event" {
 		return nil, nil
 	}
@@ -164,16 +201,10 @@ func liveEventFrame(m apiclient.LiveMessage) (*data.Frame, error) {
 	if err := json.Unmarshal(m.Data, &e); err != nil {
 		return nil, err
 	}
-	return data.NewFrame("events",
-		data.NewField("created", nil, []time.Time{e.Created.UTC()}),
-		data.NewField("received", nil, []time.Time{e.Received.UTC()}),
-		data.NewField("topic", nil, []string{e.Topic}),
-		data.NewField("resource_type", nil, []string{e.ResourceType}),
-		data.NewField("resource_id", nil, []string{e.ResourceID}),
-		data.NewField("customer_id", nil, []string{e.CustomerID}),
-		data.NewField("source", nil, []string{e.Source}),
-		data.NewField("id", nil, []string{e.ID}),
-	), nil
+	if logs {
+		return eventLogFrame([]apiclient.Event{e}), nil
+	}
+	return eventTableFrame([]apiclient.Event{e}), nil
 }
 
 // liveWindow is a window message.
@@ -210,6 +241,84 @@ func liveWindowFrame(metric string, m apiclient.LiveMessage) (*data.Frame, error
 	), nil
 }
 
+// liveSeriesFrame is a window of one size and clock as a point of the
+// metrics query's series (metricFrames without groups).
+func liveSeriesFrame(metric, window, basis string, m apiclient.LiveMessage) (*data.Frame, error) {
+	if m.Event != "window" {
+		return nil, nil
+	}
+	var w liveWindow
+	if err := json.Unmarshal(m.Data, &w); err != nil {
+		return nil, err
+	}
+	v, ok := w.Metrics[metric]
+	if w.Window != window || w.Basis != basis || !ok {
+		return nil, nil
+	}
+	frames := metricFrames(apiclient.Metrics{Metric: metric, Window: window, Basis: basis,
+		Points: []apiclient.Point{{Start: w.Start, Value: v}}}, "", "")
+	return frames[0], nil
+}
+
+// goLive answers a query that asks for "live": true with the live channel
+// that continues it: the channel goes in the meta of the query's frame
+// when the stream's frames have its schema (events, metrics without
+// groups), or of an empty frame of the stream's schema added to the
+// response (anomalies, alerts), which Grafana fills as messages come.
+func (d *Datasource) goLive(q backend.DataQuery, resp backend.DataResponse) backend.DataResponse {
+	var l struct {
+		Live bool `json:"live"`
+	}
+	if resp.Error != nil || len(q.JSON) == 0 || json.Unmarshal(q.JSON, &l) != nil || !l.Live {
+		return resp
+	}
+	channel := func(path string) string {
+		return live.Channel{Scope: live.ScopeDatasource, Namespace: d.uid, Path: path}.String()
+	}
+	setChannel := func(f *data.Frame, path string) {
+		if f.Meta == nil {
+			f.Meta = &data.FrameMeta{}
+		}
+		f.Meta.Channel = channel(path)
+	}
+	switch q.QueryType {
+	case models.QueryTypeEvents:
+		var m models.EventsQuery
+		_ = models.Decode(q.QueryType, q.JSON, &m) // the query ran: it decodes
+		path := "live/events"
+		if m.Format == models.FormatLogs {
+			path += "/logs"
+		}
+		for _, t := range m.Topics {
+			path += "/topic=" + t
+		}
+		if m.Customer != "" || m.Resource != "" {
+			return badQuery("live: the live feed follows events by topic only; remove the customer and resource filters, or turn live off")
+		}
+		setChannel(resp.Frames[0], path)
+	case models.QueryTypeMetrics:
+		var m models.MetricsQuery
+		_ = models.Decode(q.QueryType, q.JSON, &m)
+		if m.GroupBy != "" || m.FilterParam() != "" {
+			return badQuery("live: a live metrics panel follows the metric over all events; remove groupBy and the filter, or turn live off")
+		}
+		f := resp.Frames[0]
+		custom, _ := f.Meta.Custom.(map[string]string)
+		setChannel(f, "live/metrics/"+f.Name+"/"+custom["window"]+"/"+custom["basis"])
+	case models.QueryTypeAnomalies, models.QueryTypeAlerts:
+		f, path := anomalyRows(nil), "live/anomalies"
+		if q.QueryType == models.QueryTypeAlerts {
+			f, path = alertRows(nil), "live/alerts"
+		}
+		f.Name += " (live)"
+		setChannel(f, path)
+		resp.Frames = append(resp.Frames, f)
+	default:
+		return badQuery(fmt.Sprintf("live: queryType %q has no live stream; live panels follow events, metrics, anomalies and alerts", q.QueryType))
+	}
+	return resp
+}
+
 // liveAnomaly is an anomaly message (as GET /api/v1/anomalies lists them).
 type liveAnomaly struct {
 	Series   string    `json:"series"`
@@ -231,17 +340,31 @@ func liveAnomalyFrame(m apiclient.LiveMessage) (*data.Frame, error) {
 	if err := json.Unmarshal(m.Data, &a); err != nil {
 		return nil, err
 	}
+	return anomalyRows([]liveAnomaly{a}), nil
+}
+
+// anomalyRows is the frame of live/anomalies.
+func anomalyRows(as []liveAnomaly) *data.Frame {
+	n := len(as)
+	start := make([]time.Time, n)
+	series, window, reason := make([]string, n), make([]string, n), make([]string, n)
+	value, score := make([]float64, n), make([]float64, n)
+	expected, low, high := make([]*float64, n), make([]*float64, n), make([]*float64, n)
+	for i, a := range as {
+		start[i], series[i], window[i], reason[i] = a.Start.UTC(), a.Series, a.Window, a.Reason
+		value[i], score[i], expected[i], low[i], high[i] = a.Value, a.Score, a.Expected, a.Low, a.High
+	}
 	return data.NewFrame("anomalies",
-		data.NewField("start", nil, []time.Time{a.Start.UTC()}),
-		data.NewField("series", nil, []string{a.Series}),
-		data.NewField("window", nil, []string{a.Window}),
-		data.NewField("value", nil, []float64{a.Value}),
-		data.NewField("expected", nil, []*float64{a.Expected}),
-		data.NewField("low", nil, []*float64{a.Low}),
-		data.NewField("high", nil, []*float64{a.High}),
-		data.NewField("score", nil, []float64{a.Score}),
-		data.NewField("reason", nil, []string{a.Reason}),
-	), nil
+		data.NewField("start", nil, start),
+		data.NewField("series", nil, series),
+		data.NewField("window", nil, window),
+		data.NewField("value", nil, value),
+		data.NewField("expected", nil, expected),
+		data.NewField("low", nil, low),
+		data.NewField("high", nil, high),
+		data.NewField("score", nil, score),
+		data.NewField("reason", nil, reason),
+	)
 }
 
 // liveAlert is an alert message.
@@ -265,16 +388,30 @@ func liveAlertFrame(m apiclient.LiveMessage) (*data.Frame, error) {
 	if err := json.Unmarshal(m.Data, &a); err != nil {
 		return nil, err
 	}
-	labels, _ := json.Marshal(a.Labels)
+	return alertRows([]liveAlert{a}), nil
+}
+
+// alertRows is the frame of live/alerts.
+func alertRows(as []liveAlert) *data.Frame {
+	n := len(as)
+	at := make([]time.Time, n)
+	str := func() []string { return make([]string, n) }
+	rule, severity, from, state, summary, fingerprint := str(), str(), str(), str(), str(), str()
+	value, labels := make([]float64, n), make([]json.RawMessage, n)
+	for i, a := range as {
+		at[i], rule[i], severity[i], from[i], state[i] = a.At.UTC(), a.Rule, a.Severity, a.From, a.State
+		value[i], summary[i], fingerprint[i] = a.Value, a.Summary, a.Fingerprint
+		labels[i] = mustJSON(a.Labels)
+	}
 	return data.NewFrame("alerts",
-		data.NewField("at", nil, []time.Time{a.At.UTC()}),
-		data.NewField("rule", nil, []string{a.Rule}),
-		data.NewField("severity", nil, []string{a.Severity}),
-		data.NewField("from", nil, []string{a.From}),
-		data.NewField("state", nil, []string{a.State}),
-		data.NewField("value", nil, []float64{a.Value}),
-		data.NewField("summary", nil, []string{a.Summary}),
-		data.NewField("labels", nil, []json.RawMessage{labels}),
-		data.NewField("fingerprint", nil, []string{a.Fingerprint}),
-	), nil
+		data.NewField("at", nil, at),
+		data.NewField("rule", nil, rule),
+		data.NewField("severity", nil, severity),
+		data.NewField("from", nil, from),
+		data.NewField("state", nil, state),
+		data.NewField("value", nil, value),
+		data.NewField("summary", nil, summary),
+		data.NewField("labels", nil, labels),
+		data.NewField("fingerprint", nil, fingerprint),
+	)
 }

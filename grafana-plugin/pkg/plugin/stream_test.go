@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,14 +204,20 @@ func TestSubscribeAndPublishStream(t *testing.T) {
 	ds := newTestDatasource(t, hs.apiURL, readSecret)
 	ctx := context.Background()
 	for path, want := range map[string]backend.SubscribeStreamStatus{
-		"live/events":                   backend.SubscribeStreamStatusOK,
-		"live/anomalies":                backend.SubscribeStreamStatusOK,
-		"live/alerts":                   backend.SubscribeStreamStatusOK,
-		"live/metrics/count":            backend.SubscribeStreamStatusOK,
-		"live/metrics/failure_ratio":    backend.SubscribeStreamStatusOK,
-		"live/metrics/speed":            backend.SubscribeStreamStatusNotFound,
-		"live/metrics/":                 backend.SubscribeStreamStatusNotFound,
-		"live/metrics/count/5m":         backend.SubscribeStreamStatusNotFound,
+		"live/events":                 backend.SubscribeStreamStatusOK,
+		"live/anomalies":              backend.SubscribeStreamStatusOK,
+		"live/alerts":                 backend.SubscribeStreamStatusOK,
+		"live/metrics/count":          backend.SubscribeStreamStatusOK,
+		"live/metrics/failure_ratio":  backend.SubscribeStreamStatusOK,
+		"live/metrics/speed":          backend.SubscribeStreamStatusNotFound,
+		"live/metrics/":               backend.SubscribeStreamStatusNotFound,
+		"live/metrics/count/5m":       backend.SubscribeStreamStatusNotFound,
+		"live/metrics/count/5m/event": backend.SubscribeStreamStatusOK,
+		"live/metrics/count//event":   backend.SubscribeStreamStatusNotFound,
+		"live/events/logs":            backend.SubscribeStreamStatusOK,
+		"live/events/logs/topic=customer_created/topic=transfer_failed": backend.SubscribeStreamStatusOK,
+		"live/events/topic=":            backend.SubscribeStreamStatusNotFound,
+		"live/events/topic=a/logs":      backend.SubscribeStreamStatusNotFound,
 		"live/windows":                  backend.SubscribeStreamStatusNotFound,
 		"live":                          backend.SubscribeStreamStatusNotFound,
 		"":                              backend.SubscribeStreamStatusNotFound,
@@ -248,15 +255,19 @@ func TestRunStreamEvents(t *testing.T) {
 	}
 	stop()
 	checkExactly(t, rec.received(), ids)
+	// Each streamed frame has the schema of the events query's frame, so
+	// Grafana appends it to what a live query returned.
+	resp, err := ds.QueryData(context.Background(), &backend.QueryDataRequest{Queries: []backend.DataQuery{{
+		RefID: "A", QueryType: "events", JSON: []byte(`{"live":true,"limit":1}`),
+		TimeRange: backend.TimeRange{From: time.Unix(0, 0), To: time.Now().Add(24 * time.Hour)}}}})
+	if err != nil || resp.Responses["A"].Error != nil {
+		t.Fatalf("events query: %v %v", err, resp.Responses["A"].Error)
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	f := rec.frames[0]
-	names := []string{}
-	for _, fd := range f.Fields {
-		names = append(names, fd.Name)
-	}
-	if fmt.Sprint(names) != "[created received topic resource_type resource_id customer_id source id]" {
-		t.Errorf("frame fields %v", names)
+	if got, want := schemaOf(f), schemaOf(resp.Responses["A"].Frames[0]); got != want {
+		t.Errorf("a live/events frame has the fields %s, the events query's frame %s", got, want)
 	}
 	if topic, _ := f.FieldByName("topic"); topic.At(0).(string) == "" {
 		t.Errorf("an event frame without its topic")
@@ -264,6 +275,15 @@ func TestRunStreamEvents(t *testing.T) {
 	if c := connections.Load(); c != 1 {
 		t.Errorf("%d connections to the live feed, want 1", c)
 	}
+}
+
+// schemaOf is a frame's fields as name:type.
+func schemaOf(f *data.Frame) string {
+	var b strings.Builder
+	for _, fd := range f.Fields {
+		fmt.Fprintf(&b, "%s:%s ", fd.Name, fd.Type())
+	}
+	return b.String()
 }
 
 // cuttingProxy forwards loopback connections to the API; cut drops every
