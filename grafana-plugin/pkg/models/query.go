@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Query types, the values of a query's queryType.
@@ -46,6 +47,25 @@ type MetricsQuery struct {
 	Basis string `json:"basis"`
 	// NonEmpty leaves out windows without events.
 	NonEmpty bool `json:"nonEmpty"`
+	// Offset, a duration such as 24h or 168h, reads the panel's range that
+	// long before and draws it shifted forward, labelled offset=<Offset>:
+	// a second query of a panel with an offset compares periods.
+	Offset string `json:"offset"`
+}
+
+// MaxOffset bounds a metrics query's offset.
+const MaxOffset = 366 * 24 * time.Hour
+
+// OffsetDuration is the offset as a duration (0 for none).
+func (q MetricsQuery) OffsetDuration() (time.Duration, error) {
+	if q.Offset == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(q.Offset)
+	if err != nil || d <= 0 || d > MaxOffset {
+		return 0, fmt.Errorf("offset: %q is not a duration from 1s to %s (write it like 24h or 168h)", q.Offset, MaxOffset)
+	}
+	return d, nil
 }
 
 // FilterParam is the filter as the API takes it, or "" for none.
@@ -63,7 +83,8 @@ func (q MetricsQuery) Validate() error {
 			return fmt.Errorf("filter: give both a dimension and at least one value, e.g. {\"dimension\":\"topic\",\"values\":[\"customer_created\"]}")
 		}
 	}
-	return nil
+	_, err := q.OffsetDuration()
+	return err
 }
 
 // Event formats.

@@ -3,13 +3,17 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,15 +104,15 @@ func liveHookstream(t *testing.T) *hookstream {
 
 func startHookstream(traffic bool) (*hookstream, error) {
 	ctx := context.Background()
-	alertRules, err := filepath.Abs(filepath.Join("testdata", "server", "alert-rules.yaml"))
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "hookstream-plugin-test")
 	if err != nil {
 		return nil, err
 	}
 	hsCleanup = append(hsCleanup, func() { os.RemoveAll(dir) })
+	alertRules, err := alertRulesWithReceiver(dir)
+	if err != nil {
+		return nil, err
+	}
 
 	// The engine from the root module, built in its own directory so its
 	// go.sum applies: the workspace (go.work) or, with GOWORK=off, the
@@ -244,6 +248,14 @@ func startHookstream(traffic bool) (*hookstream, error) {
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusCreated {
 		return nil, fmt.Errorf("create a silence: %s", resp.Status)
 	}
+	// The always-firing rules notify the test receiver: wait for a
+	// delivery, so the notifications view has rows.
+	if err := poll(60*time.Second, "a notification delivered to the test receiver", func() bool {
+		ns, err := api.Notifications(ctx, 10)
+		return err == nil && slices.ContainsFunc(ns, func(n apiclient.Notification) bool { return n.DeliveredAt != nil })
+	}); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, hs.logs.String())
+	}
 	// The scorer catches up with the closed windows in its own time: wait
 	// until every watched series has scored the last window it learnt.
 	if err := poll(60*time.Second, "the anomaly scorer to score every closed window", func() bool {
@@ -266,6 +278,25 @@ func startHookstream(traffic bool) (*hookstream, error) {
 		return nil, fmt.Errorf("%w\n%s", err, hs.logs.String())
 	}
 	return hs, nil
+}
+
+// alertRulesWithReceiver writes, in dir, testdata/server/alert-rules.yaml
+// with a webhook target on loopback that accepts every notification (the
+// rules name no targets: they notify every target) and a short group_wait.
+func alertRulesWithReceiver(dir string) (string, error) {
+	rules, err := os.ReadFile(filepath.Join("testdata", "server", "alert-rules.yaml"))
+	if err != nil {
+		return "", err
+	}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	hsCleanup = append(hsCleanup, receiver.Close)
+	secret := base64.StdEncoding.EncodeToString([]byte("plugin-tests-webhook-secret-0123"))
+	head := fmt.Sprintf("group_wait: 1s\ntargets:\n  - name: test-receiver\n    kind: webhook\n    url: %s/alerts\n    secret: whsec_%s\n", receiver.URL, secret)
+	path := filepath.Join(dir, "alert-rules.yaml")
+	return path, os.WriteFile(path, append([]byte(head), rules...), 0o600)
 }
 
 // poll checks cond until it holds or timeout passes.

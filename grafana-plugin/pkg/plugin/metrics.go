@@ -31,13 +31,34 @@ func (d *Datasource) queryMetrics(ctx context.Context, _ backend.PluginContext, 
 		}
 		window = formatWindow(chooseWindow(sizes, q.TimeRange.Duration(), q.Interval, q.MaxDataPoints))
 	}
+	offset, _ := m.OffsetDuration() // validated
 	p := apiclient.MetricsParams{Window: window, Metric: m.Metric, GroupBy: m.GroupBy, Filter: m.FilterParam(),
-		Basis: m.Basis, From: q.TimeRange.From, To: q.TimeRange.To, NonEmpty: m.NonEmpty}
+		Basis: m.Basis, From: q.TimeRange.From.Add(-offset), To: q.TimeRange.To.Add(-offset), NonEmpty: m.NonEmpty}
 	res, err := d.api.Metrics(ctx, p)
 	if err != nil {
 		return errResponse("metrics", err)
 	}
-	return backend.DataResponse{Frames: metricFrames(res, m.GroupBy, executed(p))}
+	frames := metricFrames(res, m.GroupBy, executed(p))
+	if offset > 0 {
+		shiftFrames(frames, offset, m.Offset)
+	}
+	return backend.DataResponse{Frames: frames}
+}
+
+// shiftFrames draws series read offset earlier at the panel's times, each
+// labelled offset=<label>, so they overlay the unshifted ones.
+func shiftFrames(frames data.Frames, offset time.Duration, label string) {
+	for _, f := range frames {
+		ts := f.Fields[0]
+		for i := range ts.Len() {
+			ts.Set(i, ts.At(i).(time.Time).Add(offset))
+		}
+		v := f.Fields[1]
+		if v.Labels == nil {
+			v.Labels = data.Labels{}
+		}
+		v.Labels["offset"] = label
+	}
 }
 
 // metricFrames makes one time series frame per group, each sorted by time,

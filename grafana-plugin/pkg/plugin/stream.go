@@ -302,6 +302,9 @@ func (d *Datasource) goLive(q backend.DataQuery, resp backend.DataResponse) back
 		if m.GroupBy != "" || m.FilterParam() != "" {
 			return badQuery("live: a live metrics panel follows the metric over all events; remove groupBy and the filter, or turn live off")
 		}
+		if m.Offset != "" {
+			return badQuery("live: a query with an offset draws the past, which the live feed does not extend; turn live off for it")
+		}
 		f := resp.Frames[0]
 		custom, _ := f.Meta.Custom.(map[string]string)
 		setChannel(f, "live/metrics/"+f.Name+"/"+custom["window"]+"/"+custom["basis"])

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
@@ -40,7 +39,9 @@ func (d *Datasource) values(ctx context.Context, m models.ValuesQuery, tr backen
 	out := []string{}
 	switch m.Kind {
 	case models.ValuesTopics, models.ValuesMetrics, models.ValuesDimensions, models.ValuesDimensionValues:
-		cat, err := d.api.Catalog(ctx, time.Time{})
+		// the dimension values seen in the query's time range (a
+		// dashboard's variable lists what its panels can show)
+		cat, err := d.api.Catalog(ctx, tr.From)
 		if err != nil {
 			return nil, err
 		}
