@@ -82,7 +82,7 @@ func TestMain(m *testing.M) {
 }
 
 // sharedHookstream starts the shared hookstream on first use.
-func sharedHookstream(t *testing.T) *hookstream {
+func sharedHookstream(t testing.TB) *hookstream {
 	t.Helper()
 	hsOnce.Do(func() { hsShared, hsErr = startHookstream(true) })
 	if hsErr != nil {

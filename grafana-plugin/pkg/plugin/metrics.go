@@ -65,30 +65,43 @@ func shiftFrames(frames data.Frames, offset time.Duration, label string) {
 // labelled with its group's dimension value (multi-frame time series:
 // Grafana's panels and alert rules read it without transformations).
 func metricFrames(res apiclient.Metrics, groupBy, query string) data.Frames {
-	byGroup := map[string][]apiclient.Point{}
-	for _, p := range res.Points {
-		byGroup[p.Group] = append(byGroup[p.Group], p)
-	}
-	groups := slices.Clone(res.Groups)
+	groups := res.Groups
 	if len(groups) == 0 {
 		groups = []string{""}
 	}
-	frames := make(data.Frames, 0, len(groups))
-	for _, g := range groups {
-		pts := byGroup[g]
-		slices.SortFunc(pts, func(a, b apiclient.Point) int { return a.Start.Compare(b.Start) })
-		times := make([]time.Time, len(pts))
-		values := make([]float64, len(pts))
-		for i, p := range pts {
-			times[i], values[i] = p.Start.UTC(), p.Value
+	// Two passes over the points, no copies of them: count each group's,
+	// then fill its time and value columns at their final size (the
+	// conversion allocates what the frames hold, and little else).
+	index := make(map[string]int, len(groups))
+	for i, g := range groups {
+		index[g] = i
+	}
+	counts := make([]int, len(groups))
+	for _, p := range res.Points {
+		if i, ok := index[p.Group]; ok {
+			counts[i]++
 		}
+	}
+	times, values := make([][]time.Time, len(groups)), make([][]float64, len(groups))
+	for i, n := range counts {
+		times[i], values[i] = make([]time.Time, 0, n), make([]float64, 0, n)
+	}
+	for _, p := range res.Points {
+		if i, ok := index[p.Group]; ok {
+			times[i] = append(times[i], p.Start.UTC())
+			values[i] = append(values[i], p.Value)
+		}
+	}
+	frames := make(data.Frames, 0, len(groups))
+	for i, g := range groups {
+		sortByTime(times[i], values[i])
 		var labels data.Labels
 		if groupBy != "" {
 			labels = data.Labels{groupBy: g}
 		}
-		value := data.NewField(res.Metric, labels, values)
+		value := data.NewField(res.Metric, labels, values[i])
 		value.SetConfig(&data.FieldConfig{Unit: metricUnit(res.Metric)})
-		f := data.NewFrame(res.Metric, data.NewField("time", nil, times), value)
+		f := data.NewFrame(res.Metric, data.NewField("time", nil, times[i]), value)
 		f.SetMeta(&data.FrameMeta{
 			Type:                   data.FrameTypeTimeSeriesMulti,
 			TypeVersion:            data.FrameTypeVersion{0, 1},
@@ -99,6 +112,23 @@ func metricFrames(res apiclient.Metrics, groupBy, query string) data.Frames {
 		frames = append(frames, f)
 	}
 	return frames
+}
+
+// sortByTime sorts a series' points by time (the API lists them in order:
+// then it only checks).
+func sortByTime(times []time.Time, values []float64) {
+	if slices.IsSortedFunc(times, time.Time.Compare) {
+		return
+	}
+	order := make([]int, len(times))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return times[a].Compare(times[b]) })
+	t, v := slices.Clone(times), slices.Clone(values)
+	for i, o := range order {
+		times[i], values[i] = t[o], v[o]
+	}
 }
 
 // metricUnit is the Grafana unit of an API metric.
