@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/grpcplugin"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
@@ -25,7 +26,8 @@ import (
 // as a child process through hashicorp/go-plugin, with the SDK's handshake
 // and plugin set over gRPC. The settings travel in a pluginv2.PluginContext
 // as Grafana sends them; CheckHealth, a metrics QueryData (Arrow frames)
-// and a CallResource are answered by the process, and Kill ends it.
+// and the other query types, a CallResource and a live stream of new
+// events are answered by the process, and Kill ends it.
 func TestExecutable(t *testing.T) {
 	hs := sharedHookstream(t)
 
@@ -220,6 +222,59 @@ func TestExecutable(t *testing.T) {
 	if !bytes.Equal(want, pretty.Bytes()) {
 		t.Errorf("topics from the executable differs from the golden answer:\n%s", pretty.String())
 	}
+
+	// A live stream through the executable: events sent to the live
+	// hookstream (the shared one's data must not change) arrive as frames.
+	// The stream connects in its own time: batches go until one arrives,
+	// then every event of the next batch must.
+	streams := dispense("stream").(pluginv2.StreamClient)
+	lhs := liveHookstream(t)
+	liveJSON, _ := json.Marshal(map[string]string{"url": lhs.apiURL})
+	livePC := &pluginv2.PluginContext{OrgId: 1, PluginId: PluginID, DataSourceInstanceSettings: &pluginv2.DataSourceInstanceSettings{
+		Id: 2, Uid: "hookstream-exec-live", Name: "hookstream live", JsonData: liveJSON,
+		DecryptedSecureJsonData: map[string]string{"apiToken": readSecret}, LastUpdatedMS: 1000}}
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer scancel()
+	sub, err := streams.SubscribeStream(sctx, &pluginv2.SubscribeStreamRequest{PluginContext: livePC, Path: "live/events"})
+	if err != nil || sub.Status != pluginv2.SubscribeStreamResponse_OK {
+		t.Fatalf("SubscribeStream live/events: %v %v", sub, err)
+	}
+	run, err := streams.RunStream(sctx, &pluginv2.RunStreamRequest{PluginContext: livePC, Path: "live/events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &packetRecorder{}
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			p, err := run.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if err := rec.Send(&backend.StreamPacket{Data: p.Data}); err != nil {
+				recvErr <- err
+				return
+			}
+		}
+	}()
+	for arrived := false; !arrived; {
+		ids := lhs.simEvents(t, 1)
+		arrived = poll(10*time.Second, "an event on the stream", func() bool { return len(rec.received()) > 0 }) == nil
+		if sctx.Err() != nil {
+			t.Fatalf("no event arrived on the stream: %v", ids)
+		}
+	}
+	ids := lhs.simEvents(t, 2)
+	if err := poll(60*time.Second, "every event of the batch on the stream", func() bool { return hasAll(rec.received(), ids) }); err != nil {
+		t.Fatalf("%v: received %d", err, len(rec.received()))
+	}
+	select {
+	case err := <-recvErr:
+		t.Fatalf("the stream ended: %v", err)
+	default:
+	}
+	scancel()
 
 	// Kill ends the process: it returns once the child has been waited for,
 	// so the pid is gone, not a zombie.
