@@ -7,4 +7,6 @@ module.exports = {
   singleQuote: true,
   useTabs: false,
   tabWidth: 2,
+  // .eslintrc has no extension; prettier would read it as YAML.
+  overrides: [{ files: ['.eslintrc'], options: { parser: 'json' } }],
 };

@@ -1,6 +1,10 @@
+/*
+ * Jest configuration in the layout of @grafana/create-plugin. Extend it in
+ * ../jest.config.js rather than editing it.
+ */
 const path = require('path');
-const nodeModulesToTransform = (mods) => `node_modules\/(?!.*(${mods.join('|')})\/.*)`;
-const grafanaESModules = ['.pnpm', 'react-colorful', 'd3', 'd3-color', 'd3-force', 'd3-interpolate', 'd3-scale-chromatic', 'ol', 'marked', 'uuid', 'nanoid', 'rxjs', '@grafana/schema', 'ansicolor', 'monaco-promql', 'react-calendar', 'get-user-locale', 'memoize', 'mimic-function', 'pretty-ms', 'parse-ms', '@wojtekmaj/date-utils', 'micro-memoize', 'marked-mangle', 'ua-parser-js', 'rc-picker', 'i18next', 'react-i18next'];
+const { grafanaESModules, nodeModulesToTransform } = require('./jest/utils');
+
 module.exports = {
   moduleNameMapper: {
     '\\.(css|scss|sass)$': 'identity-obj-proxy',
@@ -11,8 +15,19 @@ module.exports = {
   testEnvironment: 'jest-environment-jsdom',
   testMatch: ['<rootDir>/src/**/__tests__/**/*.{js,jsx,ts,tsx}', '<rootDir>/src/**/*.{spec,test,jest}.{js,jsx,ts,tsx}'],
   transform: {
-    '^.+\\.(t|j)sx?$': ['@swc/jest', { sourceMaps: 'inline', jsc: { parser: { syntax: 'typescript', tsx: true, decorators: false, dynamicImport: true } } }],
+    // .mjs too: some of grafanaESModules (d3-color 3.1.1) ship only .mjs files.
+    '^.+\\.(t|j)sx?$|^.+\\.mjs$': [
+      '@swc/jest',
+      {
+        sourceMaps: 'inline',
+        jsc: {
+          parser: { syntax: 'typescript', tsx: true, decorators: false, dynamicImport: true },
+        },
+      },
+    ],
   },
+  // Jest throws "Cannot use import statement outside a module" (or "Unexpected
+  // token 'export'") on an ES module it did not transform first.
   transformIgnorePatterns: [nodeModulesToTransform(grafanaESModules)],
   watchPathIgnorePatterns: ['<rootDir>/node_modules', '<rootDir>/dist'],
 };

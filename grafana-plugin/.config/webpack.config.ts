@@ -1,7 +1,6 @@
 import CopyWebpackPlugin from 'copy-webpack-plugin';
 import ForkTsCheckerWebpackPlugin from 'fork-ts-checker-webpack-plugin';
 import path from 'path';
-import ReplaceInFileWebpackPlugin from 'replace-in-file-webpack-plugin';
 import { Configuration } from 'webpack';
 import fs from 'fs';
 
@@ -16,6 +15,15 @@ function getPluginJson() {
 }
 function hasReadme() {
   return fs.existsSync(path.resolve(process.cwd(), SOURCE_DIR, 'README.md'));
+}
+
+// withVersionAndDate fills %VERSION% (package.json's version) and %TODAY%
+// (YYYY-MM-DD) in plugin.json and the README as copy-webpack-plugin copies them.
+function withVersionAndDate(content: Buffer): string {
+  return content
+    .toString()
+    .replace(/%VERSION%/g, getPackageJson().version)
+    .replace(/%TODAY%/g, new Date().toISOString().substring(0, 10));
 }
 
 const config = async (env: Record<string, unknown>): Promise<Configuration> => {
@@ -95,28 +103,30 @@ const config = async (env: Record<string, unknown>): Promise<Configuration> => {
     plugins: [
       new CopyWebpackPlugin({
         patterns: [
-          { from: hasReadme() ? 'README.md' : '../README.md', to: '.', force: true, noErrorOnMissing: true },
-          { from: 'plugin.json', to: '.' },
+          // Paths are relative to the context, src/. Everything but plugin.json is
+          // optional: a missing README, CHANGELOG, LICENSE or dashboards/ folder
+          // is no error.
+          { from: 'plugin.json', to: '.', transform: withVersionAndDate },
+          {
+            from: hasReadme() ? 'README.md' : '../README.md',
+            to: '.',
+            transform: withVersionAndDate,
+            noErrorOnMissing: true,
+          },
+          { from: '../CHANGELOG.md', to: '.', noErrorOnMissing: true },
           { from: '../LICENSE', to: '.', noErrorOnMissing: true },
-          { from: '../CHANGELOG.md', to: '.', force: true, noErrorOnMissing: true },
-          { from: '**/*.json', to: '.', globOptions: { ignore: ['**/plugin.json'] }, noErrorOnMissing: true },
-          { from: '**/*.svg', to: '.', noErrorOnMissing: true },
-          { from: '**/*.png', to: '.', noErrorOnMissing: true },
           { from: 'img/**/*', to: '.', noErrorOnMissing: true },
+          { from: 'dashboards/*.json', to: '.', noErrorOnMissing: true },
         ],
       }),
-      new ReplaceInFileWebpackPlugin([
-        {
-          dir: DIST_DIR,
-          files: ['plugin.json', 'README.md'],
-          rules: [
-            { search: /\%VERSION\%/g, replace: getPackageJson().version },
-            { search: /\%TODAY\%/g, replace: new Date().toISOString().substring(0, 10) },
-          ],
-        },
-      ]),
       ...(env.development
-        ? [new ForkTsCheckerWebpackPlugin({ async: true, issue: { include: [{ file: '**/*.{ts,tsx}' }] }, typescript: { configFile: path.join(process.cwd(), 'tsconfig.json') } })]
+        ? [
+            new ForkTsCheckerWebpackPlugin({
+              async: true,
+              issue: { include: [{ file: '**/*.{ts,tsx}' }] },
+              typescript: { configFile: path.join(process.cwd(), 'tsconfig.json') },
+            }),
+          ]
         : []),
     ],
     resolve: {
