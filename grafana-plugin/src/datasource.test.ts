@@ -20,7 +20,14 @@ jest.mock('@grafana/runtime', () => ({
 describe('interpolateQuery', () => {
   it('replaces variables in strings and expands multi-values in arrays', () => {
     const q = interpolateQuery(
-      { refId: 'A', queryType: 'events', journey: '$journey', customer: '$one-1', topics: ['$topics', 'c'], filter: { dimension: 'topic', values: ['$topics'] } },
+      {
+        refId: 'A',
+        queryType: 'events',
+        journey: '$journey',
+        customer: '$one-1',
+        topics: ['$topics', 'c'],
+        filter: { dimension: 'topic', values: ['$topics'] },
+      },
       {}
     );
     expect(q.journey).toBe('customer_verification');

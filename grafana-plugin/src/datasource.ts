@@ -16,8 +16,22 @@ import { VariableQueryEditor } from './components/VariableQueryEditor';
 import { AnnotationQueryEditor } from './components/AnnotationQueryEditor';
 
 const STRING_FIELDS = [
-  'metric', 'window', 'groupBy', 'basis', 'customer', 'resource', 'format', 'journey', 'subject', 'status',
-  'series', 'horizon', 'view', 'state', 'kind', 'dimension',
+  'metric',
+  'window',
+  'groupBy',
+  'basis',
+  'customer',
+  'resource',
+  'format',
+  'journey',
+  'subject',
+  'status',
+  'series',
+  'horizon',
+  'view',
+  'state',
+  'kind',
+  'dimension',
 ] as const;
 
 export function interpolateQuery(q: HookstreamQuery, scopedVars: ScopedVars): HookstreamQuery {
@@ -31,14 +45,19 @@ export function interpolateQuery(q: HookstreamQuery, scopedVars: ScopedVars): Ho
   }
   const expand = (arr: string[]) =>
     arr.flatMap((s) => {
-      const r = srv.replace(s, scopedVars, (value: string | string[]) => (Array.isArray(value) ? value.join('\u0000') : value));
+      const r = srv.replace(s, scopedVars, (value: string | string[]) =>
+        Array.isArray(value) ? value.join('\u0000') : value
+      );
       return r.split('\u0000').filter((x) => x !== '');
     });
   if (out.topics) {
     out.topics = expand(out.topics);
   }
   if (out.filter) {
-    out.filter = { dimension: srv.replace(out.filter.dimension ?? '', scopedVars), values: expand(out.filter.values ?? []) };
+    out.filter = {
+      dimension: srv.replace(out.filter.dimension ?? '', scopedVars),
+      values: expand(out.filter.values ?? []),
+    };
   }
   return out;
 }
@@ -78,7 +97,12 @@ export class DataSource extends DataSourceWithBackend<HookstreamQuery, Hookstrea
       getDefaultQuery: () => ({ queryType: 'anomalies', format: 'annotations' }),
       prepareAnnotation: (a) => {
         const t = (a as any).target as HookstreamQuery | undefined;
-        (a as any).target = { ...(t ?? {}), queryType: t?.queryType ?? 'anomalies', format: t?.format ?? 'annotations', refId: t?.refId ?? 'Anno' };
+        (a as any).target = {
+          ...(t ?? {}),
+          queryType: t?.queryType ?? 'anomalies',
+          format: t?.format ?? 'annotations',
+          refId: t?.refId ?? 'Anno',
+        };
         return a;
       },
     };

@@ -1,15 +1,7 @@
 import { DataQuery, DataSourceJsonData } from '@grafana/schema';
 
 export type QueryType =
-  | 'metrics'
-  | 'events'
-  | 'funnel'
-  | 'journeys'
-  | 'anomalies'
-  | 'forecast'
-  | 'alerts'
-  | 'status'
-  | 'values';
+  'metrics' | 'events' | 'funnel' | 'journeys' | 'anomalies' | 'forecast' | 'alerts' | 'status' | 'values';
 
 export const LIVE_QUERY_TYPES: QueryType[] = ['metrics', 'events', 'anomalies', 'alerts'];
 

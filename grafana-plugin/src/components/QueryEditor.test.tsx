@@ -1,5 +1,4 @@
 import React from 'react';
-import '@testing-library/jest-dom';
 import { act, fireEvent, render, screen } from '@testing-library/react';
 import { QueryEditor } from './QueryEditor';
 
@@ -22,7 +21,9 @@ const ds: any = {
 
 async function renderEditor(query: any, onChange = jest.fn(), onRunQuery = jest.fn()) {
   await act(async () => {
-    render(<QueryEditor datasource={ds} query={{ refId: 'A', ...query }} onChange={onChange} onRunQuery={onRunQuery} />);
+    render(
+      <QueryEditor datasource={ds} query={{ refId: 'A', ...query }} onChange={onChange} onRunQuery={onRunQuery} />
+    );
   });
   return { onChange, onRunQuery };
 }
@@ -39,11 +40,50 @@ describe('QueryEditor', () => {
     expect(screen.getByText('Subject')).toBeInTheDocument();
     expect(screen.queryByText('Live')).not.toBeInTheDocument();
     fireEvent.change(screen.getByLabelText('Subject'), { target: { value: 'cust-1' } });
-    expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'journeys', journey: 'customer_verification', subject: 'cust-1' });
+    expect(onChange).toHaveBeenCalledWith({
+      refId: 'A',
+      queryType: 'journeys',
+      journey: 'customer_verification',
+      subject: 'cust-1',
+    });
     expect(onRunQuery).toHaveBeenCalled();
   });
 
-  it('shows the alerts editor and the status editor has no fields', async () => {
+  it('sets live when the Live switch is turned on', async () => {
+    const { onChange, onRunQuery } = await renderEditor({ queryType: 'events' });
+    fireEvent.click(screen.getByLabelText('Live'));
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ queryType: 'events', live: true }));
+    expect(onRunQuery).toHaveBeenCalled();
+  });
+
+  it.each(['metrics', 'events', 'anomalies', 'alerts'])('offers Live for %s', async (queryType) => {
+    await renderEditor({ queryType });
+    expect(screen.getByLabelText('Live')).toBeInTheDocument();
+  });
+
+  it.each(['funnel', 'journeys', 'forecast', 'status'])('does not offer Live for %s', async (queryType) => {
+    await renderEditor({ queryType });
+    expect(screen.queryByLabelText('Live')).not.toBeInTheDocument();
+  });
+
+  it('starts a new query type from its defaults, keeping Live only where it streams', async () => {
+    const { onChange } = await renderEditor({ queryType: 'events', live: true, topics: ['a'], format: 'logs' });
+    const select = screen.getByLabelText('Query type');
+    fireEvent.keyDown(select, { key: 'ArrowDown' });
+    fireEvent.click(await screen.findByText('Anomalies'));
+    expect(onChange).toHaveBeenLastCalledWith({
+      refId: 'A',
+      queryType: 'anomalies',
+      format: 'scores',
+      limit: 5000,
+      live: true,
+    });
+    fireEvent.keyDown(select, { key: 'ArrowDown' });
+    fireEvent.click(await screen.findByText('Forecast'));
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'forecast' });
+  });
+
+  it('shows the alerts editor', async () => {
     await renderEditor({ queryType: 'alerts' });
     expect(screen.getByText('silences')).toBeInTheDocument();
   });

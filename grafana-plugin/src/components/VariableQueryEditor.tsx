@@ -19,18 +19,34 @@ export function VariableQueryEditor({ query, onChange }: Props) {
       </InlineField>
       {(kind === 'steps' || kind === 'subjects') && (
         <InlineField label="Journey">
-          <Input aria-label="Journey" width={24} value={query.journey ?? ''} onChange={(e) => set({ journey: e.currentTarget.value })} />
+          <Input
+            aria-label="Journey"
+            width={24}
+            value={query.journey ?? ''}
+            onChange={(e) => set({ journey: e.currentTarget.value })}
+          />
         </InlineField>
       )}
       {kind === 'subjects' && (
         <InlineField label="Status">
-          <Select aria-label="Status" width={16} isClearable options={o(['in_progress', 'completed', 'failed', 'abandoned'])}
-            value={query.status || null} onChange={(v) => set({ status: v?.value ?? '' })} />
+          <Select
+            aria-label="Status"
+            width={16}
+            isClearable
+            options={o(['in_progress', 'completed', 'failed', 'abandoned'])}
+            value={query.status || null}
+            onChange={(v) => set({ status: v?.value ?? '' })}
+          />
         </InlineField>
       )}
       {kind === 'dimensionValues' && (
         <InlineField label="Dimension">
-          <Input aria-label="Dimension" width={20} value={query.dimension ?? ''} onChange={(e) => set({ dimension: e.currentTarget.value })} />
+          <Input
+            aria-label="Dimension"
+            width={20}
+            value={query.dimension ?? ''}
+            onChange={(e) => set({ dimension: e.currentTarget.value })}
+          />
         </InlineField>
       )}
     </Stack>
