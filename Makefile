@@ -15,13 +15,16 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build dev test vet fmt docs bench bench-process bench-windows bench-memory bench-api fuzz services-up services-down services-status clean
+.PHONY: help build plugin dev test vet fmt docs bench bench-process bench-windows bench-memory bench-api fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
 
 build: ## build bin/hookstream
 	$(GO) build -o $(BIN) ./cmd/hookstream
+
+plugin: ## build grafana-plugin/dist/ (npm checks, webpack, Go backend for 4 platforms) and zip it
+	GO="$(GO)" grafana-plugin/scripts/package.sh
 
 dev: build ## run hookstream locally with simulated Dwolla traffic (Ctrl-C stops all it started)
 	$(WITH_SERVICES) $(BIN) dev
