@@ -225,6 +225,9 @@ func ParseRules(b []byte, wcfg windows.Config) (*Rules, error) {
 
 	targets := map[string]bool{}
 	for i, t := range rs.Targets {
+		if t == nil {
+			return nil, fmt.Errorf("alert target %d: an empty entry (a lone '-' or ~ under targets:)", i+1)
+		}
 		if err := t.validate(i, targets); err != nil {
 			return nil, err
 		}
@@ -235,6 +238,9 @@ func ParseRules(b []byte, wcfg windows.Config) (*Rules, error) {
 	}
 	seen := map[string]bool{}
 	for i, r := range rs.Rules {
+		if r == nil {
+			return nil, fmt.Errorf("alert rule %d: an empty entry (a lone '-' or ~ under rules:)", i+1)
+		}
 		if r.Name == "" {
 			return nil, fmt.Errorf("alert rule %d: no name", i+1)
 		}

@@ -76,6 +76,9 @@ func ParseWatch(b []byte, wcfg windows.Config) (*Watch, error) {
 	}
 	seen := map[string]bool{}
 	for i, s := range w.Series {
+		if s == nil {
+			return nil, fmt.Errorf("anomaly series %d: an empty entry (a lone '-' or ~ under series:)", i+1)
+		}
 		where := fmt.Sprintf("anomaly series %d (%s)", i+1, s.Name)
 		if s.Name == "" {
 			return nil, fmt.Errorf("anomaly series %d: no name", i+1)
