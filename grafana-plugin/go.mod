@@ -2,6 +2,9 @@ module github.com/hookstream/hookstream/grafana-plugin
 
 go 1.26.8
 
+// node_modules holds a Go package of an npm dependency (flatted): not ours to build or vet
+ignore ./node_modules
+
 require github.com/grafana/grafana-plugin-sdk-go v0.299.0
 
 require (

@@ -39,7 +39,7 @@ done
 # dependencies changed since (a pull, an npm install elsewhere).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "npm ci"
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund --prefer-offline
 fi
 
 step "typecheck"

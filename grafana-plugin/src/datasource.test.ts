@@ -1,7 +1,12 @@
 import { FieldType, toDataFrame } from '@grafana/data';
 import { interpolateQuery, frameToMetricFindValues } from './datasource';
 
-const vars: Record<string, string | string[]> = { journey: 'customer_verification', topics: ['a', 'b'], one: 'x' };
+const vars: Record<string, string | string[]> = {
+  journey: 'customer_verification',
+  topics: ['a', 'b'],
+  one: 'x',
+  offset: '24h',
+};
 
 jest.mock('@grafana/runtime', () => ({
   ...jest.requireActual('@grafana/runtime'),
@@ -27,9 +32,11 @@ describe('interpolateQuery', () => {
         customer: '$one-1',
         topics: ['$topics', 'c'],
         filter: { dimension: 'topic', values: ['$topics'] },
+        offset: '$offset',
       },
       {}
     );
+    expect(q.offset).toBe('24h');
     expect(q.journey).toBe('customer_verification');
     expect(q.customer).toBe('x-1');
     expect(q.topics).toEqual(['a', 'b', 'c']);

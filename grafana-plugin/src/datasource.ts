@@ -32,6 +32,7 @@ const STRING_FIELDS = [
   'state',
   'kind',
   'dimension',
+  'offset',
 ] as const;
 
 export function interpolateQuery(q: HookstreamQuery, scopedVars: ScopedVars): HookstreamQuery {

@@ -20,6 +20,7 @@ export interface HookstreamQuery extends DataQuery {
   filter?: Filter;
   basis?: string;
   nonEmpty?: boolean;
+  offset?: string;
   // events
   topics?: string[];
   customer?: string;

@@ -126,6 +126,35 @@ export function MetricsEditor({ ds, q, set }: SubProps) {
           onChange={(vs) => set({ filter: { dimension: fdim ?? '', values: vs.map((v) => v.value as string) } })}
         />
       </InlineField>
+      <InlineField
+        label="Basis"
+        tooltip="The clock windows are cut on: the event's created time, or when hookstream received it"
+      >
+        <RadioButtonGroup
+          options={opts(['event', 'received'])}
+          value={q.basis || 'event'}
+          onChange={(v) => set({ basis: v })}
+        />
+      </InlineField>
+      <InlineField
+        label="Offset"
+        tooltip="Read the range this long earlier and draw it at the panel's times (24h, 168h): a second query with an offset compares periods"
+      >
+        <Input
+          aria-label="Offset"
+          width={10}
+          placeholder="24h"
+          value={q.offset ?? ''}
+          onChange={(e) => set({ offset: e.currentTarget.value || undefined })}
+        />
+      </InlineField>
+      <InlineField label="Non-empty" tooltip="Leave out windows without events">
+        <InlineSwitch
+          aria-label="Non-empty"
+          value={!!q.nonEmpty}
+          onChange={(e) => set({ nonEmpty: e.currentTarget.checked })}
+        />
+      </InlineField>
     </Stack>
   );
 }
