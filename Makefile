@@ -58,9 +58,14 @@ bench-memory: build ## Redis memory per event (dedup keys, stream entries) on a 
 bench-api: build ## API query latency and live feed over 10M seeded events, kept for reruns (see docs/benchmarks.md)
 	$(WITH_SERVICES) $(BIN) bench api --keep $(BENCH_ARGS)
 
-fuzz: ## fuzz the Dwolla request parser and the spool decoder, FUZZTIME each (default 30s)
+fuzz: ## fuzz every untrusted input (webhook bodies, spool, API parameters, journey/alert/series YAML), FUZZTIME each (default 30s)
 	$(GO) test ./dwolla -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest -run '^$$' -fuzz FuzzDecodeEntry -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz FuzzCursorRoundTrip -fuzztime $(FUZZTIME)
+	$(GO) test ./journeys -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./alert -run '^$$' -fuzz FuzzParseRules -fuzztime $(FUZZTIME)
+	$(GO) test ./anomaly -run '^$$' -fuzz FuzzParseWatch -fuzztime $(FUZZTIME)
 
 services-up: ## start (or find) Redis and PostgreSQL and write .hookstream/env
 	$(SERVICES) up

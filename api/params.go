@@ -24,6 +24,10 @@ type params struct {
 func readParams(u *url.URL, allowed ...string) *params {
 	p := &params{q: u.Query()}
 	for name, vs := range p.q {
+		if name == "" {
+			p.err = badParam("(unnamed)", "a parameter without a name (\"=value\" or a stray \"&=\"); write name=value")
+			return p
+		}
 		if !slices.Contains(allowed, name) {
 			p.err = badParam(name, "unknown parameter; this route takes "+strings.Join(allowed, ", "))
 			return p
