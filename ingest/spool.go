@@ -57,12 +57,24 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create spool directory %q: %w; check HOOKSTREAM_SPOOL_DIR and its permissions", dir, err)
 	}
+	// The spool holds webhook bodies (customers' names and emails): a
+	// folder that already existed with wider permissions is narrowed to
+	// its owner, as are segments an earlier version left readable.
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("spool directory %q is %v, readable by others, and cannot be narrowed to 0700: %w", dir, st.Mode().Perm(), err)
+		}
+		log.Warn("narrowed the spool directory's permissions to 0700", "spool_dir", dir, "was", st.Mode().Perm().String())
+	}
 	s := &spool{dir: dir, log: log}
 	segs, err := s.segments()
 	if err != nil {
 		return nil, err
 	}
 	for _, seq := range segs {
+		if err := os.Chmod(s.segPath(seq), 0o600); err != nil {
+			return nil, fmt.Errorf("cannot narrow spool segment %s to 0600: %w", s.segPath(seq), err)
+		}
 		n, _, err := s.readSegment(seq, 1024, func([]stream.Entry) error { return nil })
 		if err != nil {
 			return nil, err

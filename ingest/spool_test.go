@@ -21,6 +21,45 @@ func entries(n, from int) []stream.Entry {
 	return out
 }
 
+// TestSpoolPermissions: the spool holds webhook bodies, so its folder is
+// its owner's only (0700) and its segments 0600, even when the folder or a
+// segment existed before with wider permissions.
+func TestSpoolPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	sp, err := openSpool(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Append(entries(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sp.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	if err := os.Chmod(segs[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err = openSpool(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("spool folder mode %v, want 0700", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(segs[0]); st.Mode().Perm() != 0o600 {
+		t.Errorf("segment mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
 func TestSpoolRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	sp, err := openSpool(dir, slog.Default())
