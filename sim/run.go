@@ -488,8 +488,17 @@ func (s *apiServer) announce(out io.Writer) {
 	if s == nil {
 		return
 	}
+	// The default credentials are public; credentials someone chose are
+	// not printed (no secret in a log line).
+	key, sec := s.key, s.sec
+	if key != DefaultAPIKey {
+		key = "<your --api-key>"
+	}
+	if sec != DefaultAPISecret {
+		sec = "<your --api-secret>"
+	}
 	fmt.Fprintf(out, "hookstream sim: fake Dwolla API at %s (HOOKSTREAM_DWOLLA_API=%s HOOKSTREAM_DWOLLA_KEY=%s HOOKSTREAM_DWOLLA_SECRET=%s)\n",
-		s.url, s.url, s.key, s.sec)
+		s.url, s.url, key, sec)
 }
 
 // serveOn keeps serving until ctx ends.
