@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build plugin dev test vet fmt docs bench bench-process bench-windows bench-memory bench-api fuzz services-up services-down services-status clean
+.PHONY: help build plugin dev test vet vulncheck fmt docs bench bench-process bench-windows bench-memory bench-api fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -34,6 +34,9 @@ test: ## run every test against real Redis and PostgreSQL (and the console in he
 
 vet: ## go vet
 	$(GO) vet ./... ./grafana-plugin/...
+
+vulncheck: ## govulncheck both modules against a database built offline from golang.org/x/vulndb (docs/security.md)
+	GO="$(GO)" scripts/vulncheck.sh
 
 fmt: ## fail when a Go file is not gofmt-formatted
 	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './.hookstream/*' \
