@@ -23,10 +23,17 @@ func (p *pipeline) simAPI(args ...string) (base string, out *syncBuffer) {
 	p.t.Helper()
 	port := testenv.FreePort(p.t)
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(p.bin, append([]string{"sim", "--api-addr", fmt.Sprintf("127.0.0.1:%d", port),
+	return base, p.background(append([]string{"sim", "--api-addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--api-key", "rc-key", "--api-secret", "rc-secret"}, args...)...)
+}
+
+// background starts a subcommand that runs until the test ends (killed
+// then), and returns what it prints.
+func (p *pipeline) background(args ...string) *syncBuffer {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, args...)
 	cmd.Env = p.env
-	out = &syncBuffer{}
+	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -34,7 +41,7 @@ func (p *pipeline) simAPI(args ...string) (base string, out *syncBuffer) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	p.t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	return base, out
+	return out
 }
 
 func waitOutput(t *testing.T, out *syncBuffer, what string, timeout time.Duration) {
@@ -93,20 +100,11 @@ func TestReconcileRecoversDroppedWebhooks(t *testing.T) {
 	// created before its run, within Dwolla's 30 days.
 	start := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339)
 	const seed = 23
-	cmd := exec.Command(p.bin, "sim", "--url", srv.base+"/webhooks/dwolla", "--webhook-secrets", "pipeline-secret",
+	out := p.background("sim", "--url", srv.base+"/webhooks/dwolla", "--webhook-secrets", "pipeline-secret",
 		"--customers", "300", "--seed", fmt.Sprint(seed), "--start", start, "--rate", "0",
 		"--drop", "0.05", "--duplicates", "0.2", "--reorder", "0.2", "--truth", truth,
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", port), "--api-key", "rc-key", "--api-secret", "rc-secret",
 		"--verify", "events", "--verify-timeout", "90s")
-	cmd.Env = p.env
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 	waitOutput(t, out, "still serving the fake Dwolla API", 150*time.Second)
 	s := out.String()
 	if !strings.Contains(s, " 0 missing, 0 duplicated, 0 unexpected") {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -87,19 +86,10 @@ rules:
 	// fetches them from the fake API with the Dwolla credentials), created
 	// over the day before now: reconciliation looks back 30 days.
 	start := time.Now().UTC().Add(-24 * time.Hour).Format(time.RFC3339)
-	cmd := exec.Command(p.bin, "sim", "--url", srv.base+"/webhooks/dwolla", "--webhook-secrets", secrets["webhook secret"],
+	simOut := p.background("sim", "--url", srv.base+"/webhooks/dwolla", "--webhook-secrets", secrets["webhook secret"],
 		"--customers", "40", "--seed", "31", "--start", start, "--rate", "0", "--drop", "0.1",
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", dwollaPort), "--api-key", secrets["Dwolla key"], "--api-secret", secrets["Dwolla secret"],
 		"--verify", "events", "--verify-timeout", "90s")
-	cmd.Env = p.env
-	simOut := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = simOut, simOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 
 	// Badly signed webhooks: one signed with a near miss of the secret.
 	for _, sig := range []string{"00", hex.EncodeToString([]byte(secrets["webhook secret"]))} {

@@ -82,14 +82,7 @@ func (q ForecastQuery) Validate() (time.Duration, error) {
 	if q.Series == "" {
 		return 0, fmt.Errorf("series: required; name a watched series (volume) or one of its groups (volume/family=transfer); the series resource lists them")
 	}
-	if q.Horizon == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(q.Horizon)
-	if err != nil || d <= 0 || d > MaxHorizon {
-		return 0, fmt.Errorf("horizon: %q is not a duration from 1m to %s (write it like 6h or 90m)", q.Horizon, MaxHorizon)
-	}
-	return d, nil
+	return optionalDuration("horizon", q.Horizon, time.Minute, MaxHorizon, "6h or 90m")
 }
 
 // Alert views.

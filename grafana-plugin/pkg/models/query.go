@@ -58,12 +58,19 @@ const MaxOffset = 366 * 24 * time.Hour
 
 // OffsetDuration is the offset as a duration (0 for none).
 func (q MetricsQuery) OffsetDuration() (time.Duration, error) {
-	if q.Offset == "" {
+	return optionalDuration("offset", q.Offset, time.Minute, MaxOffset, "24h or 168h")
+}
+
+// optionalDuration reads a query's duration field: 0 when it is empty,
+// else a Go duration from lo to hi; the error names the field and shows
+// how to write one.
+func optionalDuration(field, s string, lo, hi time.Duration, examples string) (time.Duration, error) {
+	if s == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(q.Offset)
-	if err != nil || d <= 0 || d > MaxOffset {
-		return 0, fmt.Errorf("offset: %q is not a duration from 1s to %s (write it like 24h or 168h)", q.Offset, MaxOffset)
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s: %q is not a duration from %s to %s (write it like %s)", field, s, lo, hi, examples)
 	}
 	return d, nil
 }

@@ -30,7 +30,7 @@ import (
 // go test ./pkg/plugin -run '^$' -bench BenchmarkMetricsPanel -benchmem -count 5
 func BenchmarkMetricsPanel(b *testing.B) {
 	hs := sharedHookstream(b)
-	ds := newBenchDatasource(b, hs.apiURL)
+	ds := newTestDatasource(b, hs.apiURL, readSecret)
 	// the last 24 hours of the simulated traffic
 	to := simStart.Add(mustDuration(simSpan))
 	tr := backend.TimeRange{From: to.Add(-24 * time.Hour), To: to}
@@ -101,16 +101,6 @@ func BenchmarkMetricsPanel(b *testing.B) {
 			plugin()
 		}
 	})
-}
-
-func newBenchDatasource(b *testing.B, url string) *Datasource {
-	inst, err := NewDatasource(context.Background(), instanceSettings(url, readSecret))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ds := inst.(*Datasource)
-	b.Cleanup(ds.Dispose)
-	return ds
 }
 
 // BenchmarkMetricFrames measures the frame conversion alone (no HTTP) for

@@ -16,7 +16,7 @@ import (
 
 // newTestDatasource is the datasource as Grafana would build it for a
 // datasource configured with url and token.
-func newTestDatasource(t *testing.T, url, token string) *Datasource {
+func newTestDatasource(t testing.TB, url, token string) *Datasource {
 	t.Helper()
 	inst, err := NewDatasource(context.Background(), instanceSettings(url, token))
 	if err != nil {
