@@ -138,7 +138,10 @@ type Key struct {
 
 // Filter selects the records List lists.
 type Filter struct {
-	Series   string // one series, or a prefix ending in "/" (volume/ for every group of volume); "" every series
+	// Series is one instance (volume/family=transfer); a watched series'
+	// name (volume), meaning it and every group of it, as forecasts read
+	// it; a prefix ending in "/" (volume/, every group); "" every series.
+	Series   string
 	From, To time.Time
 	MinScore float64
 	Only     bool // only anomalies (score at or above their series' threshold)
@@ -154,8 +157,12 @@ func List(ctx context.Context, q store.Querier, f Filter) ([]Record, error) {
 	switch {
 	case strings.HasSuffix(f.Series, "/"):
 		conds = append(conds, "starts_with(series, "+arg(f.Series)+")")
-	case f.Series != "":
+	case strings.Contains(f.Series, "/"):
 		conds = append(conds, "series = "+arg(f.Series))
+	case f.Series != "":
+		// instance names are <series> or <series>/<dim>=<value>
+		a := arg(f.Series)
+		conds = append(conds, "(series = "+a+" OR starts_with(series, "+a+" || '/'))")
 	}
 	if !f.From.IsZero() {
 		conds = append(conds, "start >= "+arg(f.From))

@@ -70,6 +70,14 @@ VALUES ($1, $2, 300, 0, $3, 10, 5, 15, $4, $5, 'test')`, fmt.Sprint("volume/fami
 	if len(page.Anomalies) != 15 {
 		t.Fatalf("one series: %d", len(page.Anomalies))
 	}
+	// A series' name is it and every group of it; name/ its groups; a
+	// name that only starts another's is neither.
+	for q, n := range map[string]int{"volume": 30, "volume/": 30, "vol": 0, "volume/family=": 0} {
+		f.get(t, "/api/v1/anomalies?all=true&limit=100&series="+url.QueryEscape(q)+"&"+rng).ok(t).decode(t, &page)
+		if len(page.Anomalies) != n {
+			t.Errorf("series=%s: %d scored windows, want %d", q, len(page.Anomalies), n)
+		}
+	}
 	for _, bad := range []string{"min_score=2", "all=maybe", "limit=0", "cursor=x"} {
 		if a := f.get(t, "/api/v1/anomalies?"+bad); a.status != 400 {
 			t.Fatalf("%s: %d", bad, a.status)

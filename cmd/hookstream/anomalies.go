@@ -18,7 +18,7 @@ func queryAnomaliesCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("hookstream query anomalies", flag.ContinueOnError)
 	var cm common
 	cm.register(fs)
-	series := fs.String("series", "", "one watched series (volume/family=transfer), or every group of one with a trailing / (volume/); default all")
+	series := fs.String("series", "", "one group of a watched series (volume/family=transfer), a series with every group of it (volume), or only its groups (volume/); default all")
 	from := cli.Time(fs, "from", "windows starting at or after, RFC 3339 or a date (default: one day before --to)")
 	to := cli.Time(fs, "to", "windows starting before, RFC 3339 or a date (default now)")
 	minScore := fs.Float64("min-score", 0, "only windows scoring at least this (0..1)")

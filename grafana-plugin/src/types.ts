@@ -3,6 +3,9 @@ import { DataQuery, DataSourceJsonData } from '@grafana/schema';
 export type QueryType =
   'metrics' | 'events' | 'funnel' | 'journeys' | 'anomalies' | 'forecast' | 'alerts' | 'status' | 'values';
 
+// INSTANCE_STATUSES are a journey instance's statuses (models.InstanceStatuses).
+export const INSTANCE_STATUSES = ['in_progress', 'completed', 'failed', 'abandoned'];
+
 export const LIVE_QUERY_TYPES: QueryType[] = ['metrics', 'events', 'anomalies', 'alerts'];
 
 export interface Filter {

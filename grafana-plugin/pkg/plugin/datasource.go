@@ -115,7 +115,16 @@ func (d *Datasource) perQuery(fn queryFunc) backend.QueryDataHandlerFunc {
 				resp.Responses[q.RefID] = badQuery("the datasource is misconfigured: " + d.cfgErr.Error())
 				continue
 			}
-			resp.Responses[q.RefID] = d.goLive(q, fn(ctx, req.PluginContext, q))
+			attach, refusal := d.liveFor(q)
+			if refusal != "" {
+				resp.Responses[q.RefID] = badQuery(refusal)
+				continue
+			}
+			r := fn(ctx, req.PluginContext, q)
+			if attach != nil && r.Error == nil {
+				attach(&r)
+			}
+			resp.Responses[q.RefID] = r
 		}
 		return resp, nil
 	}

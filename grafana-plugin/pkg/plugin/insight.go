@@ -25,7 +25,7 @@ func (d *Datasource) queryAnomalies(ctx context.Context, _ backend.PluginContext
 	}
 	p := apiclient.AnomaliesParams{Series: m.Series, From: q.TimeRange.From, To: q.TimeRange.To,
 		MinScore: m.MinScore, All: m.Format == models.FormatScores, Limit: m.Limit}
-	scores, more, err := d.anomalies(ctx, p)
+	scores, more, err := d.api.Anomalies(ctx, p)
 	if err != nil {
 		return errResponse("anomalies", err)
 	}
@@ -40,22 +40,6 @@ func (d *Datasource) queryAnomalies(ctx context.Context, _ backend.PluginContext
 			Text: fmt.Sprintf("only the latest %d scored windows are shown; narrow the time range or the series, or raise limit (at most %d)", m.Limit, models.MaxAnomalies)})
 	}
 	return backend.DataResponse{Frames: frames}
-}
-
-// anomalies reads the scores of p.Series as the query model means it: a
-// watched series' name (volume) is every group of it, which the API spells
-// volume/; a series without groups has no groups, and is read by its name.
-func (d *Datasource) anomalies(ctx context.Context, p apiclient.AnomaliesParams) ([]apiclient.Score, bool, error) {
-	if p.Series == "" || strings.Contains(p.Series, "/") {
-		return d.api.Anomalies(ctx, p)
-	}
-	grouped := p
-	grouped.Series += "/"
-	scores, more, err := d.api.Anomalies(ctx, grouped)
-	if err != nil || len(scores) > 0 {
-		return scores, more, err
-	}
-	return d.api.Anomalies(ctx, p)
 }
 
 // scoreFrames makes one wide time series frame per series instance: score,

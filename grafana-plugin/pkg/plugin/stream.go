@@ -31,7 +31,7 @@ import (
 //
 // RunStream reconnects with Last-Event-ID, so a dropped connection neither
 // loses nor repeats a message. A query with "live": true answers its frames
-// with the matching channel in meta.channel (goLive), so Grafana subscribes
+// with the matching channel in meta.channel (liveFor), so Grafana subscribes
 // the panel and appends each new message to what the query returned.
 var (
 	_ backend.StreamHandler = (*Datasource)(nil)
@@ -260,31 +260,32 @@ func liveSeriesFrame(metric, window, basis string, m apiclient.LiveMessage) (*da
 	return frames[0], nil
 }
 
-// goLive answers a query that asks for "live": true with the live channel
-// that continues it: the channel goes in the meta of the query's frame
+// liveFor reads whether q asks for "live": true, and how its answer then
+// continues live: attach puts the channel in the meta of the query's frame
 // when the stream's frames have its schema (events, metrics without
-// groups), or of an empty frame of the stream's schema added to the
-// response (anomalies, alerts), which Grafana fills as messages come.
-func (d *Datasource) goLive(q backend.DataQuery, resp backend.DataResponse) backend.DataResponse {
+// groups), or of an empty frame of the stream's schema added to the answer
+// (anomalies, alerts), which Grafana fills as messages come. A query the
+// live feed cannot continue gets refusal instead, before it runs.
+func (d *Datasource) liveFor(q backend.DataQuery) (attach func(*backend.DataResponse), refusal string) {
 	var l struct {
 		Live bool `json:"live"`
 	}
-	if resp.Error != nil || len(q.JSON) == 0 || json.Unmarshal(q.JSON, &l) != nil || !l.Live {
-		return resp
-	}
-	channel := func(path string) string {
-		return live.Channel{Scope: live.ScopeDatasource, Namespace: d.uid, Path: path}.String()
+	if len(q.JSON) == 0 || json.Unmarshal(q.JSON, &l) != nil || !l.Live {
+		return nil, ""
 	}
 	setChannel := func(f *data.Frame, path string) {
 		if f.Meta == nil {
 			f.Meta = &data.FrameMeta{}
 		}
-		f.Meta.Channel = channel(path)
+		f.Meta.Channel = live.Channel{Scope: live.ScopeDatasource, Namespace: d.uid, Path: path}.String()
 	}
 	switch q.QueryType {
 	case models.QueryTypeEvents:
 		var m models.EventsQuery
-		_ = models.Decode(q.QueryType, q.JSON, &m) // the query ran: it decodes
+		_ = models.Decode(q.QueryType, q.JSON, &m) // a bad model is the query's own error
+		if m.Customer != "" || m.Resource != "" {
+			return nil, "live: the live feed follows events by topic only; remove the customer and resource filters, or turn live off"
+		}
 		path := "live/events"
 		if m.Format == models.FormatLogs {
 			path += "/logs"
@@ -292,34 +293,38 @@ func (d *Datasource) goLive(q backend.DataQuery, resp backend.DataResponse) back
 		for _, t := range m.Topics {
 			path += "/topic=" + t
 		}
-		if m.Customer != "" || m.Resource != "" {
-			return badQuery("live: the live feed follows events by topic only; remove the customer and resource filters, or turn live off")
-		}
-		setChannel(resp.Frames[0], path)
+		return func(r *backend.DataResponse) { setChannel(r.Frames[0], path) }, ""
 	case models.QueryTypeMetrics:
 		var m models.MetricsQuery
 		_ = models.Decode(q.QueryType, q.JSON, &m)
 		if m.GroupBy != "" || m.FilterParam() != "" {
-			return badQuery("live: a live metrics panel follows the metric over all events; remove groupBy and the filter, or turn live off")
+			return nil, "live: a live metrics panel follows the metric over all events; remove groupBy and the filter, or turn live off"
 		}
 		if m.Offset != "" {
-			return badQuery("live: a query with an offset draws the past, which the live feed does not extend; turn live off for it")
+			return nil, "live: a query with an offset draws the past, which the live feed does not extend; turn live off for it"
 		}
-		f := resp.Frames[0]
-		custom, _ := f.Meta.Custom.(map[string]string)
-		setChannel(f, "live/metrics/"+f.Name+"/"+custom["window"]+"/"+custom["basis"])
+		// the window size and clock are the answer's (window auto is
+		// resolved by the query)
+		return func(r *backend.DataResponse) {
+			f := r.Frames[0]
+			custom, _ := f.Meta.Custom.(map[string]string)
+			setChannel(f, "live/metrics/"+f.Name+"/"+custom["window"]+"/"+custom["basis"])
+		}, ""
 	case models.QueryTypeAnomalies, models.QueryTypeAlerts:
-		f, path := anomalyRows(nil), "live/anomalies"
-		if q.QueryType == models.QueryTypeAlerts {
-			f, path = alertRows(nil), "live/alerts"
-		}
-		f.Name += " (live)"
-		setChannel(f, path)
-		resp.Frames = append(resp.Frames, f)
-	default:
-		return badQuery(fmt.Sprintf("live: queryType %q has no live stream; live panels follow events, metrics, anomalies and alerts", q.QueryType))
+		return func(r *backend.DataResponse) {
+			f, path := anomalyRows(nil), "live/anomalies"
+			if q.QueryType == models.QueryTypeAlerts {
+				f, path = alertRows(nil), "live/alerts"
+			}
+			f.Name += " (live)"
+			setChannel(f, path)
+			r.Frames = append(r.Frames, f)
+		}, ""
 	}
-	return resp
+	if !slices.Contains(models.QueryTypes, q.QueryType) {
+		return nil, "" // the query answers what is wrong with its type
+	}
+	return nil, fmt.Sprintf("live: queryType %q has no live stream; live panels follow events, metrics, anomalies and alerts", q.QueryType)
 }
 
 // liveAnomaly is an anomaly message (as GET /api/v1/anomalies lists them).

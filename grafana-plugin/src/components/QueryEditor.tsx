@@ -2,7 +2,7 @@ import React, { useEffect, useRef, useState } from 'react';
 import { InlineField, InlineSwitch, Input, MultiSelect, RadioButtonGroup, Select, Stack } from '@grafana/ui';
 import { QueryEditorProps, SelectableValue } from '@grafana/data';
 import { DataSource } from '../datasource';
-import { DEFAULTS, HookstreamOptions, HookstreamQuery, LIVE_QUERY_TYPES, QueryType } from '../types';
+import { DEFAULTS, HookstreamOptions, HookstreamQuery, INSTANCE_STATUSES, LIVE_QUERY_TYPES, QueryType } from '../types';
 
 type Props = QueryEditorProps<DataSource, HookstreamQuery, HookstreamOptions>;
 
@@ -54,6 +54,21 @@ interface SubProps {
 function num(s: string): number | undefined {
   const n = Number(s);
   return s === '' || isNaN(n) ? undefined : n;
+}
+
+// LimitField is the limit every listing query type takes.
+function LimitField({ q, set }: Pick<SubProps, 'q' | 'set'>) {
+  return (
+    <InlineField label="Limit">
+      <Input
+        aria-label="Limit"
+        type="number"
+        width={10}
+        value={q.limit ?? ''}
+        onChange={(e) => set({ limit: num(e.currentTarget.value) })}
+      />
+    </InlineField>
+  );
 }
 
 export function MetricsEditor({ ds, q, set }: SubProps) {
@@ -189,15 +204,7 @@ export function EventsEditor({ ds, q, set }: SubProps) {
           onChange={(e) => set({ resource: e.currentTarget.value })}
         />
       </InlineField>
-      <InlineField label="Limit">
-        <Input
-          aria-label="Limit"
-          type="number"
-          width={10}
-          value={q.limit ?? ''}
-          onChange={(e) => set({ limit: num(e.currentTarget.value) })}
-        />
-      </InlineField>
+      <LimitField q={q} set={set} />
       <InlineField label="Format">
         <RadioButtonGroup
           options={opts(['table', 'logs'])}
@@ -258,20 +265,12 @@ export function JourneysEditor(p: SubProps) {
           aria-label="Status"
           width={16}
           isClearable
-          options={opts(['in_progress', 'completed', 'failed', 'abandoned'])}
+          options={opts(INSTANCE_STATUSES)}
           value={q.status || null}
           onChange={(v) => set({ status: v?.value ?? '' })}
         />
       </InlineField>
-      <InlineField label="Limit">
-        <Input
-          aria-label="Limit"
-          type="number"
-          width={10}
-          value={q.limit ?? ''}
-          onChange={(e) => set({ limit: num(e.currentTarget.value) })}
-        />
-      </InlineField>
+      <LimitField q={q} set={set} />
     </Stack>
   );
 }
@@ -324,15 +323,7 @@ export function AnomaliesEditor(p: SubProps) {
           onChange={(e) => set({ minScore: num(e.currentTarget.value) })}
         />
       </InlineField>
-      <InlineField label="Limit">
-        <Input
-          aria-label="Limit"
-          type="number"
-          width={10}
-          value={q.limit ?? ''}
-          onChange={(e) => set({ limit: num(e.currentTarget.value) })}
-        />
-      </InlineField>
+      <LimitField q={q} set={set} />
     </Stack>
   );
 }
@@ -383,15 +374,7 @@ export function AlertsEditor({ q, set }: SubProps) {
           />
         </InlineField>
       )}
-      <InlineField label="Limit">
-        <Input
-          aria-label="Limit"
-          type="number"
-          width={10}
-          value={q.limit ?? ''}
-          onChange={(e) => set({ limit: num(e.currentTarget.value) })}
-        />
-      </InlineField>
+      <LimitField q={q} set={set} />
     </Stack>
   );
 }

@@ -1,7 +1,7 @@
 import React from 'react';
 import { InlineField, Input, Select, Stack } from '@grafana/ui';
 import { QueryEditorProps } from '@grafana/data';
-import { HookstreamOptions, HookstreamQuery } from '../types';
+import { HookstreamOptions, HookstreamQuery, INSTANCE_STATUSES } from '../types';
 import type { DataSource } from '../datasource';
 
 type Props = QueryEditorProps<DataSource, HookstreamQuery, HookstreamOptions>;
@@ -33,7 +33,7 @@ export function VariableQueryEditor({ query, onChange }: Props) {
             aria-label="Status"
             width={16}
             isClearable
-            options={o(['in_progress', 'completed', 'failed', 'abandoned'])}
+            options={o(INSTANCE_STATUSES)}
             value={query.status || null}
             onChange={(v) => set({ status: v?.value ?? '' })}
           />
