@@ -42,6 +42,9 @@ type Options struct {
 	// ProbeInterval is how often a down Redis is probed and the spool drained.
 	// Default 500ms.
 	ProbeInterval time.Duration
+	// ReusePort makes the role's listener set SO_REUSEPORT (Listen), so
+	// several receivers can share one port for rolling restarts.
+	ReusePort bool
 	// Source says where the events came from; entries record it unless it is the default, stream.SourceWebhook.
 	Source string
 	// DB, if set, is pinged for the readiness report (it never makes ingest unready).

@@ -35,7 +35,7 @@ func NewRole(rdb redis.UniversalClient, keys stream.Keys, addr string, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr, opts.ReusePort)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", addr, err)
 	}

@@ -2,12 +2,15 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,24 +19,43 @@ import (
 
 // RedisServer is a private redis-server process that a test may kill and
 // restart, with its data in the test's temp dir. It persists with an
-// append-only file fsync'd on every write, so a restart keeps what was
-// acknowledged.
+// append-only file (AOF), by default fsync'd on every write, so a restart,
+// even after SIGKILL, keeps what was acknowledged.
 type RedisServer struct {
 	t    testing.TB
 	bin  string
+	opts RedisServerOptions
 	Port int
 	Dir  string
 	cmd  *exec.Cmd
 }
 
-// StartRedisServer starts a private redis-server on a free loopback port.
+// RedisServerOptions configure a private redis-server.
+type RedisServerOptions struct {
+	// AppendFsync is the AOF fsync policy: "always" (the default; every
+	// acknowledged write is on disk), "everysec" (Redis's default; a crash
+	// of the machine or a SIGKILL of Redis may lose the last second) or "no".
+	AppendFsync string
+}
+
+// StartRedisServer starts a private redis-server on a free loopback port,
+// with the AOF fsync'd on every write.
 func StartRedisServer(t testing.TB) *RedisServer {
+	t.Helper()
+	return StartRedisServerWith(t, RedisServerOptions{})
+}
+
+// StartRedisServerWith starts a private redis-server configured by opts.
+func StartRedisServerWith(t testing.TB, opts RedisServerOptions) *RedisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH: %v; install it with `apt-get install -y redis-server` (make test does)", err)
 	}
-	s := &RedisServer{t: t, bin: bin, Port: FreePort(t), Dir: t.TempDir()}
+	if opts.AppendFsync == "" {
+		opts.AppendFsync = "always"
+	}
+	s := &RedisServer{t: t, bin: bin, opts: opts, Port: FreePort(t), Dir: t.TempDir()}
 	s.Start()
 	t.Cleanup(func() { s.Kill() })
 	return s
@@ -47,7 +69,7 @@ func (s *RedisServer) Start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin,
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "yes", "--appendfsync", "always", "--dir", s.Dir,
+		"--appendonly", "yes", "--appendfsync", s.opts.AppendFsync, "--dir", s.Dir,
 		"--logfile", filepath.Join(s.Dir, "redis.log"))
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
@@ -68,6 +90,37 @@ func (s *RedisServer) Start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Shutdown stops the server gracefully (SHUTDOWN: the AOF is flushed and
+// fsync'd) and waits for it to exit.
+func (s *RedisServer) Shutdown() {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))})
+	defer rdb.Close()
+	// SHUTDOWN answers nothing when it succeeds: the connection just closes.
+	if err := rdb.Shutdown(context.Background()).Err(); err != nil && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "connection") {
+		s.t.Logf("redis-server SHUTDOWN: %v; killing it", err)
+		s.cmd.Process.Kill()
+	}
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops the server, with SIGKILL when kill is true (a crash) or
+// gracefully otherwise, and starts it again on the same port and data
+// directory, waiting until it answers (it has loaded its AOF by then).
+func (s *RedisServer) Restart(kill bool) {
+	s.t.Helper()
+	if kill {
+		s.Kill()
+	} else {
+		s.Shutdown()
+	}
+	s.Start()
 }
 
 // Kill stops the server with SIGKILL, as a crash would.
