@@ -57,7 +57,11 @@ func (r *Receiver) reportSince(ctx context.Context, instance string, base Counte
 // report writes one report at now.
 func (r *Receiver) report(ctx context.Context, instance string, now time.Time, rejected, unavailable int64) error {
 	key := r.keys.IngestMinute(now.Unix() / 60)
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	run := r.rdb.TxPipelined
+	if _, ok := r.rdb.(*redis.ClusterClient); ok {
+		run = r.rdb.Pipelined // the two keys are in different slots: no MULTI spans them on a cluster
+	}
+	_, err := run(ctx, func(p redis.Pipeliner) error {
 		if rejected > 0 || unavailable > 0 {
 			p.HIncrBy(ctx, key, stream.IngestRejected, rejected)
 			p.HIncrBy(ctx, key, stream.IngestUnavailable, unavailable)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hookstream/hookstream/dwolla"
@@ -51,18 +52,21 @@ func IsPaused(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, 
 // seconds. A heartbeat that cannot be decoded (a processor of another
 // version?) is left out and named in the error, which comes with the others.
 func Heartbeats(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys) ([]Heartbeat, error) {
+	var mu sync.Mutex
 	var names []string
-	iter := rdb.Scan(ctx, 0, keys.HeartbeatPattern(), 100).Iterator()
-	for iter.Next(ctx) {
-		names = append(names, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	err := stream.ScanKeys(ctx, rdb, keys.HeartbeatPattern(), 100, func(_ context.Context, _ redis.Cmdable, page []string) error {
+		mu.Lock()
+		names = append(names, page...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list processor heartbeats: %w", err)
 	}
 	if len(names) == 0 {
 		return nil, nil
 	}
-	vals, err := rdb.MGet(ctx, names...).Result()
+	vals, err := stream.GetKeys(ctx, rdb, names)
 	if err != nil {
 		return nil, fmt.Errorf("read processor heartbeats: %w", err)
 	}

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 )
@@ -399,11 +397,10 @@ func (c RunConfig) verify(ctx context.Context, truth []string) error {
 	var check func(context.Context) (Report, error)
 	switch c.Verify {
 	case "streams":
-		opt, err := redis.ParseURL(c.RedisURL)
+		rdb, err := stream.NewClient(c.RedisURL, 10*time.Second, 4)
 		if err != nil {
-			return fmt.Errorf("parse --redis-url %q: %w; expected redis://host:port/db", c.RedisURL, err)
+			return fmt.Errorf("--redis-url: %w", err)
 		}
-		rdb := redis.NewClient(opt)
 		defer rdb.Close()
 		keys := stream.NewKeys(c.Namespace, c.Partitions)
 		check = func(ctx context.Context) (Report, error) { return VerifyStreams(ctx, rdb, keys, truth) }

@@ -9,32 +9,17 @@ import (
 
 // DeleteKeys removes every key matching pattern, such as Keys.Pattern() of a
 // namespace, with SCAN and UNLINK in pages: never KEYS or FLUSH, so it is safe
-// on a Redis that others share. It returns how many keys it removed.
+// on a Redis that others share. On a Redis Cluster it scans every master. It
+// returns how many keys it removed.
 func DeleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) (int, error) {
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+	_, cluster := rdb.(*redis.ClusterClient)
+	var n counter
+	err := ScanKeys(ctx, rdb, pattern, 1000, func(ctx context.Context, node redis.Cmdable, keys []string) error {
+		if err := unlinkPage(ctx, node, keys, cluster); err != nil {
 			return fmt.Errorf("unlink keys matching %q: %w", pattern, err)
 		}
-		n += len(batch)
-		batch = batch[:0]
+		n.add(len(keys))
 		return nil
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return n, fmt.Errorf("scan keys matching %q: %w", pattern, err)
-	}
-	return n, flush()
+	})
+	return n.get(), err
 }

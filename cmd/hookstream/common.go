@@ -55,7 +55,7 @@ func source(flagName, value, def string) string {
 
 // opsEnv is the connections an operations command needs.
 type opsEnv struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	db   *pgxpool.Pool
 	keys stream.Keys
 }

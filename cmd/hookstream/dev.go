@@ -16,7 +16,6 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/redis/go-redis/v9"
 )
 
 func devCommand() *ffcli.Command {
@@ -115,11 +114,10 @@ func runDev(ctx context.Context, cfg *serveConfig, perSec float64, stepDelay tim
 	case cfg.api.insecure:
 		tokenLine = "none needed (--api-insecure)"
 	}
-	redisOpt, err := redis.ParseURL(cfg.redisURL)
+	rdb, err := stream.NewClient(cfg.redisURL, 5*time.Second, 4)
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
 	group := stream.NewGroup(rdb, stream.NewKeys(cfg.namespace, cfg.partitions), process.DefaultGroup)
 	base := "http://" + addr

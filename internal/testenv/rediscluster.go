@@ -18,6 +18,15 @@ import (
 // It returns a cluster client; the servers stop when the test ends.
 func StartRedisCluster(t testing.TB) *redis.ClusterClient {
 	t.Helper()
+	rdb, _ := StartRedisClusterNodes(t)
+	return rdb
+}
+
+// StartRedisClusterNodes is StartRedisCluster that also returns the
+// masters' host:port addresses, for tests that hand the cluster to a
+// process by URL.
+func StartRedisClusterNodes(t testing.TB) (*redis.ClusterClient, []string) {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH: %v", err)
@@ -61,7 +70,7 @@ func StartRedisCluster(t testing.TB) *redis.ClusterClient {
 				ok = ok && err == nil && strings.Contains(s, "cluster_state:ok")
 			}
 			if ok {
-				return rdb
+				return rdb, addrs
 			}
 		}
 		if time.Now().After(deadline) {
