@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -33,6 +32,7 @@ type ingestConfig struct {
 	queueSize      int
 	enqueueTimeout time.Duration
 	redisTimeout   time.Duration
+	reusePort      bool
 }
 
 func (c *ingestConfig) register(fs *flag.FlagSet) {
@@ -47,6 +47,7 @@ func (c *ingestConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.queueSize, "queue-size", 8192, "requests that may wait for a commit; beyond it requests wait --enqueue-timeout, then get 503")
 	fs.DurationVar(&c.enqueueTimeout, "enqueue-timeout", 2*time.Second, "bounded wait for room in a full commit queue before answering 503 + Retry-After")
 	fs.DurationVar(&c.redisTimeout, "redis-timeout", 2*time.Second, "bound on one Redis round trip; past it events are spooled locally")
+	fs.BoolVar(&c.reusePort, "reuse-port", false, "listen on --http-addr with SO_REUSEPORT, so two processes can share the port during a rolling restart (Linux, BSD, macOS)")
 }
 
 func (c *ingestConfig) secretList() [][]byte {
@@ -213,7 +214,7 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 		go func() { errc <- serveIngest(ctx, &cfg.ingestConfig, ready) }()
 	} else {
 		n++
-		go func() { errc <- serveMetrics(ctx, cfg.httpAddr, ready) }()
+		go func() { errc <- serveMetrics(ctx, cfg.httpAddr, cfg.reusePort, ready) }()
 	}
 	if r.process {
 		n++
@@ -239,11 +240,11 @@ func serveRoles(ctx context.Context, cfg *serveConfig, r roleSet, ready, apiRead
 
 // serveMetrics serves /healthz and /metrics for a process without the
 // ingest role.
-func serveMetrics(ctx context.Context, addr string, ready chan<- string) error {
+func serveMetrics(ctx context.Context, addr string, reusePort bool, ready chan<- string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { metrics.WritePrometheus(w, true) })
-	ln, err := net.Listen("tcp", addr)
+	ln, err := ingest.Listen(addr, reusePort)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", addr, err)
 	}
@@ -280,7 +281,7 @@ func serveIngest(ctx context.Context, cfg *ingestConfig, ready chan<- string) er
 	opts := ingest.Options{
 		Secrets: cfg.secretList(), MaxBody: cfg.maxBody, SeenTTL: cfg.seenTTL, SpoolDir: cfg.spoolDir,
 		QueueSize: cfg.queueSize, MaxBatch: cfg.maxBatch, Committers: cfg.committers,
-		EnqueueTimeout: cfg.enqueueTimeout, RedisTimeout: cfg.redisTimeout, Logger: log,
+		EnqueueTimeout: cfg.enqueueTimeout, RedisTimeout: cfg.redisTimeout, ReusePort: cfg.reusePort, Logger: log,
 	}
 	if cfg.dbURL != "" {
 		// PostgreSQL only feeds the readiness report here; ingest runs without it.
