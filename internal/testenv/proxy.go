@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,10 +16,12 @@ import (
 
 // Proxy is a loopback TCP proxy a test can cut to make a real server
 // unreachable (connections dropped, new ones refused by an immediate close)
-// and then restore, without stopping the server other tests share.
+// and then restore, or slow down (SetDelay), without touching the server
+// other tests share.
 type Proxy struct {
 	ln     net.Listener
 	target string
+	delay  atomic.Int64 // nanoseconds added before each chunk from the server
 
 	mu    sync.Mutex
 	cut   bool
@@ -52,6 +55,11 @@ func (p *Proxy) Cut() {
 	}
 	clear(p.conns)
 }
+
+// SetDelay holds every chunk the server sends back for d before forwarding
+// it, on open connections and new ones: a request-response protocol then
+// takes about d longer per round trip. Zero removes the delay.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Restore lets connections through again.
 func (p *Proxy) Restore() {
@@ -100,8 +108,28 @@ func (p *Proxy) forward(c net.Conn) {
 		src.Close()
 		done <- struct{}{}
 	}
+	slow := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if d := time.Duration(p.delay.Load()); d > 0 {
+					time.Sleep(d) // the injected latency, not a synchronisation
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
 	go pipe(up, c)
-	go pipe(c, up)
+	go slow(c, up)
 	<-done
 	<-done
 	p.mu.Lock()

@@ -1,0 +1,183 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PGBinDir is where the PostgreSQL 15 server binaries are looked for first
+// (Debian's layout); initdb and postgres on PATH are the fallback.
+const PGBinDir = "/usr/lib/postgresql/15/bin"
+
+// PGServer is a private PostgreSQL server that a test may stop, kill and
+// restart, its cluster in the test's temp dir: trust authentication, bound
+// to 127.0.0.1 on a free port, its unix socket in the temp dir too. As root
+// it runs as the postgres user (PostgreSQL refuses to run as root), like
+// scripts/services.sh does.
+type PGServer struct {
+	t    testing.TB
+	bin  string // folder of initdb and postgres
+	Port int
+	Dir  string // the data directory
+	Sock string // the unix socket directory
+	cred *syscall.Credential
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartPGServer runs initdb in a temp dir and starts the server; it is killed
+// when the test ends. The test is skipped when no PostgreSQL server binaries
+// are installed.
+func StartPGServer(t testing.TB) *PGServer {
+	t.Helper()
+	bin := PGBinDir
+	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		p, err := exec.LookPath("postgres")
+		if err != nil {
+			t.Skipf("no PostgreSQL server binaries in %s or on PATH; install them with `apt-get install -y postgresql-15`", PGBinDir)
+		}
+		bin = filepath.Dir(p)
+	}
+	base := t.TempDir()
+	s := &PGServer{t: t, bin: bin, Port: FreePort(t), Dir: filepath.Join(base, "data"), Sock: filepath.Join(base, "sock")}
+	if err := os.Mkdir(s.Sock, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		s.cred = pgCredential(t)
+		// The postgres user must reach the cluster: the temp dirs are 0700
+		// and root's.
+		for _, d := range []string{filepath.Dir(base), base} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(s.Sock, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(s.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(s.Dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", s.Dir, "-U", "postgres", "--auth=trust",
+		"--encoding=UTF8", "--locale=C", "--no-sync")
+	initdb.Dir = "/"
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// pgCredential is the user a root test runs PostgreSQL as.
+func pgCredential(t testing.TB) *syscall.Credential {
+	t.Helper()
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skipf("running as root and there is no postgres user to run a private PostgreSQL as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// URL is the server's postgres:// URL (database postgres, user postgres).
+func (s *PGServer) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
+}
+
+// Addr is the server's "host:port".
+func (s *PGServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
+
+// Start (re)starts the server and waits until it accepts a login. After a
+// Kill that is crash recovery, which it waits for too.
+func (s *PGServer) Start() {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.Dir, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+s.Sock,
+		"-c", "fsync=off", "-c", "max_connections=200", "-c", "logging_collector=off")
+	cmd.Dir = "/"
+	// Its own process group, so Kill takes the backends down with the
+	// postmaster, as a crash of the machine would.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(s.Dir), "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start postgres: %v", err)
+	}
+	s.cmd, s.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.done)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, s.URL())
+		if err == nil {
+			conn.Close(ctx)
+			cancel()
+			return
+		}
+		cancel()
+		select {
+		case <-s.done:
+			s.t.Fatalf("postgres on port %d exited at start:\n%s", s.Port, s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("postgres on port %d did not accept a login in 30s: %v\n%s", s.Port, err, s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down with a fast shutdown (SIGINT: sessions are
+// ended, open transactions rolled back, a checkpoint written) and waits.
+func (s *PGServer) Stop() {
+	s.t.Helper()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.t.Errorf("postgres did not finish a fast shutdown in 30s; killing it")
+		s.Kill()
+	}
+	s.cmd = nil
+}
+
+// Kill sends SIGKILL to the postmaster and every backend (a crash), and
+// waits for the postmaster to be gone.
+func (s *PGServer) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+	s.cmd = nil
+}
+
+// Log is what the server has logged so far.
+func (s *PGServer) Log() string {
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(s.Dir), "postgres.log"))
+	return string(b)
+}
