@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/hookstream/hookstream/journeys"
@@ -27,6 +28,12 @@ type Status struct {
 	DLQOpen    int64                    `json:"dlq_open"` // -1 when it cannot be told
 	DLQStream  int64                    `json:"dlq_stream_length"`
 	Processors []Heartbeat              `json:"processors"`
+	// Consumers is every consumer of the group on every partition, by
+	// partition then name: what it holds pending and how long since it
+	// last read or claimed. A processor that died keeps its consumers, with
+	// their pending entries, until a survivor takes the entries over and
+	// the idle consumers are removed.
+	Consumers []ConsumerStatus `json:"consumers"`
 	// The event-time watermark (zero when it cannot be told: paused, or a
 	// partition with entries waiting never folded) and, per basis and window
 	// size ("event/1m0s"), where closing has got to.
@@ -37,6 +44,14 @@ type Status struct {
 	// "windows", ...) with the reason.
 	Errors      map[string]string `json:"errors,omitempty"`
 	GeneratedAt time.Time         `json:"generated_at"`
+}
+
+// ConsumerStatus is one consumer of the group on one partition stream.
+type ConsumerStatus struct {
+	Partition int           `json:"partition"`
+	Consumer  string        `json:"consumer"`
+	Pending   int64         `json:"pending"`
+	Idle      time.Duration `json:"idle_ns"`
 }
 
 func (s *Status) fail(part string, err error) {
@@ -61,6 +76,9 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 		st.Total.Pending += p.Pending
 		st.Total.Lag += max(p.Lag, 0)
 		st.Total.OldestAge = max(st.Total.OldestAge, p.OldestAge)
+	}
+	if st.Consumers, err = readConsumers(ctx, rdb, keys, group, st.Partitions); err != nil {
+		st.fail("consumers", err)
 	}
 	if st.Paused, err = IsPaused(ctx, rdb, keys, group); err != nil {
 		return st, err
@@ -103,4 +121,38 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, db *pgxpool.Pool
 		st.fail("journeys", err)
 	}
 	return st, nil
+}
+
+// readConsumers lists the consumers of group on each partition whose group
+// exists, in one pipeline (split by node on a cluster).
+func readConsumers(ctx context.Context, rdb redis.UniversalClient, keys stream.Keys, group string, parts []stream.PartitionStatus) ([]ConsumerStatus, error) {
+	cmds := make([]*redis.XInfoConsumersCmd, len(parts))
+	_, _ = rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, p := range parts {
+			if p.GroupReady {
+				cmds[i] = pipe.XInfoConsumers(ctx, keys.Stream(p.Partition), group)
+			}
+		}
+		return nil
+	})
+	out := []ConsumerStatus{}
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		cs, err := c.Result()
+		if err != nil {
+			return out, fmt.Errorf("read the consumers of %s: %w", keys.Stream(parts[i].Partition), err)
+		}
+		for _, x := range cs {
+			out = append(out, ConsumerStatus{Partition: parts[i].Partition, Consumer: x.Name, Pending: x.Pending, Idle: x.Idle})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return out[i].Consumer < out[j].Consumer
+	})
+	return out, nil
 }

@@ -165,12 +165,54 @@ func printStatus(w io.Writer, r process.Status) {
 		}
 		tw.Flush()
 	}
+	printConsumers(w, r.Consumers)
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w, "\nnot shown, could not be read:")
 		for _, part := range slices.Sorted(maps.Keys(r.Errors)) {
 			fmt.Fprintf(w, "  %s: %s\n", part, r.Errors[part])
 		}
 	}
+}
+
+// printConsumers shows each consumer of the group once: on how many
+// partitions it is registered, what it holds pending (and where), and how
+// long since it last read or claimed on any of them.
+func printConsumers(w io.Writer, cs []process.ConsumerStatus) {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "consumers: none registered")
+		return
+	}
+	type sum struct {
+		parts   int
+		pending int64
+		idle    time.Duration
+		where   []string
+	}
+	by := map[string]*sum{}
+	for _, c := range cs {
+		s := by[c.Consumer]
+		if s == nil {
+			s = &sum{idle: c.Idle}
+			by[c.Consumer] = s
+		}
+		s.parts++
+		s.pending += c.Pending
+		s.idle = min(s.idle, c.Idle)
+		if c.Pending > 0 {
+			s.where = append(s.where, fmt.Sprintf("%d:%d", c.Partition, c.Pending))
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nconsumer\tpartitions\tpending\tidle\tpending by partition")
+	for _, name := range slices.Sorted(maps.Keys(by)) {
+		s := by[name]
+		where := strings.Join(s.where, " ")
+		if where == "" {
+			where = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", name, s.parts, s.pending, s.idle.Round(time.Millisecond), where)
+	}
+	tw.Flush()
 }
 
 func age(d time.Duration) string {
