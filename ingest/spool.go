@@ -162,15 +162,28 @@ func (s *spool) addDepth(n int64) {
 // Depth is the number of entries waiting in the spool.
 func (s *spool) Depth() int64 { return s.depth.Load() }
 
-// Writable reports whether the spool directory accepts new files.
+// Writable reports whether the spool can take a webhook now: a new file in
+// its directory and a block of data in it. An empty file alone would do on
+// a full disk (it needs an inode, not a block), and readiness would then
+// say ready while every webhook is answered 503.
 func (s *spool) Writable() error {
 	f, err := os.CreateTemp(s.dir, ".probe-*")
 	if err != nil {
 		return err
 	}
 	name := f.Name()
+	_, werr := f.Write(make([]byte, 4096))
+	if werr == nil {
+		werr = f.Sync()
+	}
 	f.Close()
-	return os.Remove(name)
+	if err := os.Remove(name); err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("spool directory %q cannot take a webhook: %w; check free space", s.dir, werr)
+	}
+	return nil
 }
 
 // Drain replays every sealed segment through put, chunk by chunk, and deletes

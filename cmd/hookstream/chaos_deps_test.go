@@ -285,17 +285,19 @@ func customerCreated(created time.Time) (id string, body []byte) {
 }
 
 // deliver POSTs a signed webhook and returns the status.
-func deliver(t *testing.T, base string, body []byte) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/dwolla", bytes.NewReader(body))
+func deliver(base string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/webhooks/dwolla", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
 	req.Header.Set(dwolla.SignatureHeader, dwolla.Sign([]byte("pipeline-secret"), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("webhook: %v", err)
+		return 0, err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // TestChaosSpoolDiskFull: Redis unreachable and the spool's disk full. The
@@ -330,16 +332,22 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	full := make(chan struct{})
 	for w := range 4 {
 		wg.Go(func() {
+			after := 0 // requests sent since the first 503
 			for i := 0; ; i++ {
 				select {
 				case <-full:
-					if i > 20 { // a few more after the first 503, all refused too
+					if after++; after > 10 {
 						return
 					}
 				default:
 				}
 				id, body := customerCreated(created.Add(time.Duration(w*100000+i) * time.Millisecond))
-				code := deliver(t, srv.base, body)
+				code, err := deliver(srv.base, body)
+				if err != nil {
+					t.Errorf("webhook: %v", err)
+					stop.Do(func() { close(full) })
+					return
+				}
 				mu.Lock()
 				switch {
 				case code/100 == 2:
@@ -373,9 +381,20 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	// Once the disk is full, every webhook is refused.
 	for range 10 {
 		_, body := customerCreated(created.Add(-time.Hour))
-		if code := deliver(t, srv.base, body); code != http.StatusServiceUnavailable {
-			t.Fatalf("a webhook answered %d with Redis down and the spool's disk full; want 503", code)
+		if code, err := deliver(srv.base, body); err != nil || code != http.StatusServiceUnavailable {
+			t.Fatalf("a webhook answered %d (%v) with Redis down and the spool's disk full; want 503", code, err)
 		}
+	}
+	// Nor is the receiver ready: neither Redis nor the spool can take a
+	// webhook (a load balancer stops sending it any).
+	resp, err := http.Get(srv.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(ready), `"writable": false`) {
+		t.Fatalf("readyz with Redis down and the spool's disk full: %d %s", resp.StatusCode, ready)
 	}
 	if !strings.Contains(srv.logs.String(), "cannot spool events while redis is down; answering 503") {
 		t.Fatalf("no spool failure logged:\n%s", srv.logs.String())
@@ -394,8 +413,8 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	os.Remove(filepath.Join(spoolDir, "filler"))
 	want := append([]string(nil), accepted...)
 	for id, body := range refused {
-		if code := deliver(t, srv.base, body); code/100 != 2 {
-			t.Fatalf("a retried webhook answered %d with Redis back", code)
+		if code, err := deliver(srv.base, body); err != nil || code/100 != 2 {
+			t.Fatalf("a retried webhook answered %d (%v) with Redis back", code, err)
 		}
 		want = append(want, id)
 	}
