@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func NewClient(url string, timeout time.Duration, poolSize int) (redis.Universal
 		}
 		return newCluster(copt, timeout, poolSize), nil
 	}
-	opt, err := redis.ParseURL(url)
+	opt, err := parseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse Redis URL %q: %w; expected redis://[user:pass@]host:port/db, rediss:// for TLS, or a comma-separated list of cluster nodes", redact(url), err)
 	}
@@ -50,15 +51,13 @@ func NewClient(url string, timeout time.Duration, poolSize int) (redis.Universal
 	opt.WriteTimeout = timeout
 	opt.MaxRetries = -1
 	opt.PoolSize = max(opt.PoolSize, poolSize)
-	rdb := redis.NewClient(opt)
-	cluster, err := clusterEnabled(rdb)
+	cluster, err := clusterEnabled(opt)
 	if err != nil {
 		slog.Default().Debug("cannot ask Redis whether it is a cluster; using it as a single Redis", "addr", opt.Addr, "err", err)
 	}
 	if !cluster {
-		return rdb, nil
+		return redis.NewClient(opt), nil
 	}
-	rdb.Close()
 	if opt.DB != 0 {
 		return nil, fmt.Errorf("redis URL %q names database %d, but %s is a Redis Cluster node and a cluster has only database 0; drop /%d from the URL", redact(url), opt.DB, opt.Addr, opt.DB)
 	}
@@ -68,8 +67,13 @@ func NewClient(url string, timeout time.Duration, poolSize int) (redis.Universal
 	}, timeout, poolSize), nil
 }
 
-// clusterEnabled asks a server whether it runs in cluster mode.
-func clusterEnabled(rdb *redis.Client) (bool, error) {
+// clusterEnabled asks a server whether it runs in cluster mode, on a
+// connection of its own: database 0, since a cluster node refuses SELECT.
+func clusterEnabled(opt *redis.Options) (bool, error) {
+	probe := *opt
+	probe.DB, probe.PoolSize, probe.MinIdleConns = 0, 1, 0
+	rdb := redis.NewClient(&probe)
+	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := rdb.Info(ctx, "cluster").Result()
@@ -113,7 +117,7 @@ func parseClusterList(list string) (*redis.ClusterOptions, error) {
 			copt.Addrs = append(copt.Addrs, part)
 			continue
 		}
-		opt, err := redis.ParseURL(part)
+		opt, err := parseURL(part)
 		if err != nil {
 			return nil, fmt.Errorf("redis URL list %q: node %q: %w; expected redis://host:port or host:port", redact(list), redact(part), err)
 		}
@@ -152,4 +156,14 @@ func redact(s string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// parseURL is redis.ParseURL with the URL left out of its errors (it may
+// hold a password; the callers name the URL redacted).
+func parseURL(s string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(s)
+	if ue, ok := errors.AsType[*neturl.Error](err); ok {
+		err = ue.Err
+	}
+	return opt, err
 }
