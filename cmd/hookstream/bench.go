@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/internal/bench"
@@ -14,9 +17,9 @@ import (
 func benchCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:        "bench",
-		ShortUsage:  "hookstream bench ingest|process|windows|memory|api [flags]",
+		ShortUsage:  "hookstream bench ingest|process|windows|memory|api|e2e [flags]",
 		ShortHelp:   "measure hookstream: ingest against reference receivers in one run, Redis memory per event",
-		Subcommands: []*ffcli.Command{benchIngestCommand(), benchProcessCommand(), benchWindowsCommand(), benchMemoryCommand(), benchAPICommand(), benchReceiversCommand()},
+		Subcommands: []*ffcli.Command{benchIngestCommand(), benchProcessCommand(), benchWindowsCommand(), benchMemoryCommand(), benchAPICommand(), benchE2ECommand(), benchReceiversCommand()},
 	}
 }
 
@@ -111,6 +114,7 @@ func benchProcessCommand() *ffcli.Command {
 	fs.BoolVar(&c.Keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schemas")
 	fs.BoolVar(&c.SkipWindows, "no-windows", false, "skip the drain with window folding")
 	fs.BoolVar(&c.SkipJourneys, "no-journeys", false, "skip the drain with journeys folding and the funnel query")
+	fs.BoolVar(&c.SkipFull, "no-full", false, "skip the drain with every fold serve runs (windows and journeys together)")
 	fs.IntVar(&c.SeedInstances, "seed-instances", 1_000_000, "journey instances put in the table before the journeys drain (and queried by the funnel)")
 	fs.DurationVar(&c.Span, "span", time.Hour, "event time the backlog's lifecycles start over (1h: a backlog of an hour's traffic); windows cost more the sparser the events")
 	return &ffcli.Command{
@@ -125,6 +129,8 @@ simulated events, then, in the same run, measures:
               unnest ... ON CONFLICT DO NOTHING, pipelined XACK), events only
   windows     the same, folding the window aggregates too (all sizes and
               dimensions, both clocks)
+  full        the same, folding windows and journeys together, as serve
+              does (the full pipeline)
   naive       one INSERT and one XACK per event (--naive-events of them)
   copy        PostgreSQL COPY of the same rows, already parsed and in
               memory, into the same table over --workers connections at
@@ -254,6 +260,81 @@ The live feed's Redis keys are under a fresh namespace, deleted at the end.`,
 		Exec: func(ctx context.Context, _ []string) error {
 			c.RedisURL, c.DatabaseURL, c.Partitions = cm.redisURL, cm.dbURL, cm.partitions
 			_, err := bench.API(ctx, c)
+			return err
+		},
+	}
+}
+
+func benchE2ECommand() *ffcli.Command {
+	fs := flag.NewFlagSet("hookstream bench e2e", flag.ContinueOnError)
+	var cm common
+	cm.register(fs)
+	c := bench.E2EConfig{Out: os.Stdout}
+	rates := fs.String("rates", "5000,10000", "offered rates measured one after the other (webhooks/s, comma-separated; empty: none)")
+	serveArgs := fs.String("serve-args", "", "more flags for every serve process, space-separated (e.g. \"--workers 3\")")
+	fs.DurationVar(&c.Duration, "duration", time.Minute, "length of each rate's phase")
+	fs.Float64Var(&c.Duplicates, "duplicates", 0.2, "fraction of requests that resend an earlier webhook, as Dwolla's retries do")
+	fs.IntVar(&c.Connections, "connections", 512, "most requests in flight, each on its own connection; past it a request waits and the wait counts in its ACK time")
+	fs.Float64Var(&c.ProbeRate, "probe-rate", 2, "probes per second timed from ACK to their count in the 1m window (0: none)")
+	fs.BoolVar(&c.Split, "split", false, "run the receiver and the processor as two processes (serve --roles ingest; serve --roles process,alert under nice) instead of one serve --roles all")
+	fs.IntVar(&c.Nice, "nice", 10, "with --split: the processor's niceness, so the receiver's ACKs come first when the cores are busy")
+	fs.BoolVar(&c.Sustain, "sustain", false, "after the rates, search the highest rate sustained with the backlog flat and every webhook 2xx")
+	fs.Float64Var(&c.SustainFrom, "sustain-from", 0, "first rate of the search (0: one step above the highest flat rate measured)")
+	fs.Float64Var(&c.SustainStep, "sustain-step", 1000, "step of the search, webhooks/s")
+	fs.DurationVar(&c.SustainDuration, "sustain-duration", time.Minute, "length of each step of the search")
+	fs.BoolVar(&c.Spike, "spike", false, "end with a spike: --spike-base/s for --spike-edge, --spike-factor times that for --spike-duration, back to base for --spike-edge, then the drain")
+	fs.Float64Var(&c.SpikeBase, "spike-base", 1000, "the spike's base rate, webhooks/s")
+	fs.Float64Var(&c.SpikeFactor, "spike-factor", 10, "the spike's peak as a multiple of its base")
+	fs.DurationVar(&c.SpikeDuration, "spike-duration", time.Minute, "how long the peak lasts")
+	fs.DurationVar(&c.SpikeEdge, "spike-edge", 20*time.Second, "how long the base rate runs before and after the peak")
+	fs.DurationVar(&c.DrainLimit, "drain-limit", 2*time.Minute, "how long the backlog may take to drain after a phase before the phase counts as not drained")
+	fs.StringVar(&c.Target, "target", "", "webhook URL of a running deployment to load instead of starting hookstream here; --redis-url, --database-url (with the schema's search_path), --namespace, --partitions and --bench-secret must be the deployment's")
+	fs.StringVar(&c.Secret, "bench-secret", "bench-e2e-secret", "secret the webhooks are signed with (with --target: one of the deployment's --webhook-secrets)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the benchmark's Redis keys and PostgreSQL schema")
+	return &ffcli.Command{
+		Name:       "e2e",
+		ShortUsage: "hookstream bench e2e [--rates 5000,10000] [--sustain] [--spike] [flags]",
+		ShortHelp:  "the whole pipeline under open-loop webhook load: ACK latency, lag, window freshness, CPU per event, sustainable rate, spike",
+		LongHelp: `Starts hookstream as a user runs it, serve --roles all (the receiver, the
+processor folding windows, journeys and anomaly scores, and alerting), as a
+child process on a fresh namespace and PostgreSQL schema (--split: two
+processes), or loads a running deployment (--target). It offers simulated
+Dwolla traffic (every topic, lifecycles in order, created = the time sent,
+--duplicates of them resent) open loop, at each of --rates for --duration,
+and reports per phase:
+
+  ACK        p50, p99, max from each request's scheduled time; non-2xx
+  lag        receipt to stored (events.stored_at - received_at), p50, p99,
+             and p99 per 10 s of receipt
+  backlog    the consumer group's undelivered + pending entries each
+             second, its slope, "flat" when it grows by less than 1% of the
+             offered rate; how long it took to drain after the load
+  visible    probe webhooks' ACK to their count in the 1m window, read
+             through the query layer the API and Grafana use
+  CPU        per stored event: hookstream (each process), Redis,
+             PostgreSQL (every postgres process on the machine) and the
+             load generator itself, which shares the machine
+
+--sustain then searches the highest rate sustained with the backlog flat and
+every webhook answered 2xx; --spike ends with a 10x spike and its drain.`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			c.RedisURL, c.DatabaseURL, c.Partitions, c.Namespace = cm.redisURL, cm.dbURL, cm.partitions, cm.namespace
+			if *serveArgs != "" {
+				c.ServeArgs = strings.Fields(*serveArgs)
+			}
+			for _, f := range strings.Split(*rates, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				r, err := strconv.ParseFloat(f, 64)
+				if err != nil {
+					return fmt.Errorf("--rates: %q is not a number of webhooks per second", f)
+				}
+				c.Rates = append(c.Rates, r)
+			}
+			_, err := bench.E2E(ctx, c)
 			return err
 		},
 	}

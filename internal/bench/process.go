@@ -54,6 +54,9 @@ type ProcessConfig struct {
 	// SkipJourneys skips the drain with journeys folding and the funnel
 	// query (--no-journeys).
 	SkipJourneys bool
+	// SkipFull skips the drain with every fold serve runs (windows and
+	// journeys together).
+	SkipFull bool
 	// SeedInstances is the number of journey instances put in the table
 	// before the journeys drain and queried by the funnel (--seed-instances;
 	// the flag's default is 1,000,000, zero seeds none).
@@ -83,7 +86,7 @@ func (c ProcessConfig) withDefaults() (ProcessConfig, error) {
 
 // Phase is one contender's measurement.
 type Phase struct {
-	Name   string // hookstream, journeys, windows, naive or copy
+	Name   string // hookstream, journeys, windows, full, naive or copy
 	Events int64
 	Took   time.Duration
 	// CPU time that this process, PostgreSQL and Redis spent in the phase.
@@ -276,6 +279,18 @@ func Process(ctx context.Context, c ProcessConfig) (ProcessReport, error) {
 		}
 	}
 
+	// the full pipeline as serve runs it: windows and journeys folded in
+	// the same batch (process.NewFolds)
+	if !c.SkipFull {
+		folds, err := process.NewFolds(windows.Config{}, journeys.Default(), journeys.DefaultCacheMB)
+		if err != nil {
+			return rep, err
+		}
+		if err := drain("full", "bench-full", folds); err != nil {
+			return rep, err
+		}
+	}
+
 	// naive
 	naivePool, err := schema("naive")
 	if err != nil {
@@ -355,6 +370,9 @@ func (r ProcessReport) writeSummary(out io.Writer) {
 		hs.Rate()/naive.Rate(), hs.Rate()/cp.Rate())
 	if w, ok := r.Phase("windows"); ok {
 		fmt.Fprintf(out, "with windows folding: %.2fx the events-only drain rate (aim >= 0.8x)\n", w.Rate()/hs.Rate())
+	}
+	if f, ok := r.Phase("full"); ok {
+		fmt.Fprintf(out, "full pipeline (events, windows, journeys): %.2fx copy (aim >= 0.25x), %.2fx the events-only drain rate\n", f.Rate()/cp.Rate(), f.Rate()/hs.Rate())
 	}
 	if j, ok := r.Phase("journeys"); ok {
 		fmt.Fprintf(out, "with journeys folding: %.2fx the events-only drain rate (aim >= 0.7x)\n", j.Rate()/hs.Rate())
