@@ -159,20 +159,38 @@ func (r *Receiver) shutdown() {
 	}
 }
 
-// Handler serves POST /webhooks/dwolla, GET /healthz, GET /readyz and GET /metrics.
+// Handler serves POST /webhooks/dwolla, GET /healthz, GET /readyz and GET
+// /metrics. Anything else is answered in JSON too: 405 for another method
+// on those paths, 404 elsewhere (never net/http's plain-text pages, and
+// never the path or a header echoed back).
 func (r *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/dwolla", http.HandlerFunc(r.ServeWebhook))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/healthz", readOnly(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"alive"}` + "\n"))
-	})
-	mux.HandleFunc("GET /readyz", r.serveReady)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.Handle("/readyz", readOnly(r.serveReady))
+	mux.Handle("/metrics", readOnly(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		metrics.WritePrometheus(w, true)
+	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, response{Status: "error", Error: "no such endpoint; webhooks are POSTed to /webhooks/dwolla"})
 	})
 	return mux
+}
+
+// readOnly serves fn for GET and HEAD, and 405 for any other method.
+func readOnly(fn http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, response{Status: "error", Error: "only GET is accepted here"})
+			return
+		}
+		fn(w, req)
+	})
 }
 
 // response is the JSON body of every webhook answer.
