@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookstream/hookstream/stream"
@@ -17,6 +18,14 @@ import (
 // finish and every accepted event is committed (Redis or spool) within it.
 const ShutdownWait = 20 * time.Second
 
+// DrainWait bounds the first step of the stop: every response says
+// "Connection: close" until the clients' keep-alive connections are gone or
+// DrainWait has passed. A client then never sends a request on a connection
+// the server is closing as idle (a POST that is not retried: a failed
+// delivery), and with --reuse-port its next connection goes to a receiver
+// that stays.
+const DrainWait = 2 * time.Second
+
 // Role is the ingest role: the Receiver behind its HTTP server. Create it
 // with NewRole, which already listens (so Addr is known), and run it once
 // with Run.
@@ -25,6 +34,10 @@ type Role struct {
 	srv  *http.Server
 	ln   net.Listener
 	log  *slog.Logger
+	// draining makes every response close its connection; open counts
+	// the connections not yet closed.
+	draining atomic.Bool
+	open     atomic.Int64
 }
 
 // NewRole builds the receiver over the partitions of keys and listens on
@@ -39,23 +52,49 @@ func NewRole(rdb redis.UniversalClient, keys stream.Keys, addr string, opts Opti
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w; is another process using the port? set HOOKSTREAM_HTTP_ADDR", addr, err)
 	}
-	return &Role{
-		recv: recv, ln: ln, log: recv.opts.Logger,
-		srv: &http.Server{
-			Handler:           recv.Handler(),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       15 * time.Second,
-			WriteTimeout:      15 * time.Second,
-			IdleTimeout:       120 * time.Second,
+	r := &Role{recv: recv, ln: ln, log: recv.opts.Logger}
+	h := recv.Handler()
+	r.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if r.draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, req)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				r.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				r.open.Add(-1)
+			}
 		},
-	}, nil
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	return r, nil
+}
+
+// drain answers with "Connection: close" until no connection is open or
+// DrainWait has passed (see DrainWait).
+func (r *Role) drain() {
+	r.draining.Store(true)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(DrainWait)
+	for r.open.Load() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
 }
 
 // Addr is the address the role listens on.
 func (r *Role) Addr() string { return r.ln.Addr().String() }
 
 // Run starts the receiver and serves webhooks until ctx ends, then stops in
-// order: stop accepting requests, let those in flight finish (each waits for
+// order: close keep-alive connections after their next response (at most
+// DrainWait), stop accepting requests, let those in flight finish (each waits for
 // its commit; past ShutdownWait their connections are closed), stop the
 // committers and the drainer, close the spool. It returns once everything it
 // started has stopped.
@@ -74,11 +113,15 @@ func (r *Role) Run(ctx context.Context) error {
 	case serveErr = <-errc:
 		serveErr = fmt.Errorf("http server on %s: %w", r.Addr(), serveErr)
 	}
-	// Shutdown order: stop accepting and let the requests in flight finish
-	// (each waits for its commit); past ShutdownWait, close their
+	// Shutdown order: close the keep-alive connections after their next
+	// response (drain); stop accepting and let the requests in flight
+	// finish (each waits for its commit); past ShutdownWait, close their
 	// connections. Then stop the committers and the drainer and close the
 	// spool, waiting for that to end whatever it takes: the caller closes
 	// the Redis client once Run returns.
+	if serveErr == nil {
+		r.drain()
+	}
 	var errs []error
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownWait)
 	defer cancel()

@@ -24,6 +24,7 @@ import (
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/sim"
 	"github.com/hookstream/hookstream/windows"
+	"github.com/redis/go-redis/v9"
 )
 
 // load is a simulator run in the background: signed webhooks at a bounded
@@ -133,10 +134,20 @@ func (pr *proc) kill9() {
 func (p *pipeline) checkChaos(want []string) {
 	t := p.t
 	t.Helper()
-	testenv.WaitFor(t, 90*time.Second, "every event stored and nothing left to process", func() bool {
+	var last string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
 		st := p.status()
-		return p.stored() >= int64(len(want)) && st.Total.Pending == 0 && st.Total.Lag == 0
-	})
+		n := p.stored()
+		if n >= int64(len(want)) && st.Total.Pending == 0 && st.Total.Lag == 0 {
+			break
+		}
+		last = fmt.Sprintf("%d of %d events stored, %d entries pending, lag %d, %d dead letters, %d stream entries", n, len(want), st.Total.Pending, st.Total.Lag, st.DLQOpen, p.entries())
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90s, still %s", last)
+		}
+		time.Sleep(100 * time.Millisecond) // polling, as testenv.WaitFor does
+	}
 	rep, err := sim.VerifyEvents(context.Background(), p.db, want)
 	if err != nil || !rep.OK() {
 		t.Fatalf("events table vs ground truth: %v %v", rep, err)
@@ -352,6 +363,12 @@ func TestChaosRedisKillNine(t *testing.T) {
 	p := newPipeline(t)
 	rs := testenv.StartRedisServerWith(t, testenv.RedisServerOptions{AppendFsync: "everysec"})
 	p.env = append(p.env, "HOOKSTREAM_REDIS_URL="+rs.URL()) // the last value of a variable wins
+	opt, err := redis.ParseURL(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rdb = redis.NewClient(opt) // the shared Redis's client stays with its cleanup
+	t.Cleanup(func() { p.rdb.Close() })
 	spool := t.TempDir()
 	recv := p.serve("--roles", "ingest", "--spool-dir", spool, "--redis-timeout", "500ms")
 	worker := p.serve(processorArgs...)
@@ -431,10 +448,12 @@ func TestChaosRollingRestart(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	recvArgs := []string{"--roles", "ingest", "--reuse-port"}
-	recvs := []*proc{p.serveAt(addr, recvArgs...), p.serveAt(addr, recvArgs...)}
+	// Each receiver has its own spool, as on two hosts; a restart keeps it.
+	spools := []string{t.TempDir(), t.TempDir()}
+	recvArgs := func(i int) []string { return []string{"--roles", "ingest", "--reuse-port", "--spool-dir", spools[i]} }
+	recvs := []*proc{p.serveAt(addr, recvArgs(0)...), p.serveAt(addr, recvArgs(1)...)}
 	procs := []*proc{p.serve(processorArgs...), p.serve(processorArgs...)}
-	l := p.startLoad("http://"+addr+"/webhooks/dwolla", 600, 34)
+	l := p.startLoad("http://"+addr+"/webhooks/dwolla", 800, 34)
 	progress := func(what string) {
 		t.Helper()
 		n := p.entries()
@@ -446,16 +465,20 @@ func TestChaosRollingRestart(t *testing.T) {
 		if !strings.Contains(recvs[i].logs.String(), "ingest stopped") {
 			t.Fatalf("receiver %d did not stop in order:\n%s", i, recvs[i].logs.String())
 		}
-		recvs[i] = p.startServe(addr, recvArgs...)
+		recvs[i] = p.startServe(addr, recvArgs(i)...)
 		testenv.WaitFor(t, 20*time.Second, "the restarted receiver to listen", func() bool {
 			return strings.Contains(recvs[i].logs.String(), "ingest listening")
 		})
 		progress(fmt.Sprintf("receiver %d restarted", i))
 	}
+	select {
+	case <-l.done:
+		t.Fatal("the load ended before the receivers' restarts were over: the test needs more events")
+	default:
+	}
 	for i := range procs {
 		procs[i].stop(t)
 		procs[i] = p.serve(processorArgs...)
-		progress(fmt.Sprintf("processor %d restarted", i))
 	}
 	want, st := l.wait(t)
 	if st.retries != 0 || st.netErrors != 0 || st.non2xx != "none" {
@@ -485,14 +508,17 @@ func TestChaosClockSkew(t *testing.T) {
 	p.checkChaos(append(a, b...))
 	// Every closed window holds what it held at its close plus what came
 	// late: count = closed count + late.
-	var closed, bad int64
-	if err := p.db.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE a.count <> c.count + a.late)
-		FROM window_closes c JOIN window_aggs a USING (basis, size_s, start) WHERE a.dim = 'all'`).Scan(&closed, &bad); err != nil {
+	var closed, bad, late int64
+	if err := p.db.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE a.count <> c.count + a.late), coalesce(sum(a.late), 0)
+		FROM window_closes c JOIN window_aggs a USING (basis, size_s, start) WHERE a.dim = 'all'`).Scan(&closed, &bad, &late); err != nil {
 		t.Fatal(err)
+	}
+	if closed == 0 {
+		t.Fatal("no window closed: the check of closed windows checked nothing")
 	}
 	if bad != 0 {
 		t.Fatalf("%d of %d closed windows do not hold their count at the close plus their late events", bad, closed)
 	}
-	t.Logf("%d windows closed; every one equals its count at the close plus its late events", closed)
+	t.Logf("%d windows closed, %d late events in them; every one equals its count at the close plus its late events", closed, late)
 	srv.stop(t)
 }
