@@ -166,7 +166,7 @@ func TestChaosPostgresRestart(t *testing.T) {
 	p.run("migrate", "up")
 
 	srv := p.serve("--roles", "ingest,process", "--read-block", "200ms", "--breaker-failures", "3", "--breaker-open", "500ms")
-	truth, out := p.loadSim(srv, 300, 300, "31")
+	truth, out := p.loadSim(srv, 400, 300, "31")
 	opened := func() int { return strings.Count(srv.logs.String(), "to=open") }
 	for i, outage := range []struct {
 		name string
@@ -244,10 +244,10 @@ func (p *pipeline) envValue(key string) string {
 	return v
 }
 
-// tmpfs mounts a tmpfs of size bytes in a temp dir and unmounts it when the
+// mountTmpfs mounts a tmpfs of size bytes in a temp dir and unmounts it when the
 // test ends; it skips the test where that cannot be done (not root, no
 // mount permission in this container).
-func tmpfs(t *testing.T, size int) string {
+func mountTmpfs(t *testing.T, size int) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("a full disk is made with a small tmpfs, which needs root (mount -t tmpfs); not root here")
@@ -264,8 +264,8 @@ func tmpfs(t *testing.T, size int) string {
 	return dir
 }
 
-// fill writes zeros into dir until the disk refuses, leaving it full.
-func fill(t *testing.T, dir string) {
+// fillDisk writes zeros into dir until the disk refuses, leaving it full.
+func fillDisk(t *testing.T, dir string) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
@@ -280,8 +280,8 @@ func fill(t *testing.T, dir string) {
 	}
 }
 
-// customerCreated is a minimal signed-able Dwolla event with a fresh id.
-func customerCreated(created time.Time) (id string, body []byte) {
+// newCustomerCreated is a minimal signed-able Dwolla event with a fresh id.
+func newCustomerCreated(created time.Time) (id string, body []byte) {
 	id = uuid.NewString()
 	cust := "https://api-sandbox.dwolla.com/customers/" + uuid.NewString()
 	body = fmt.Appendf(nil, `{"id":%q,"resourceId":%q,"topic":"customer_created","timestamp":%q,"created":%q,`+
@@ -290,8 +290,8 @@ func customerCreated(created time.Time) (id string, body []byte) {
 	return id, body
 }
 
-// deliver POSTs a signed webhook and returns the status.
-func deliver(base string, body []byte) (int, error) {
+// postWebhook POSTs a signed webhook and returns the status.
+func postWebhook(base string, body []byte) (int, error) {
 	req, err := http.NewRequest(http.MethodPost, base+"/webhooks/dwolla", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -314,7 +314,7 @@ func deliver(base string, body []byte) (int, error) {
 // 503, delivered again as Dwolla would, are stored too.
 func TestChaosSpoolDiskFull(t *testing.T) {
 	t.Parallel()
-	spoolDir := tmpfs(t, 256<<10)
+	spoolDir := mountTmpfs(t, 256<<10)
 	p := newPipeline(t)
 	opt, err := url.Parse(testenv.RedisURL())
 	if err != nil {
@@ -347,8 +347,8 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 					}
 				default:
 				}
-				id, body := customerCreated(created.Add(time.Duration(w*100000+i) * time.Millisecond))
-				code, err := deliver(srv.base, body)
+				id, body := newCustomerCreated(created.Add(time.Duration(w*100000+i) * time.Millisecond))
+				code, err := postWebhook(srv.base, body)
 				if err != nil {
 					t.Errorf("webhook: %v", err)
 					stop.Do(func() { close(full) })
@@ -376,7 +376,7 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	<-full
 	// The disk is full now: whatever free space the spool's segments left
 	// goes to a filler, so every later write fails.
-	fill(t, spoolDir)
+	fillDisk(t, spoolDir)
 	wg.Wait()
 	if len(other) > 0 {
 		t.Fatalf("answers other than 2xx and 503 with Redis down and the disk full: %v", other)
@@ -386,8 +386,8 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	}
 	// Once the disk is full, every webhook is refused.
 	for range 10 {
-		_, body := customerCreated(created.Add(-time.Hour))
-		if code, err := deliver(srv.base, body); err != nil || code != http.StatusServiceUnavailable {
+		_, body := newCustomerCreated(created.Add(-time.Hour))
+		if code, err := postWebhook(srv.base, body); err != nil || code != http.StatusServiceUnavailable {
 			t.Fatalf("a webhook answered %d (%v) with Redis down and the spool's disk full; want 503", code, err)
 		}
 	}
@@ -419,7 +419,7 @@ func TestChaosSpoolDiskFull(t *testing.T) {
 	os.Remove(filepath.Join(spoolDir, "filler"))
 	want := append([]string(nil), accepted...)
 	for id, body := range refused {
-		if code, err := deliver(srv.base, body); err != nil || code/100 != 2 {
+		if code, err := postWebhook(srv.base, body); err != nil || code/100 != 2 {
 			t.Fatalf("a retried webhook answered %d (%v) with Redis back", code, err)
 		}
 		want = append(want, id)
@@ -566,7 +566,7 @@ func TestChaosDwollaDown(t *testing.T) {
 	if !strings.Contains(strings.ToLower(msg), "dwolla") {
 		t.Fatalf("the error does not say the Dwolla API could not be reached:\n%s", msg)
 	}
-	t.Logf("reconcile with the API down: %s", lastLine(msg))
+	t.Logf("reconcile with the API down: %s", lastLineOf(msg))
 	var listed struct {
 		Runs []reconcile.Run `json:"runs"`
 	}
@@ -593,7 +593,7 @@ func TestChaosDwollaDown(t *testing.T) {
 	p.verifyExact(srv, ids, true)
 }
 
-func lastLine(s string) string {
+func lastLineOf(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]
 }

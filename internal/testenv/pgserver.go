@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -108,6 +109,11 @@ func (s *PGServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
 // Kill that is crash recovery, which it waits for too.
 func (s *PGServer) Start() {
 	s.t.Helper()
+	s.start(0)
+}
+
+func (s *PGServer) start(attempt int) {
+	s.t.Helper()
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.Dir, "-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+s.Sock,
 		"-c", "fsync=off", "-c", "max_connections=200", "-c", "logging_collector=off")
@@ -138,6 +144,13 @@ func (s *PGServer) Start() {
 		cancel()
 		select {
 		case <-s.done:
+			// After a Kill, a backend may not be quite gone yet: the new
+			// postmaster then refuses the shared memory it still holds.
+			if attempt < 50 && strings.Contains(s.Log(), "pre-existing shared memory block") {
+				time.Sleep(100 * time.Millisecond)
+				s.start(attempt + 1)
+				return
+			}
 			s.t.Fatalf("postgres on port %d exited at start:\n%s", s.Port, s.Log())
 		default:
 		}
