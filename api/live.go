@@ -335,7 +335,13 @@ func (h *hub) run(ctx context.Context) error {
 		for i, src := range h.sources {
 			args[i], args[len(h.sources)+i] = src.key, at[i].id
 		}
-		res, err := h.s.rdb.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 256, Block: h.s.cfg.Live.Block}).Result()
+		var res []redis.XStream
+		var err error
+		if _, cluster := h.s.rdb.(*redis.ClusterClient); cluster {
+			res, err = h.readEach(ctx, args)
+		} else {
+			res, err = h.s.rdb.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 256, Block: h.s.cfg.Live.Block}).Result()
+		}
 		if ctx.Err() != nil {
 			h.closeAll()
 			return nil
@@ -361,6 +367,37 @@ func (h *hub) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// readEach is the read on a Redis Cluster, where the sources' streams sit in
+// different hash slots and one XREAD cannot span them: each is read without
+// blocking (one pipeline, split by node), with a short pause when all were
+// empty. args is XREAD's streams-then-ids list. Nothing new is redis.Nil.
+func (h *hub) readEach(ctx context.Context, args []string) ([]redis.XStream, error) {
+	n := len(args) / 2
+	cmds := make([]*redis.XStreamSliceCmd, n)
+	_, _ = h.s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i := range n {
+			cmds[i] = pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{args[i], args[n+i]}, Count: 256, Block: -1})
+		}
+		return nil
+	})
+	var out []redis.XStream
+	for _, c := range cmds {
+		res, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	if len(out) == 0 {
+		sleep(ctx, min(h.s.cfg.Live.Block, 100*time.Millisecond))
+		return nil, redis.Nil
+	}
+	return out, nil
 }
 
 // frames makes the frames of entry m of source i, read after position at.

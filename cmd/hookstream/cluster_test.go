@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +52,18 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 	}
 	survivors := []*proc{p.serve(procArgs("keep-a")...), p.serve(procArgs("keep-b")...)}
 	victim := p.serve(procArgs("victim")...)
+	// The API's live feed follows the cluster's streams too.
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	apiProc := p.serve("--roles", "api", "--api-insecure", "--api-addr", apiAddr)
+	testenv.WaitFor(t, 20*time.Second, "the API to listen", func() bool {
+		resp, err := http.Get("http://" + apiAddr + "/api/v1/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	liveEvents := followLive(t, "http://"+apiAddr+"/api/v1/live?types=event")
 
 	loads := []*load{
 		p.startLoad(recv[0].base+"/webhooks/dwolla", 150, 31),
@@ -125,6 +140,7 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 		}
 		return left == 0 && p.stored() >= int64(len(want))
 	})
+	testenv.WaitFor(t, 30*time.Second, "stored events on the live feed", func() bool { return liveEvents.Load() > 0 })
 	rep, err := sim.VerifyEvents(ctx, p.db, want)
 	if err != nil || !rep.OK() {
 		t.Fatalf("events table vs the simulators' ground truth: %v %v", rep, err)
@@ -159,9 +175,9 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 	if stored["keep-a"] == 0 || stored["keep-b"] == 0 {
 		t.Fatalf("the survivors' heartbeats: %+v; want both storing", final.Processors)
 	}
-	for _, r := range recv {
+	for _, r := range append(recv, apiProc) {
 		if strings.Contains(r.logs.String(), "CROSSSLOT") {
-			t.Fatalf("a receiver hit CROSSSLOT on the cluster:\n%s", r.logs.String())
+			t.Fatalf("a receiver or the API hit CROSSSLOT on the cluster:\n%s", r.logs.String())
 		}
 	}
 	for _, s := range survivors {
@@ -170,4 +186,36 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 			t.Fatalf("a processor hit CROSSSLOT on the cluster:\n%s", s.logs.String())
 		}
 	}
+}
+
+// followLive reads a live feed until the test ends and counts its "event"
+// messages.
+func followLive(t *testing.T, url string) *atomic.Int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			if sc.Text() == "event: event" {
+				n.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); resp.Body.Close(); <-done })
+	return &n
 }

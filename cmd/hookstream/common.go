@@ -37,7 +37,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.redisURL, "redis-url", defaultRedisURL, "Redis URL (redis://[user:pass@]host:port/db)")
+	fs.StringVar(&c.redisURL, "redis-url", defaultRedisURL, "Redis URL: redis://[user:pass@]host:port/db (rediss:// for TLS), any node of a Redis Cluster (detected at start), or a comma-separated list of cluster nodes (docs/scaling.md)")
 	fs.StringVar(&c.dbURL, "database-url", defaultDatabaseURL, "PostgreSQL URL")
 	fs.StringVar(&c.namespace, "namespace", "hs", "prefix of every Redis key, so several installations can share one Redis")
 	fs.IntVar(&c.partitions, "partitions", 16, "number of partition streams; must be the same for every process of one namespace")
