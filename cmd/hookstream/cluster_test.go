@@ -160,6 +160,24 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 	if final.Total.Pending != 0 {
 		t.Fatalf("status: %d pending at the end", final.Total.Pending)
 	}
+	// The operations commands against the cluster: pause, resume, dlq.
+	p.run("pause", "process")
+	testenv.WaitFor(t, 20*time.Second, "both survivors to report themselves paused", func() bool {
+		st, paused := p.status(), 0
+		for _, h := range st.Processors {
+			if strings.HasPrefix(h.Consumer, "keep-") && h.Paused {
+				paused++
+			}
+		}
+		return st.Paused && paused == 2
+	})
+	p.run("resume", "process")
+	if st := p.status(); st.Paused {
+		t.Fatal("status says paused after resume")
+	}
+	if out := p.run("dlq", "list"); strings.Contains(out, "CROSSSLOT") {
+		t.Fatalf("dlq list:\n%s", out)
+	}
 	took := false
 	for _, s := range survivors {
 		took = took || strings.Contains(s.logs.String(), "took over entries from an idle consumer")
