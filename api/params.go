@@ -1,8 +1,10 @@
 package api
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -29,17 +31,12 @@ func readParams(u *url.URL, allowed ...string) *params {
 			return p
 		}
 		if !slices.Contains(allowed, name) {
-			p.err = badParam(name, "unknown parameter; this route takes "+strings.Join(allowed, ", "))
+			p.err = badParam(name, "unknown parameter; this route takes "+cmp.Or(strings.Join(allowed, ", "), "none"))
 			return p
 		}
 		if len(vs) > 1 {
 			p.err = badParam(name, "given more than once; give one value (lists are comma-separated)")
 			return p
-		}
-	}
-	if len(allowed) == 0 && len(p.q) > 0 {
-		for name := range p.q {
-			p.err = badParam(name, "unknown parameter; this route takes none")
 		}
 	}
 	return p
@@ -138,6 +135,10 @@ func (p *params) cursor(kind string, v any) bool {
 	if err == nil && c.Kind != kind {
 		p.fail("cursor", "this cursor belongs to another listing ("+c.Kind+"); pass the next_cursor of this one")
 		return false
+	}
+	if err == nil && strings.Contains(string(c.At), `\u0000`) {
+		// No key this API gives holds a NUL (PostgreSQL's text cannot).
+		err = errors.New("NUL in a cursor")
 	}
 	if err == nil {
 		err = json.Unmarshal(c.At, v)

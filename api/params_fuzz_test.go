@@ -78,6 +78,9 @@ func FuzzCursorRoundTrip(f *testing.F) {
 		if kind == "" || !utf8.ValidString(kind) {
 			return // kinds are the API's own constants
 		}
+		if strings.ContainsRune(id, 0) {
+			return // keys come from PostgreSQL text, which holds no NUL (a cursor with one is refused)
+		}
 		type key struct {
 			N  int64  `json:"n"`
 			ID string `json:"id"`

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hookstream/hookstream/alert"
@@ -112,6 +113,7 @@ func (s *Server) register() {
 		if pattern != "/live" {
 			fn = withTimeout(RequestTimeout, fn)
 		}
+		fn = textOnly(fn)
 		s.mux.Handle(method+" "+v1+pattern, s.logged(s.authorized(scope, fn)))
 	}
 	h("GET", "/info", ScopeRead, s.info)
@@ -226,10 +228,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logged writes the access log line: method, path, status, duration and
-// the token's name (never its secret).
+// the token's name (never its secret). Every API answer also tells
+// browsers not to sniff it as something else than its Content-Type (an
+// error's detail repeats what the request gave).
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
@@ -283,6 +288,30 @@ func (s *Server) authorized(scope Scope, next http.HandlerFunc) http.Handler {
 		}
 		next(w, r.WithContext(withToken(r.Context(), name, has)))
 	})
+}
+
+// textOnly refuses a request whose path or query parameters hold bytes
+// that are not UTF-8, or NUL: no stored value holds them (PostgreSQL's
+// text cannot), and passed on they would fail in PostgreSQL as a 500.
+func textOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bad := func(s string) bool { return !utf8.ValidString(s) || strings.ContainsRune(s, 0) }
+		const detail = "holds a NUL or bytes that are not UTF-8; no stored value does"
+		if bad(r.URL.Path) {
+			writeProblem(w, r, http.StatusBadRequest, ProblemBadParameter, "path: "+detail, "path")
+			return
+		}
+		for name, vs := range r.URL.Query() {
+			for _, v := range vs {
+				if bad(name) || bad(v) {
+					name = strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", ""), "?")
+					writeProblem(w, r, http.StatusBadRequest, ProblemBadParameter, name+": "+detail, name)
+					return
+				}
+			}
+		}
+		next(w, r)
+	}
 }
 
 // RequestTimeout bounds every request but the live feed's.
