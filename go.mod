@@ -2,6 +2,8 @@ module github.com/hookstream/hookstream
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/DataDog/sketches-go v1.4.8
 	github.com/VictoriaMetrics/fastcache v1.13.2
@@ -49,7 +51,7 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

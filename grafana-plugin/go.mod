@@ -2,6 +2,8 @@ module github.com/hookstream/hookstream/grafana-plugin
 
 go 1.26.8
 
+toolchain go1.27.3
+
 // node_modules holds a Go package of an npm dependency (flatted): not ours to build or vet
 ignore ./node_modules
 
