@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -32,14 +33,29 @@ type PGServer struct {
 	Dir  string // the data directory
 	Sock string // the unix socket directory
 	cred *syscall.Credential
+	opts PGServerOptions
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// PGServerOptions configure a private PostgreSQL server.
+type PGServerOptions struct {
+	// TLS, when set, turns SSL on with this server certificate and lets
+	// TCP clients in over SSL only (pg_hba.conf: hostssl trust, hostnossl
+	// reject). URL then asks for sslmode=verify-full against the CA.
+	TLS *TLSFiles
 }
 
 // StartPGServer runs initdb in a temp dir and starts the server; it is killed
 // when the test ends. The test is skipped when no PostgreSQL server binaries
 // are installed.
 func StartPGServer(t testing.TB) *PGServer {
+	t.Helper()
+	return StartPGServerWith(t, PGServerOptions{})
+}
+
+// StartPGServerWith is StartPGServer configured by opts.
+func StartPGServerWith(t testing.TB, opts PGServerOptions) *PGServer {
 	t.Helper()
 	bin := PGBinDir
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
@@ -50,7 +66,7 @@ func StartPGServer(t testing.TB) *PGServer {
 		bin = filepath.Dir(p)
 	}
 	base := t.TempDir()
-	s := &PGServer{t: t, bin: bin, Port: FreePort(t), Dir: filepath.Join(base, "data"), Sock: filepath.Join(base, "sock")}
+	s := &PGServer{t: t, bin: bin, Port: FreePort(t), Dir: filepath.Join(base, "data"), Sock: filepath.Join(base, "sock"), opts: opts}
 	if err := os.Mkdir(s.Sock, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +96,9 @@ func StartPGServer(t testing.TB) *PGServer {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
+	if opts.TLS != nil {
+		s.setupTLS()
+	}
 	s.Start()
 	t.Cleanup(s.Kill)
 	return s
@@ -97,8 +116,41 @@ func pgCredential(t testing.TB) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// URL is the server's postgres:// URL (database postgres, user postgres).
+// setupTLS puts the server's certificate and key in the data directory,
+// owned by the user the server runs as (it refuses a key others can read),
+// and replaces pg_hba.conf: over TCP, SSL or nothing.
+func (s *PGServer) setupTLS() {
+	s.t.Helper()
+	for _, f := range []struct{ from, to string }{{s.opts.TLS.Cert, "server.crt"}, {s.opts.TLS.Key, "server.key"}} {
+		b, err := os.ReadFile(f.from)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		to := filepath.Join(s.Dir, f.to)
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		if s.cred != nil {
+			if err := os.Chown(to, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				s.t.Fatal(err)
+			}
+		}
+	}
+	hba := "local all all trust\n" +
+		"hostssl all all 127.0.0.1/32 trust\n" +
+		"hostnossl all all 127.0.0.1/32 reject\n"
+	if err := os.WriteFile(filepath.Join(s.Dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// URL is the server's postgres:// URL (database postgres, user postgres):
+// sslmode=disable, or with the TLS option sslmode=verify-full trusting the
+// test CA.
 func (s *PGServer) URL() string {
+	if s.opts.TLS != nil {
+		return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=verify-full&sslrootcert=%s", s.Port, url.QueryEscape(s.opts.TLS.CA))
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 }
 
@@ -117,6 +169,9 @@ func (s *PGServer) start(attempt int) {
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.Dir, "-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+s.Sock,
 		"-c", "fsync=off", "-c", "max_connections=200", "-c", "logging_collector=off")
+	if s.opts.TLS != nil {
+		cmd.Args = append(cmd.Args, "-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key")
+	}
 	cmd.Dir = "/"
 	// Its own process group, so Kill takes the backends down with the
 	// postmaster, as a crash of the machine would.
