@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/migrations"
@@ -69,7 +71,11 @@ func (c *common) connect(ctx context.Context, needDB bool) (*opsEnv, func(), err
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, nil, fmt.Errorf("connect to Redis at %s: %w", source("redis-url", c.redisURL, defaultRedisURL), err)
+		hint := ""
+		if errors.Is(err, io.EOF) && strings.HasPrefix(c.redisURL, "redis://") {
+			hint = "; if that server expects TLS, use rediss://"
+		}
+		return nil, nil, fmt.Errorf("connect to Redis at %s: %w%s", source("redis-url", c.redisURL, defaultRedisURL), err, hint)
 	}
 	env := &opsEnv{rdb: rdb, keys: stream.NewKeys(c.namespace, c.partitions)}
 	if needDB {
