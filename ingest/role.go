@@ -18,6 +18,9 @@ import (
 // finish and every accepted event is committed (Redis or spool) within it.
 const ShutdownWait = 20 * time.Second
 
+// MaxHeaderBytes caps a webhook request's headers (431 past it).
+const MaxHeaderBytes = 64 << 10
+
 // DrainWait bounds the first step of the stop: every response says
 // "Connection: close" until the clients' keep-alive connections are gone or
 // DrainWait has passed. A client then never sends a request on a connection
@@ -69,6 +72,8 @@ func NewRole(rdb redis.UniversalClient, keys stream.Keys, addr string, opts Opti
 				r.open.Add(-1)
 			}
 		},
+		// Dwolla's headers are a few hundred bytes; larger ones get 431.
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      15 * time.Second,

@@ -55,7 +55,7 @@ func TestProcessDrainsEveryContender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"hookstream": 2000, "journeys": 2000, "windows": 2000, "naive": 200, "copy": 2000}
+	want := map[string]int64{"hookstream": 2000, "journeys": 2000, "windows": 2000, "full": 2000, "naive": 200, "copy": 2000}
 	var names []string
 	for _, p := range rep.Phases {
 		names = append(names, p.Name)
@@ -63,7 +63,7 @@ func TestProcessDrainsEveryContender(t *testing.T) {
 			t.Errorf("%s stored %d events, want %d", p.Name, p.Events, want[p.Name])
 		}
 	}
-	if !slices.Equal(names, []string{"hookstream", "journeys", "windows", "naive", "copy"}) {
+	if !slices.Equal(names, []string{"hookstream", "journeys", "windows", "full", "naive", "copy"}) {
 		t.Errorf("phases %v", names)
 	}
 	if len(rep.Funnel) != 7 || !slices.IsSorted(rep.Funnel) {
