@@ -49,8 +49,8 @@ func TestChaosClusterFailover(t *testing.T) {
 	}
 	procs := []*proc{p.serve(processorArgs...), p.serve(processorArgs...)}
 	loads := []*load{
-		p.startLoad(recv[0].base+"/webhooks/dwolla", 500, 41),
-		p.startLoad(recv[1].base+"/webhooks/dwolla", 500, 42),
+		p.startLoad(recv[0].base+"/webhooks/dwolla", 800, 41),
+		p.startLoad(recv[1].base+"/webhooks/dwolla", 800, 42),
 	}
 
 	ctx := context.Background()
@@ -90,8 +90,9 @@ func TestChaosClusterFailover(t *testing.T) {
 	failover := time.Since(killedAt).Round(100 * time.Millisecond)
 	for _, l := range loads {
 		select {
-		case <-l.done:
-			t.Fatal("a simulator finished before the failover was over: the test needs more events")
+		case err := <-l.done:
+			l.done <- err // for its cleanup
+			t.Fatalf("a simulator finished before the failover was over (%s after the kill): the test needs more events", time.Since(killedAt).Round(100*time.Millisecond))
 		default:
 		}
 	}
