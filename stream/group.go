@@ -385,7 +385,35 @@ func (g *Group) Status(ctx context.Context) ([]PartitionStatus, error) {
 		}
 		out[p] = st
 	}
-	return out, nil
+	return out, g.correctLag(ctx, out)
+}
+
+// correctLag sets the lag of a partition to 0 when no entry lies after the
+// group's last delivered id, whatever Redis reported. Redis derives lag
+// from a counter of entries read, which a replica promoted by a failover
+// can hold wrong on Redis 7.0 (redis/redis#12898): the group then shows a
+// lag that never drains although nothing is left to deliver. One XREVRANGE
+// per partition that reports a lag.
+func (g *Group) correctLag(ctx context.Context, parts []PartitionStatus) error {
+	last := map[int]*redis.XMessageSliceCmd{}
+	_, _ = g.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, st := range parts {
+			if st.GroupReady && st.Lag != 0 && st.LastAcked != "" {
+				last[i] = pipe.XRevRangeN(ctx, st.Stream, "+", "-", 1)
+			}
+		}
+		return nil
+	})
+	for i, cmd := range last {
+		msgs, err := cmd.Result()
+		if err != nil {
+			return fmt.Errorf("newest entry of %s: %w", parts[i].Stream, err)
+		}
+		if len(msgs) == 0 || CompareIDs(msgs[0].ID, parts[i].LastAcked) <= 0 {
+			parts[i].Lag = 0
+		}
+	}
+	return nil
 }
 
 // CompareIDs orders two stream entry ids ("<ms>-<seq>").

@@ -127,3 +127,47 @@ func TestStatusAndIdleConsumerRemoval(t *testing.T) {
 		t.Fatalf("own pending %+v, %v; want 3 entries delivered twice", again, err)
 	}
 }
+
+// TestStatusIgnoresAPhantomLag: Redis derives a group's lag from a count of
+// entries read, which a failover can leave wrong on Redis 7.0
+// (redis/redis#12898). XGROUP SETID ... ENTRIESREAD makes the same wrong
+// count here: every entry delivered, yet Redis reports a lag. Status must
+// say 0, and still report a real lag.
+func TestStatusIgnoresAPhantomLag(t *testing.T) {
+	t.Parallel()
+	rdb, ns := testenv.Redis(t)
+	ctx := context.Background()
+	keys := stream.NewKeys(ns, 1)
+	g := stream.NewGroup(rdb, keys, "process")
+	if err := g.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(0), Values: []string{"id", "x"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.Do(ctx, "XGROUP", "SETID", keys.Stream(0), "process", "$", "ENTRIESREAD", 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := rdb.XInfoGroups(ctx, keys.Stream(0)).Result()
+	if err != nil || len(gs) != 1 || gs[0].Lag != 8 {
+		t.Fatalf("groups %+v, %v: want Redis itself to report the phantom lag of 8", gs, err)
+	}
+	st, err := g.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Lag != 0 {
+		t.Fatalf("lag %d, want 0: nothing lies after the last delivered entry", st[0].Lag)
+	}
+	// Three new entries: a real lag, reported as Redis counts it.
+	for range 3 {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(0), Values: []string{"id", "y"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err = g.Status(ctx); err != nil || st[0].Lag != 11 {
+		t.Fatalf("lag %d (%v), want Redis's 11 once entries wait", st[0].Lag, err)
+	}
+}
