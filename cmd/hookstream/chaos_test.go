@@ -472,7 +472,8 @@ func TestChaosRollingRestart(t *testing.T) {
 		progress(fmt.Sprintf("receiver %d restarted", i))
 	}
 	select {
-	case <-l.done:
+	case err := <-l.done:
+		l.done <- err // for its cleanup, which waits for it
 		t.Fatal("the load ended before the receivers' restarts were over: the test needs more events")
 	default:
 	}
