@@ -50,7 +50,7 @@ func ProcessCPU(comm string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	var ticks uint64
+	var total time.Duration
 	for _, d := range dirs {
 		if d.Name()[0] < '0' || d.Name()[0] > '9' {
 			continue
@@ -59,20 +59,38 @@ func ProcessCPU(comm string) time.Duration {
 		if err != nil {
 			continue
 		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != comm {
-			continue
+		if name, cpu, ok := statCPU(string(b)); ok && name == comm {
+			total += cpu
 		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseUint(f[11], 10, 64) // utime is field 14 of stat
-		k, _ := strconv.ParseUint(f[12], 10, 64) // stime, field 15
-		ticks += u + k
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
+	return total
+}
+
+// pidCPU returns the CPU time (user + system, all threads) process pid has
+// used so far, from /proc/<pid>/stat; 0 elsewhere.
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, cpu, _ := statCPU(string(b))
+	return cpu
+}
+
+// statCPU reads a /proc/<pid>/stat line: the command name and the CPU time
+// (utime + stime, fields 14 and 15, in ticks of USER_HZ, 100 on Linux).
+func statCPU(s string) (comm string, cpu time.Duration, ok bool) {
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, false
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	k, _ := strconv.ParseUint(f[12], 10, 64)
+	return s[open+1 : end], time.Duration(u+k) * time.Second / 100, true
 }
 
 // redisCPU returns the CPU time the Redis server has used so far (INFO cpu),

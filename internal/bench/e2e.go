@@ -426,27 +426,6 @@ func (r *e2eRun) cpuReading(ctx context.Context) map[string]time.Duration {
 	return m
 }
 
-// pidCPU returns the CPU time (user + system, all threads) process pid has
-// used so far, from /proc/<pid>/stat; 0 elsewhere.
-func pidCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 {
-		return 0
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	k, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(u+k) * time.Second / 100
-}
-
 // backlog is the group's undelivered plus pending entries.
 func (r *e2eRun) backlog(ctx context.Context) (int64, error) {
 	parts, err := stream.NewGroup(r.rdb, r.keys, "process").Status(ctx)
@@ -610,8 +589,7 @@ func (r *e2eRun) probe(ctx context.Context) ([]time.Duration, error) {
 		now := time.Now().UTC()
 		topic := fmt.Sprintf("bench_probe_%d", i)
 		id := fmt.Sprintf("%08x-0000-4000-9000-%012x", rand.Uint32(), i)
-		body := fmt.Appendf(nil, `{"id":%q,"topic":%q,"created":%q,"_links":{"resource":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"},"customer":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"}}}`,
-			id, topic, now.Format("2006-01-02T15:04:05.000Z"), i, i)
+		body := probeBody(id, topic, now, i)
 		wg.Go(func() {
 			d, err := r.visible(context.WithoutCancel(ctx), client, body, topic, now)
 			mu.Lock()
@@ -637,22 +615,8 @@ func (r *e2eRun) visible(ctx context.Context, client *http.Client, body []byte, 
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("probe answered %d", resp.StatusCode)
 	}
-	acked := time.Now()
-	w := windows.Start(created, time.Minute)
-	q := windows.MetricQuery{Window: time.Minute, Metric: windows.MetricCount, Filter: map[string][]string{"topic": {topic}}, From: w, To: w.Add(time.Minute)}
-	for {
-		res, err := windows.QueryMetrics(ctx, r.db, r.wcfg, q)
-		if err != nil {
-			return 0, err
-		}
-		if len(res.Points) > 0 && res.Points[0].Count > 0 {
-			return time.Since(acked), nil
-		}
-		if time.Since(acked) > 2*time.Minute {
-			return 0, fmt.Errorf("probe %s not visible after 2 minutes", topic)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval: part of what is measured, coarse enough not to load PostgreSQL
-	}
+	// 20 ms: coarse enough not to load PostgreSQL under the benchmark.
+	return waitCounted(ctx, r.db, r.wcfg, topic, created, time.Now(), 20*time.Millisecond, 2*time.Minute)
 }
 
 // slope is the least-squares growth per sample of v, ignoring the first

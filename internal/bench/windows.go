@@ -21,6 +21,7 @@ import (
 	"github.com/hookstream/hookstream/store"
 	"github.com/hookstream/hookstream/stream"
 	"github.com/hookstream/hookstream/windows"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // WindowsConfig configures Windows; each field is the flag of `hookstream
@@ -157,8 +158,7 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 			topic := fmt.Sprintf("bench_probe_%s_%d", phase, i)
 			now := time.Now().UTC()
 			id := fmt.Sprintf("%08x-0000-4000-9000-%012x", seq, i)
-			body := []byte(fmt.Sprintf(`{"id":%q,"topic":%q,"created":%q,"_links":{"resource":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"},"customer":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"}}}`,
-				id, topic, now.Format("2006-01-02T15:04:05.000Z"), i, i))
+			body := probeBody(id, topic, now, int64(i))
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 			req.Header.Set(dwolla.SignatureHeader, dwolla.Sign(secret, body))
 			resp, err := client.Do(req)
@@ -171,22 +171,11 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 				return lat, fmt.Errorf("probe answered %d", resp.StatusCode)
 			}
 			acked := time.Now()
-			w := windows.Start(now, time.Minute)
-			req2 := windows.MetricQuery{Window: time.Minute, Metric: windows.MetricCount, Filter: map[string][]string{"topic": {topic}}, From: w, To: w.Add(time.Minute)}
-			for {
-				res, err := windows.QueryMetrics(ctx, db, folder.Config(), req2)
-				if err != nil {
-					return lat, err
-				}
-				if len(res.Points) > 0 && res.Points[0].Count > 0 {
-					break
-				}
-				if time.Since(acked) > 30*time.Second {
-					return lat, fmt.Errorf("probe %s not visible after 30s", id)
-				}
-				time.Sleep(2 * time.Millisecond)
+			d, err := waitCounted(ctx, db, folder.Config(), topic, now, acked, 2*time.Millisecond, 30*time.Second)
+			if err != nil {
+				return lat, err
 			}
-			lat = append(lat, time.Since(acked))
+			lat = append(lat, d)
 		}
 		slices.Sort(lat)
 		return lat, nil
@@ -218,4 +207,32 @@ func Windows(ctx context.Context, c WindowsConfig) (WindowsReport, error) {
 	rep.Stored, rep.Batches = st.Stored, st.Batches
 	fmt.Fprintf(out, "  processor: %d stored in %d batches\n", st.Stored, st.Batches)
 	return rep, nil
+}
+
+// probeBody is a minimal signed-to-be webhook whose topic is its own, so its
+// count in a window is its alone.
+func probeBody(id, topic string, created time.Time, i int64) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"topic":%q,"created":%q,"_links":{"resource":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"},"customer":{"href":"https://api-sandbox.dwolla.com/customers/probe-%d"}}}`,
+		id, topic, created.UTC().Format("2006-01-02T15:04:05.000Z"), i, i)
+}
+
+// waitCounted polls the query layer every poll until the 1m window of
+// created, filtered to topic, counts the probe, and returns the time since
+// acked; an error past limit.
+func waitCounted(ctx context.Context, db *pgxpool.Pool, cfg windows.Config, topic string, created, acked time.Time, poll, limit time.Duration) (time.Duration, error) {
+	w := windows.Start(created, time.Minute)
+	q := windows.MetricQuery{Window: time.Minute, Metric: windows.MetricCount, Filter: map[string][]string{"topic": {topic}}, From: w, To: w.Add(time.Minute)}
+	for {
+		res, err := windows.QueryMetrics(ctx, db, cfg, q)
+		if err != nil {
+			return 0, err
+		}
+		if len(res.Points) > 0 && res.Points[0].Count > 0 {
+			return time.Since(acked), nil
+		}
+		if time.Since(acked) > limit {
+			return 0, fmt.Errorf("probe %s not visible after %s", topic, limit)
+		}
+		time.Sleep(poll) // the polling interval is part of what is measured
+	}
 }
